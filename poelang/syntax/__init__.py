@@ -1,0 +1,1 @@
+"""Front end: source text → AST with spans (`parser`), AST → canonical text (`fmt`)."""

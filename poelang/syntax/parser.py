@@ -1,0 +1,344 @@
+"""Source text → :class:`~poelang.syntax.ast.Module`, or diagnostics.
+
+The grammar (`grammar/poelang.lark`) is parsed by Lark's LALR parser with
+``strict=True``. A small post-lexer drops newlines inside brackets and merges
+blank and comment lines. Lark's exceptions are turned into poelang
+diagnostics here and go no further; after a syntax error the parser blanks out
+the broken statement and parses again, so one run reports every broken
+statement, not only the first.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from poelang.diagnostics import Diagnostic, Span
+from poelang.syntax import ast
+
+GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "poelang.lark"
+MAX_SYNTAX_ERRORS = 20
+
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSERS = {v: k for k, v in _OPENERS.items()}
+_TEXT = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
+
+
+class _BracketError(Exception):
+    def __init__(self, message: str, token: Token, opener: Token | None = None):
+        super().__init__(message)
+        self.token = token
+        self.opener = opener
+
+
+class _PostLexer:
+    """Ignores newlines inside ( ) and [ ]; merges runs of newlines."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        stack: list[Token] = []
+        pending_newline: Token | None = None
+        for token in stream:
+            if token.type == "_NL":
+                if not stack or stack[-1].type == "LBRACE":
+                    pending_newline = pending_newline or token
+                continue
+            if pending_newline is not None:
+                yield pending_newline
+                pending_newline = None
+            if token.type in _OPENERS:
+                stack.append(token)
+            elif token.type in _CLOSERS:
+                if not stack:
+                    raise _BracketError(f"unbalanced '{token.value}': nothing to close", token)
+                opener = stack.pop()
+                if _OPENERS[opener.type] != token.type:
+                    raise _BracketError(
+                        f"'{opener.value}' opened at {opener.line}:{opener.column} is closed by '{token.value}'",
+                        token,
+                        opener,
+                    )
+            yield token
+        if stack:
+            opener = stack[-1]
+            raise _BracketError(f"unexpected end of file: '{opener.value}' is never closed", opener, opener)
+        if pending_newline is not None:
+            yield pending_newline
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(
+        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="basic",  # the post-lexer holds newlines back, which the contextual lexer cannot follow
+        strict=True,
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=_PostLexer(),
+    )
+
+
+def parse_module(source: str, file: str = "<string>") -> tuple[ast.Module | None, list[Diagnostic]]:
+    """Parse one file. Returns the module (None if any syntax error) and diagnostics."""
+    diagnostics: list[Diagnostic] = []
+    text = source
+    for _ in range(MAX_SYNTAX_ERRORS):
+        comments: list[Token] = []
+        try:
+            tree = _parse_with_comments(text, comments)
+        except _BracketError as e:
+            diagnostics.append(_bracket_diagnostic(e, file))
+            return None, diagnostics
+        except UnexpectedInput as e:
+            diagnostic, line = _syntax_diagnostic(e, text, file)
+            diagnostics.append(diagnostic)
+            if line is None:
+                return None, diagnostics
+            blanked = _blank_statement(text, line)
+            if blanked == text:
+                return None, diagnostics
+            text = blanked
+            continue
+        if diagnostics:
+            return None, diagnostics
+        try:
+            statements = _ToAst(file).transform(tree)
+        except VisitError as e:  # a bad string escape, reported with its span
+            if isinstance(e.orig_exc, _EscapeError):
+                return None, [Diagnostic("error", str(e.orig_exc), e.orig_exc.span)]
+            raise
+        module_comments = [ast.Comment(str(t), t.line, t.column) for t in comments]
+        return ast.Module(file, source, statements, module_comments), []
+    return None, diagnostics
+
+
+def _parse_with_comments(text: str, comments: list) -> Tree:
+    # Lark's lexer_callbacks are fixed at construction; the COMMENT tokens are
+    # recovered from the text instead, which is cheap and keeps _lark() cached.
+    tree = _lark().parse(text)
+    comments.extend(_scan_comments(text))
+    return tree
+
+
+_COMMENT_OR_STRING = re.compile(r'"([^"\\\n]|\\.)*"|#[^\n]*')
+
+
+def _scan_comments(text: str) -> list[Token]:
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in _COMMENT_OR_STRING.finditer(line):
+            if match.group(0).startswith("#"):
+                found.append(Token("COMMENT", match.group(0), line=number, column=match.start() + 1))
+                break
+    return found
+
+
+# --- syntax errors -----------------------------------------------------------
+
+_TOKEN_NAMES = {
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_NL": "a newline",
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
+    "COMMA": "','", "EQUAL": "'='", "TILDE": "'~'", "STAR": "'*'", "SLASH": "'/'", "PLUS": "'+'",
+    "MINUS": "'-'", "CIRCUMFLEX": "'^'", "VBAR": "'|'", "AMPERSAND": "'&'", "BANG": "'!'", "DOT": "'.'",
+    "$END": "end of file",
+}
+
+
+def _token_name(kind: str) -> str:
+    if kind in _TOKEN_NAMES:
+        return _TOKEN_NAMES[kind]
+    pattern = _lark().get_terminal(kind).pattern if kind in _lark()._terminals_dict else None
+    if pattern is not None and pattern.type == "str":
+        return f"'{pattern.value}'"
+    return kind.lower()
+
+
+def _syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> tuple[Diagnostic, int | None]:
+    """The diagnostic for a Lark error, and the line to blank before retrying (None: stop)."""
+    if isinstance(e, UnexpectedCharacters):
+        char = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
+        span = Span(file, e.line, e.column, e.line, e.column + 1)
+        if char == '"':
+            end = text.find("\n", e.pos_in_stream)
+            end_col = e.column + ((end if end >= 0 else len(text)) - e.pos_in_stream)
+            span = Span(file, e.line, e.column, e.line, max(end_col, e.column + 1))
+            return Diagnostic("error", "unterminated string", span), e.line
+        return Diagnostic("error", f"unexpected character {char!r}", span), e.line
+    assert isinstance(e, UnexpectedToken)
+    token = e.token
+    if token.type == "$END":
+        line = text.count("\n") + 1
+        col = len(text) - (text.rfind("\n") + 1) + 1
+        return Diagnostic("error", "unexpected end of file", Span(file, line, col, line, col + 1)), None
+    expected = sorted({_token_name(k) for k in e.expected})
+    shown = f"; expected {_join(expected)}" if len(expected) <= 4 else ""
+    what = "a newline" if token.type == "_NL" else f"{_token_name(token.type) if token.type not in ('NAME', 'NUMBER', 'STRING') else repr(str(token))}"
+    if token.type == "_NL":
+        message = f"unexpected end of line{shown}"
+        span = Span(file, token.line, token.column, token.line, token.column + 1)
+    else:
+        message = f"unexpected {what}{shown}"
+        span = Span(file, token.line, token.column, token.end_line or token.line, token.end_column or token.column + 1)
+    return Diagnostic("error", message, span), token.line
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _bracket_diagnostic(e: _BracketError, file: str) -> Diagnostic:
+    t = e.token
+    return Diagnostic("error", str(e), Span(file, t.line, t.column, t.line, t.column + len(t.value)))
+
+
+def _blank_statement(text: str, line: int) -> str:
+    """Replace the statement around `line` with spaces (keeping positions) to parse on."""
+    lines = text.split("\n")
+    index = min(line, len(lines)) - 1
+
+    def starts_statement(s: str) -> bool:
+        return bool(s) and not s[0].isspace() and s[0] not in ")]}#"
+
+    start = index
+    while start > 0 and not starts_statement(lines[start]):
+        start -= 1
+    end = index + 1
+    while end < len(lines) and not starts_statement(lines[end]):
+        end += 1
+    for i in range(start, end):
+        lines[i] = " " * len(lines[i])
+    return "\n".join(lines)
+
+
+# --- parse tree → AST --------------------------------------------------------
+
+
+class _EscapeError(Exception):
+    def __init__(self, message: str, span: Span):
+        super().__init__(message)
+        self.span = span
+
+
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+_ESCAPE_RE = re.compile(r"\\(u\{([0-9A-Fa-f]{1,6})\}|.)")
+
+
+def unescape(body: str, span: Span) -> str:
+    def replace(match: re.Match) -> str:
+        if match.group(2) is not None:
+            code = int(match.group(2), 16)
+            if code > 0x10FFFF:
+                raise _EscapeError(f"invalid unicode escape '{match.group(0)}'", span)
+            return chr(code)
+        char = match.group(1)
+        if char in _ESCAPES:
+            return _ESCAPES[char]
+        raise _EscapeError(f"unknown escape '\\{char}' in string; use '\\\\' for a backslash", span)
+
+    return _ESCAPE_RE.sub(replace, body)
+
+
+_NUMBER_RE = re.compile(r"^(.*?)(%|px|deg)?$")
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer):
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _span(self, meta) -> Span:
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tspan(self, token: Token) -> Span:
+        return Span(self.file, token.line, token.column, token.end_line, token.end_column)
+
+    # statements
+    def start(self, meta, *statements):
+        return list(statements)
+
+    def import_stmt(self, meta, path, alias):
+        return ast.Import(self._span(meta), self._string(path), self._tspan(path), str(alias) if alias else None)
+
+    def let_stmt(self, meta, name, value):
+        return ast.Let(self._span(meta), str(name), self._tspan(name), value)
+
+    def sample_stmt(self, meta, name, value, settings):
+        return ast.Sample(self._span(meta), str(name), self._tspan(name), value, settings or [])
+
+    def save_stmt(self, meta, value, path, options):
+        return ast.Save(self._span(meta), value, self._string(path), self._tspan(path), options or [])
+
+    def with_block(self, meta, *settings):
+        return [s for s in settings if s is not None]
+
+    def setting(self, meta, name, value):
+        return ast.Setting(self._span(meta), str(name), self._tspan(name), value)
+
+    # expressions
+    def _bin(op):  # noqa: N805 - a factory used in the class body
+        def build(self, meta, left, right):
+            return ast.BinOp(self._span(meta), op, left, right)
+
+        return build
+
+    union, intersect, add, sub = _bin("|"), _bin("&"), _bin("+"), _bin("-")
+    mul, div, given, pow = _bin("*"), _bin("/"), _bin("given"), _bin("^")
+
+    def neg(self, meta, operand):
+        return ast.UnaryOp(self._span(meta), "-", operand)
+
+    def complement(self, meta, operand):
+        return ast.UnaryOp(self._span(meta), "!", operand)
+
+    def call(self, meta, func, args):
+        return ast.Call(self._span(meta), func, args or [])
+
+    def args(self, meta, *args):
+        return list(args)
+
+    def positional(self, meta, value):
+        return ast.Arg(self._span(meta), None, value)
+
+    def named(self, meta, name, value):
+        return ast.Arg(self._span(meta), str(name), value)
+
+    def subscript(self, meta, value, index):
+        return ast.Subscript(self._span(meta), value, index)
+
+    def attribute(self, meta, value, name):
+        return ast.Attribute(self._span(meta), value, str(name))
+
+    def name(self, meta, token):
+        return ast.Name(self._tspan(token), str(token))
+
+    def number(self, meta, token):
+        text = str(token)
+        digits, unit = _NUMBER_RE.match(text).groups()
+        return ast.Number(self._tspan(token), float(digits), unit, text)
+
+    def string(self, meta, token):
+        return ast.String(self._tspan(token), self._string(token))
+
+    def _string(self, token: Token) -> str:
+        return unescape(str(token)[1:-1], self._tspan(token))
+
+    def true(self, meta):
+        return ast.Constant(self._span(meta), True)
+
+    def false(self, meta):
+        return ast.Constant(self._span(meta), False)
+
+    def none(self, meta):
+        return ast.Constant(self._span(meta), None)
+
+    def list(self, meta, *items):
+        return ast.ListExpr(self._span(meta), [i for i in items if i is not None])
+
+    def tuple(self, meta, *items):
+        return ast.TupleExpr(self._span(meta), [i for i in items if i is not None])
