@@ -1,0 +1,17 @@
+"""poelang: a language for composing visual generative experts at inference time.
+
+    >>> import poelang
+    >>> program = poelang.parse('x ~ gaussian(mean=[1.0, 2.0])')
+    >>> program.ok
+    True
+
+The front doors are :func:`parse` and :func:`load` (text or a file → a checked
+:class:`Program`), the ``poelang`` command line, and :mod:`poelang.build` for
+building the same graphs with Python operators.
+"""
+from poelang.diagnostics import Diagnostic, PoeError
+from poelang.graph import Graph
+from poelang.program import Program, load, parse
+
+__all__ = ["Diagnostic", "Graph", "PoeError", "Program", "load", "parse"]
+__version__ = "0.1.0"

@@ -1,0 +1,194 @@
+"""Builtin value functions: loading, boxes, mask algebra, simulation and rendering.
+
+Each entry is a signature plus a typing rule (what the call returns, and the
+mistakes it can see statically); the code that computes the value at run time
+is named by ``implementation`` and lives in :mod:`poelang.values`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from poelang.experts.spec import Bound, FunctionSpec, Param
+from poelang.types import (
+    CameraT, DepthT, ImageT, MaskT, ObjectT, RegionT, SimulationT, TraceT, Type, VideoT,
+)
+
+_IMPL = "poelang.values"
+
+
+def _size(bound: Bound, param: str = "size") -> tuple[int | None, int | None]:
+    value = bound.values.get(param)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        h, w = int(value[0]), int(value[1])
+        if h <= 0 or w <= 0:
+            bound.error(f"size must be positive, got ({h}, {w})", param)
+            return (None, None)
+        return (h, w)
+    return (None, None)
+
+
+def _file_size(bound: Bound) -> tuple[int | None, int | None]:
+    """The size of an image file read from its header (cheap, no decode), if it exists."""
+    path = bound.values.get("path")
+    base = bound.values.get("__dir__")
+    if not isinstance(path, str):
+        return (None, None)
+    full = Path(base or ".") / path
+    if not full.exists():  # the checker warns about missing files separately
+        return (None, None)
+    try:
+        from PIL import Image
+
+        with Image.open(full) as image:
+            w, h = image.size
+        return (h, w)
+    except Exception:
+        return (None, None)
+
+
+def _loaded(kind):
+    def result(bound: Bound) -> Type:
+        h, w = _size(bound)
+        if h is None:
+            h, w = _file_size(bound)
+        return kind(h, w)
+
+    return result
+
+
+def _load_video(bound: Bound) -> Type:
+    h, w = _size(bound)
+    frames = bound.values.get("frames")
+    return VideoT(int(frames) if isinstance(frames, (int, float)) else None, h, w)
+
+
+def _box(bound: Bound) -> Type:
+    coords = [bound.values.get(p) for p in ("x0", "y0", "x1", "y1")]
+    units = [bound.values.get(f"__unit_{p}") for p in ("x0", "y0", "x1", "y1")]
+    for name, value, unit in zip(("x0", "y0", "x1", "y1"), coords, units):
+        if unit == "%" and isinstance(value, (int, float)) and not 0 <= value <= 100:
+            bound.error(f"{name} = {value:g}% is outside the canvas (0% to 100%)", name)
+        if isinstance(value, (int, float)) and value < 0:
+            bound.error(f"{name} must not be negative", name)
+    for lo, hi in (("x0", "x1"), ("y0", "y1")):
+        a, b = bound.values.get(lo), bound.values.get(hi)
+        ua, ub = bound.values.get(f"__unit_{lo}"), bound.values.get(f"__unit_{hi}")
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and _same_unit(ua, ub) and a >= b:
+            bound.error(f"empty box: {hi} must be greater than {lo}", hi)
+    return RegionT()
+
+
+def _same_unit(a, b) -> bool:
+    return (a == "%") == (b == "%")
+
+
+def _mask(bound: Bound) -> Type:
+    h, w = _size(bound)
+    return MaskT(h, w)
+
+
+def _same_mask(bound: Bound) -> Type:
+    t = bound.types["mask"]
+    return t if isinstance(t, MaskT) else MaskT()
+
+
+def _simulate(bound: Bound) -> Type:
+    h, w = _size(bound)
+    frames = bound.values.get("frames")
+    if isinstance(frames, (int, float)) and frames < 1:
+        bound.error("frames must be at least 1", "frames")
+    return SimulationT(int(frames) if isinstance(frames, (int, float)) else None, h, w)
+
+
+def _render(bound: Bound) -> Type:
+    h, w = _size(bound)
+    return SimulationT(1, h, w)
+
+
+def _frame(bound: Bound) -> Type:
+    t = bound.types["video"]
+    index = bound.values.get("index")
+    if isinstance(t, VideoT):
+        if isinstance(index, (int, float)) and t.f is not None and not -t.f <= index < t.f:
+            bound.error(f"frame {index:g} is out of range for a video of {t.f} frames", "index")
+        return ImageT(t.h, t.w)
+    if isinstance(t, (MaskT, DepthT)):
+        return type(t)(t.h, t.w)
+    return ImageT()
+
+
+_LOAD_PARAMS = (Param("path", "Text", doc="file path, relative to the program"),
+                Param("size", "Size?", None, "resize to (h, w)"))
+
+BUILTINS: dict[str, FunctionSpec] = {
+    spec.name: spec
+    for spec in [
+        FunctionSpec("load_image", "an RGB image from a file", _LOAD_PARAMS, _loaded(ImageT), f"{_IMPL}:load_image"),
+        FunctionSpec("load_mask", "a mask from a grayscale file (white = 1)", _LOAD_PARAMS, _loaded(MaskT), f"{_IMPL}:load_mask"),
+        FunctionSpec("load_depth", "a depth map from a grayscale file", _LOAD_PARAMS, _loaded(DepthT), f"{_IMPL}:load_depth"),
+        FunctionSpec(
+            "load_video", "frames of a video file",
+            _LOAD_PARAMS + (Param("frames", "Int?", None, "number of frames to read"),),
+            _load_video, f"{_IMPL}:load_video",
+        ),
+        FunctionSpec(
+            "box", "a rectangle x0, y0 (top left) to x1, y1, in pixels or percent of the canvas",
+            tuple(Param(n, "Length") for n in ("x0", "y0", "x1", "y1")), _box, f"{_IMPL}:box",
+        ),
+        FunctionSpec(
+            "box_mask", "a mask of the given size that is 1 inside a region",
+            (Param("region", "Region"), Param("size", "Size")), _mask, f"{_IMPL}:box_mask",
+        ),
+        FunctionSpec("blur", "a Gaussian-blurred (soft) mask", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask, f"{_IMPL}:blur"),
+        FunctionSpec("dilate", "a mask grown by a radius", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask, f"{_IMPL}:dilate"),
+        FunctionSpec("erode", "a mask shrunk by a radius", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask, f"{_IMPL}:erode"),
+        FunctionSpec(
+            "frame", "one frame of a video (or of per-frame masks and depths)",
+            (Param("video", "Video|Mask|Depth"), Param("index", "Int")), _frame, f"{_IMPL}:frame",
+        ),
+        FunctionSpec(
+            "sphere", "a sphere for the simulator or the renderer",
+            (Param("radius", "Number", 0.1), Param("position", "Vec3", (0.0, 0.0, 0.5)), Param("velocity", "Vec3", (0.0, 0.0, 0.0)),
+             Param("color", "Text", "red"), Param("name", "Text?", None, "name of its mask")),
+            lambda b: ObjectT(), f"{_IMPL}:scene_object",
+        ),
+        FunctionSpec(
+            "cube", "a cube for the simulator or the renderer",
+            (Param("size", "Number", 0.1), Param("position", "Vec3", (0.0, 0.0, 0.5)), Param("rotation", "Vec3", (0.0, 0.0, 0.0)),
+             Param("velocity", "Vec3", (0.0, 0.0, 0.0)), Param("color", "Text", "red"), Param("name", "Text?", None)),
+            lambda b: ObjectT(), f"{_IMPL}:scene_object",
+        ),
+        FunctionSpec(
+            "mesh", "a mesh asset (.obj, .glb) for the simulator or the renderer",
+            (Param("path", "Text"), Param("scale", "Number", 1.0), Param("position", "Vec3", (0.0, 0.0, 0.0)),
+             Param("rotation", "Vec3", (0.0, 0.0, 0.0)), Param("velocity", "Vec3", (0.0, 0.0, 0.0)), Param("name", "Text?", None)),
+            lambda b: ObjectT(), f"{_IMPL}:scene_object",
+        ),
+        FunctionSpec(
+            "camera", "a pinhole camera",
+            (Param("position", "Vec3", (1.5, 0.0, 1.0)), Param("lookat", "Vec3", (0.0, 0.0, 0.2)), Param("fov", "Angle", 40.0)),
+            lambda b: CameraT(), f"{_IMPL}:camera",
+        ),
+        FunctionSpec(
+            "simulate", "rigid-body simulation of objects on a ground plane (genesis-world): .rgb, .depth, .mask per frame",
+            (Param("objects", "List[Object]"), Param("camera", "Camera"), Param("frames", "Int", 16),
+             Param("fps", "Number", 8), Param("size", "Size", (64, 64))),
+            _simulate, f"{_IMPL}:simulate",
+        ),
+        FunctionSpec(
+            "render", "posed objects rendered into a camera (graphics engine): .rgb, .depth, .mask",
+            (Param("objects", "List[Object]"), Param("camera", "Camera"), Param("size", "Size", (64, 64))),
+            _render, f"{_IMPL}:render",
+        ),
+        FunctionSpec("trace", "the per-level trace of a sample, saved as a directory", (Param("sample", "Image|Video|Vector"),),
+                     lambda b: TraceT(), f"{_IMPL}:trace"),
+    ]
+}
+
+# Attributes of simulation results: name → type rule.
+SIMULATION_ATTRIBUTES = {
+    "rgb": lambda t: VideoT(t.f, t.h, t.w) if t.f != 1 else ImageT(t.h, t.w),
+    "depth": lambda t: DepthT(t.h, t.w, t.f if t.f != 1 else None),
+    "mask": lambda t: MaskT(t.h, t.w, t.f if t.f != 1 else None),
+}
+

@@ -1,0 +1,201 @@
+"""The `poelang` command line: run, check, fmt, graph, repl, experts.
+
+Exit codes: 0 success, 1 diagnostics in a program or a failed run, 2 usage.
+No user mistake ends in a Python traceback: diagnostics are printed GNU
+style (`file:line:col: error: message`, the line, a caret).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="poelang: compose visual generative experts (product of experts, annealed MCMC + SMC).",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _color() -> bool:
+    return sys.stderr.isatty()
+
+
+def _print_diagnostics(program) -> None:
+    if program.diagnostics:
+        typer.echo(program.render_diagnostics(color=_color()), err=True)
+
+
+def _parse_sets(sets: List[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+@app.command()
+def run(
+    file: Path = typer.Argument(..., help="the .poe program"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="where to save the (first) sample; overrides its save path"),
+    set_: List[str] = typer.Option([], "--set", help="override a sampler setting: key=value, or sample.key=value"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the program's)"),
+    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu, cuda, cuda:1"),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="write the per-level trace (PNG contact sheet + HTML) here"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+) -> None:
+    """Check FILE, then sample every `~` statement and write its outputs."""
+    from poelang.program import load
+
+    overrides = _parse_sets(set_)
+    if seed is not None:
+        overrides["seed"] = str(seed)
+    program = load(file, overrides=overrides)
+    _print_diagnostics(program)
+    if not program.ok:
+        raise typer.Exit(1)
+    from poelang.diagnostics import PoeError
+    from poelang.interpreter import RunError, run_program
+
+    try:
+        result = run_program(program, device=device, trace_dir=str(trace) if trace else None,
+                             output=str(output) if output else None, progress=not quiet)
+    except (PoeError, RunError) as e:
+        typer.echo(e.render(color=_color()), err=True)
+        raise typer.Exit(1)
+    for path in result.written:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def check(files: List[Path] = typer.Argument(..., help="programs to check")) -> None:
+    """Parse and type-check programs without loading any model."""
+    from poelang.program import load
+
+    failed = False
+    for file in files:
+        program = load(file)
+        _print_diagnostics(program)
+        failed |= not program.ok
+    if failed:
+        raise typer.Exit(1)
+    for file in files:
+        typer.echo(f"{file}: ok")
+
+
+@app.command()
+def fmt(
+    files: List[Path] = typer.Argument(..., help="programs to format in place"),
+    check_only: bool = typer.Option(False, "--check", help="only report files that would change (exit 1 if any)"),
+) -> None:
+    """Rewrite programs in canonical form (comments kept)."""
+    from poelang.syntax.fmt import format_source
+    from poelang.syntax.parser import parse_module
+    from poelang.diagnostics import SourceMap
+
+    changed, failed = [], False
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            typer.echo(f"{file}: error: cannot read file: {e}", err=True)
+            failed = True
+            continue
+        module, errors = parse_module(text, str(file))
+        if module is None:
+            sources = SourceMap()
+            sources.add(str(file), text)
+            typer.echo("\n".join(d.render(sources, _color()) for d in errors), err=True)
+            failed = True
+            continue
+        formatted = format_source(module)
+        if formatted != text:
+            changed.append(file)
+            if not check_only:
+                _write_atomic(file, formatted)
+    for file in changed:
+        typer.echo(f"{'would reformat' if check_only else 'reformatted'} {file}")
+    if failed or (check_only and changed):
+        raise typer.Exit(1)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    from poelang.outputs import write_text_atomic
+
+    write_text_atomic(path, text)
+
+
+@app.command()
+def graph(
+    file: Path = typer.Argument(..., help="the .poe program"),
+    as_json: bool = typer.Option(False, "--json", help="canonical graph JSON (the default)"),
+    as_dot: bool = typer.Option(False, "--dot", help="Graphviz dot"),
+) -> None:
+    """Print the typed expert graph of a program."""
+    from poelang.program import load
+
+    if as_json and as_dot:
+        raise typer.BadParameter("choose one of --json and --dot")
+    program = load(file)
+    _print_diagnostics(program)
+    if not program.ok:
+        raise typer.Exit(1)
+    typer.echo(program.graph.to_dot() if as_dot else program.graph.to_json(), nl=False)
+
+
+@app.command()
+def repl(history: Optional[Path] = typer.Option(None, "--history", help="history file (default ~/.poelang_history)")) -> None:
+    """Explore interactively: declare experts, inspect types and the graph, run small samples."""
+    from poelang import repl as repl_module
+
+    raise typer.Exit(repl_module.main(["--history", str(history)] if history else []))
+
+
+@app.command()
+def experts(name: Optional[str] = typer.Argument(None, help="show one expert's parameters")) -> None:
+    """List the registered experts and their signatures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from poelang.diagnostics import did_you_mean
+    from poelang.experts.registry import default_registry
+
+    registry = default_registry()
+    console = Console()
+    if name is not None:
+        spec = registry.get(name)
+        if spec is None:
+            typer.echo(f"error: no expert '{name}'{did_you_mean(name, registry.names())}", err=True)
+            raise typer.Exit(1)
+        console.print(f"[bold]{spec.name}[/bold] ({spec.kind}): {spec.doc}")
+        table = Table("parameter", "type", "default", "doc")
+        for p in spec.params:
+            table.add_row(p.name, p.type, "" if p.required else repr(p.default), p.doc)
+        console.print(table)
+        return
+    table = Table("expert", "kind", "signature", "doc")
+    for expert_name in registry.names():
+        spec = registry.get(expert_name)
+        table.add_row(spec.name, spec.kind, spec.signature(), spec.doc)
+    console.print(table)
+    for problem in registry.problems:
+        typer.echo(f"warning: {problem}", err=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the command line; returns the exit code (2 for usage errors, as Click does)."""
+    try:
+        app(args=argv, prog_name="poelang")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
+
+
+def console_main() -> None:
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Signatures of experts and builtin functions.
+
+A signature is data the checker reads (parameter names, types, defaults,
+domain, a one-line doc); it never imports torch. The code that runs an expert
+is named by a ``"module:function"`` string and imported only by ``run``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from poelang.types import Domain, Type
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # see poelang.types.accepts
+    default: Any = REQUIRED
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe(self) -> str:
+        text = f"{self.name}: {self.type}"
+        if not self.required:
+            text += f" = {_literal(self.default)}"
+        return text
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value + '"'
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_literal(v) for v in value) + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+@dataclass
+class Bound:
+    """What the checker knows about one call's arguments.
+
+    `types` has every parameter (defaults filled in); `values` holds the
+    literal Python value of an argument when it is a constant (numbers,
+    strings, tuples, lists of those), else None.
+    """
+
+    types: dict[str, Type]
+    values: dict[str, Any]
+    errors: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def error(self, message: str, param: str | None = None) -> None:
+        """Report a mistake, pointing at `param`'s argument when given."""
+        self.errors.append((message, param))
+
+
+@dataclass(frozen=True)
+class ExpertSpec:
+    """One expert of the library.
+
+    kind: "generative" (a flow model or analytic density), "simulator" (a
+    Gaussian expert around simulated frames) or "reward" (a discriminative
+    expert, a factor only as ``exp(reward)``).
+    """
+
+    name: str
+    kind: Literal["generative", "simulator", "reward"]
+    doc: str
+    params: tuple[Param, ...]
+    loader: str  # "module:function"; called as function(args: dict, context) at run time
+    domain: Callable[[Bound], Domain] | None = None  # for generative and simulator experts
+    scores: tuple[str, ...] = ("image",)  # for rewards: the domain kinds it scores
+    family: str = ""
+
+    def signature(self) -> str:
+        return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"
+
+    def load_function(self) -> Callable:
+        module, _, attr = self.loader.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A builtin value function (load_image, box, blur, simulate, …)."""
+
+    name: str
+    doc: str
+    params: tuple[Param, ...]
+    result: Callable[[Bound], Type]
+    implementation: str  # "module:function", run-time only
+    variadic: bool = False  # mask union(*masks) style; unused by most
+
+    def signature(self) -> str:
+        return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"
+
+
+# --- helpers for domain rules --------------------------------------------------
+
+
+def size_of(bound: Bound, *params: str, size_param: str = "size") -> tuple[int | None, int | None]:
+    """(h, w) from the first spatial argument whose size is known, else from `size_param`."""
+    from poelang.types import spatial_size
+
+    for name in params:
+        size = spatial_size(bound.types.get(name)) if name in bound.types else None
+        if size and size[0] is not None:
+            return size
+    value = bound.values.get(size_param)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    return (None, None)
+
+
+def image_domain(*params: str, size_param: str = "size") -> Callable[[Bound], Domain]:
+    """A domain rule: an image the size of the first known spatial argument, else `size`."""
+
+    def rule(bound: Bound) -> Domain:
+        return Domain("image", size_of(bound, *params, size_param=size_param))
+
+    return rule
+
+
+def video_domain(*params: str, frames_param: str = "frames", size_param: str = "size") -> Callable[[Bound], Domain]:
+    """A domain rule for video experts: frames × the size of the first known spatial argument."""
+    def rule(bound: Bound) -> Domain:
+        frames = None
+        for name in params:
+            t = bound.types.get(name)
+            if getattr(t, "f", None) is not None:
+                frames = t.f
+                break
+        if frames is None and isinstance(bound.values.get(frames_param), (int, float)):
+            frames = int(bound.values[frames_param])
+        h, w = size_of(bound, *params, size_param=size_param)
+        return Domain("video", (frames, h, w))
+
+    return rule

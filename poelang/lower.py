@@ -1,0 +1,919 @@
+"""AST → typed expert graph, with every static check on the way.
+
+The lowering walks the statements in order, evaluates each expression to a
+:class:`Val` (its type, how it appears as a graph argument, its literal value
+when it is a constant, and the factors it contributes when it is an expert
+product) and reports mistakes into a :class:`DiagnosticBag` instead of
+stopping at the first. An expression that failed gets the type ``AnyT``, which
+matches everything, so one mistake gives one message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from poelang import graph as g
+from poelang.builtins import BUILTINS, SIMULATION_ATTRIBUTES
+from poelang.diagnostics import DiagnosticBag, SourceMap, Span, did_you_mean
+from poelang.experts.registry import Registry
+from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
+from poelang.syntax import ast
+from poelang.types import (
+    AnyT, BoolT, Domain, ExpertT, FunctionT, ImageT, ListT, MaskT, ModuleT, NoneT, NumberT, ProductT,
+    RegionT, RewardT, SimulationT, TextT, TraceT, TupleT, Type, VideoT, DepthT, accepts, same_dims,
+    spatial_size,
+)
+
+SPECIAL_FUNCTIONS = {"exp": "exp(reward): a discriminative expert as the factor exp(reward)"}
+_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".mp4": "mp4", ".gif": "gif",
+            ".npy": "npy", ".safetensors": "safetensors"}
+
+
+@dataclass
+class FactorVal:
+    factor: g.Factor
+    domain: Domain | None
+    span: Span
+    region_literal: Any = None  # the box's literal coordinates, for canvas checks
+
+
+@dataclass
+class ProductVal:
+    factors: list[FactorVal] = field(default_factory=list)
+    rewards: list[tuple[g.Reward, Span]] = field(default_factory=list)
+
+
+@dataclass
+class Val:
+    type: Type
+    arg: g.ArgValue = None
+    literal: Any = None  # Python value of a constant, else None
+    unit: str | None = None  # numbers: None (real), "int", "%", "px", "deg"
+    product: ProductVal | None = None  # experts and products
+    rewards: list[tuple[str, float]] | None = None  # reward expressions: (expert id, weight)
+    span: Span | None = None
+    bad: bool = False  # already reported
+
+    @property
+    def is_const(self) -> bool:
+        return self.literal is not None
+
+
+BAD = Val(AnyT(), bad=True)
+
+
+@dataclass
+class Symbol:
+    val: Val
+    span: Span
+    kind: str  # "value", "expert", "sample", "module", "constant"
+    used: bool = False
+    file: str = ""
+
+
+class Lowerer:
+    """Lowers one program (a main module and its imports) into a Graph."""
+
+    def __init__(self, registry: Registry, sources: SourceMap, diagnostics: DiagnosticBag,
+                 overrides: list[tuple[str | None, ast.Setting]] | None = None):
+        self.registry = registry
+        self.sources = sources
+        self.diag = diagnostics
+        self.graph = g.Graph()
+        self.spans: dict[str, Span] = {}
+        self.env: dict[str, Symbol] = {}
+        self.counters: dict[str, int] = {}
+        self.overrides = overrides or []
+        self._import_stack: list[Path] = []
+        self._prefix = ""
+        self._base_dir = Path(".")
+
+    # --- statements ------------------------------------------------------------
+
+    def lower_module(self, module: ast.Module, base_dir: Path, is_import: bool = False) -> None:
+        self._base_dir = base_dir
+        for statement in module.statements:
+            if isinstance(statement, ast.Import):
+                self.lower_import(statement, base_dir)
+            elif isinstance(statement, ast.Let):
+                self.lower_let(statement)
+            elif is_import:
+                self.diag.warning("samples and saves of an imported file are not run", statement.span)
+            elif isinstance(statement, ast.Sample):
+                self.lower_sample(statement)
+            elif isinstance(statement, ast.Save):
+                self.lower_save(statement)
+
+    def finish(self) -> g.Graph:
+        for name, symbol in self.env.items():
+            if not symbol.used and symbol.kind in ("value", "expert", "constant") and "." not in name:
+                self.diag.warning(f"'{name}' is defined but never used", symbol.span)
+        return self.graph
+
+    def lower_import(self, statement: ast.Import, base_dir: Path) -> None:
+        from poelang.syntax.parser import parse_module
+
+        path = (base_dir / statement.path).resolve()
+        if path in self._import_stack:
+            self.diag.error(f"import cycle: {statement.path} imports itself", statement.path_span)
+            return
+        if not path.is_file():
+            self.diag.error(f"cannot import '{statement.path}': file not found", statement.path_span)
+            return
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            self.diag.error(f"cannot import '{statement.path}': {e}", statement.path_span)
+            return
+        display = _display_path(path)
+        self.sources.add(display, text)
+        module, errors = parse_module(text, display)
+        self.diag.extend(errors)
+        if module is None:
+            return
+        if statement.alias:
+            self._define(statement.alias, Symbol(Val(ModuleT(statement.path)), statement.span, "module", used=True))
+        saved_prefix, saved_dir = self._prefix, self._base_dir
+        self._prefix = f"{saved_prefix}{statement.alias}." if statement.alias else saved_prefix
+        self._import_stack.append(path)
+        try:
+            self.lower_module(module, path.parent, is_import=True)
+        finally:
+            self._import_stack.pop()
+            self._prefix, self._base_dir = saved_prefix, saved_dir
+
+    def lower_let(self, statement: ast.Let) -> None:
+        name = self._prefix + statement.name
+        if self._check_new_name(name, statement.name_span):
+            val = self.eval(statement.value, hint=name)
+            kind = "expert" if val.product is not None or val.rewards is not None else (
+                "constant" if val.is_const or isinstance(val.arg, (int, float, str, bool, g.Quantity)) else "value")
+            self._define(name, Symbol(val, statement.name_span, kind, used=bool(self._import_stack)))
+
+    def lower_sample(self, statement: ast.Sample) -> None:
+        name = statement.name
+        if not self._check_new_name(name, statement.name_span):
+            return
+        val = self.eval(statement.value)
+        settings = self.lower_settings(statement)
+        product = self._as_product(val, statement.value.span)
+        domain = None
+        if product is not None:
+            domain = self.check_product(product, statement)
+        if product is None or domain is None or settings is None:
+            self._define(name, Symbol(BAD, statement.name_span, "sample", used=True))
+            return
+        node = g.SampleNode(
+            id=name, domain=str(domain), factors=[f.factor for f in product.factors],
+            rewards=[r for r, _ in product.rewards], settings=settings,
+        )
+        self.graph.samples.append(node)
+        self.spans[name] = statement.span
+        self._define(name, Symbol(Val(domain.value_type(), g.Ref(ref=name)), statement.name_span, "sample", used=True))
+
+    def lower_save(self, statement: ast.Save) -> None:
+        val = self.eval(statement.value)
+        if val.bad:
+            return
+        suffix = Path(statement.path).suffix.lower()
+        if isinstance(val.type, TraceT):
+            if suffix:
+                self.diag.error("a trace is saved to a directory: drop the file extension", statement.path_span)
+                return
+            fmt = "trace"
+        elif suffix in _FORMATS:
+            fmt = _FORMATS[suffix]
+        else:
+            known = ", ".join(sorted(_FORMATS))
+            self.diag.error(f"unknown output format '{suffix or statement.path}'; use one of {known}", statement.path_span)
+            return
+        if not isinstance(val.arg, g.Ref):
+            self.diag.error(f"cannot save a {val.type}: save a sample, an image, a video, a mask or a trace", statement.value.span)
+            return
+        t = val.type
+        if fmt in ("png", "jpg") and not isinstance(t, (ImageT, MaskT, DepthT)):
+            hint = "; use .mp4 or .gif" if isinstance(t, (VideoT, SimulationT)) else ""
+            self.diag.error(f"a {t} cannot be saved as {fmt.upper()}{hint}", statement.path_span)
+            return
+        if fmt in ("mp4", "gif") and not isinstance(t, (VideoT, SimulationT)) and not (
+                isinstance(t, (MaskT, DepthT)) and t.f):
+            self.diag.error(f"a {t} is not a video; save it as .png", statement.path_span)
+            return
+        options: dict[str, g.ArgValue] = {}
+        for setting in statement.options:
+            if setting.name != "fps":
+                self.diag.error(f"unknown save option '{setting.name}'{did_you_mean(setting.name, ['fps'])}", setting.name_span)
+                continue
+            option = self.eval(setting.value)
+            if not option.bad and not (isinstance(option.literal, (int, float)) and option.literal > 0):
+                self.diag.error("fps must be a positive number", setting.value.span)
+                continue
+            if fmt not in ("mp4", "gif"):
+                self.diag.error("fps applies to videos only", setting.name_span)
+                continue
+            options["fps"] = option.literal
+        self.graph.outputs.append(g.OutputNode(value=val.arg, path=statement.path, format=fmt, options=options))
+
+    # --- settings -------------------------------------------------------------
+
+    def lower_settings(self, statement: ast.Sample) -> g.SamplerSettings | None:
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        ok = True
+        given = [(None, s) for s in statement.settings] + [
+            (target, s) for target, s in self.overrides if target in (None, statement.name)]
+        seen_in_program: set[str] = set()
+        for target, setting in given:
+            if setting.name not in g.SETTING_NAMES:
+                self.diag.error(f"unknown setting '{setting.name}'{did_you_mean(setting.name, g.SETTING_NAMES)}", setting.name_span)
+                ok = False
+                continue
+            from_program = setting in statement.settings
+            if from_program and setting.name in seen_in_program:
+                self.diag.error(f"setting '{setting.name}' is given twice", setting.name_span, ("first given here", spans[setting.name]))
+                ok = False
+                continue
+            if from_program:
+                seen_in_program.add(setting.name)
+            value = self.setting_value(setting.value)
+            if value is _INVALID:
+                ok = False
+                continue
+            values[setting.name] = value
+            spans[setting.name] = setting.span
+        try:
+            return g.SamplerSettings(**values) if ok else None
+        except ValidationError as e:
+            for error in e.errors():
+                loc = error["loc"]
+                span = spans.get(loc[0], statement.span) if loc else statement.span
+                message = _pydantic_message(error)
+                self.diag.error(f"{'setting ' + repr(loc[0]) + ': ' if loc else ''}{message}", span)
+            return None
+
+    def setting_value(self, expr: ast.Expr) -> Any:
+        """Settings are constants; a bare name is a symbol (`mcmc = langevin`)."""
+        if isinstance(expr, ast.Name) and expr.id not in self.env:
+            return expr.id
+        if isinstance(expr, ast.ListExpr):
+            items = [self.setting_value(i) for i in expr.items]
+            return _INVALID if any(i is _INVALID for i in items) else items
+        val = self.eval(expr)
+        if val.bad:
+            return _INVALID
+        if val.literal is None and not isinstance(val.type, NoneT):
+            self.diag.error(f"a setting must be a constant, got a {val.type}", expr.span)
+            return _INVALID
+        return val.literal
+
+    # --- products -------------------------------------------------------------
+
+    def _as_product(self, val: Val, span: Span) -> ProductVal | None:
+        if val.bad:
+            return None
+        if val.product is None:
+            if val.rewards is not None:
+                self.diag.error("a reward is a factor only as exp(reward)", span)
+            else:
+                self.diag.error(f"nothing to sample: a {val.type} is not a product of experts", span)
+            return None
+        return val.product
+
+    def check_product(self, product: ProductVal, statement: ast.Sample) -> Domain | None:
+        if not product.factors:
+            self.diag.error("nothing to sample: the product has no generative expert, only rewards", statement.value.span)
+            return None
+        full = [f for f in product.factors if f.factor.region_kind != "box"]
+        if not full:
+            self.diag.error("cannot tell the canvas: every expert is restricted to a box; add one over the whole canvas",
+                            statement.value.span)
+            return None
+        canvas = full[0].domain
+        ok = True
+        for f in full[1:]:
+            if f.domain is not None and canvas is not None and not f.domain.compatible(canvas):
+                self.diag.error(f"cannot multiply experts over {canvas} and {f.domain}", f.span,
+                                (f"'{full[0].factor.expert}' is over {canvas}", full[0].span))
+                ok = False
+        if canvas is None:
+            return None
+        for f in product.factors:
+            ok &= self._check_region(f, canvas)
+        for reward, span in product.rewards:
+            spec = self._spec_of(reward.expert)
+            if spec is not None and canvas.kind not in spec.scores:
+                self.diag.error(f"'{spec.name}' scores {' or '.join(spec.scores)}s, not {canvas.kind}s", span)
+                ok = False
+        ok &= self._check_parents(product)
+        return canvas if ok else None
+
+    def _spec_of(self, expert_id: str) -> ExpertSpec | None:
+        node = self.graph.node(expert_id)
+        return self.registry.get(node.expert) if isinstance(node, g.ExpertNode) else None
+
+    def _check_region(self, f: FactorVal, canvas: Domain) -> bool:
+        if f.factor.region_kind == "mask":
+            mask_type = self._type_of_ref(f.factor.region)
+            size = spatial_size(mask_type) if mask_type else None
+            if size and canvas.kind in ("image", "video") and not same_dims(size, canvas.shape[-2:]):
+                self.diag.error(f"mask is {_hw(size)} but the canvas is {_hw(canvas.shape[-2:])}", f.span)
+                return False
+            return True
+        if f.factor.region_kind != "box" or f.region_literal is None or canvas.kind == "vector":
+            return True
+        (x0, y0, x1, y1), units = f.region_literal
+        H, W = canvas.shape[-2:]
+        if H is None or W is None:
+            return True
+        pixels = []
+        for value, unit, extent in zip((x0, y0, x1, y1), units, (W, H, W, H)):
+            pixels.append(value / 100 * extent if unit == "%" else value)
+        if pixels[2] > W or pixels[3] > H:
+            self.diag.error(f"region reaches ({pixels[2]:g}, {pixels[3]:g}) px, outside the {_hw((H, W))} canvas", f.span)
+            return False
+        crop = (round(pixels[3] - pixels[1]), round(pixels[2] - pixels[0]))
+        if f.domain is not None and not same_dims(f.domain.shape[-2:], crop):
+            self.diag.error(
+                f"the expert is over {_hw(f.domain.shape[-2:])} but its region is {_hw(crop)}; give it size={crop}", f.span)
+            return False
+        return True
+
+    def _type_of_ref(self, ref: g.Ref | None) -> Type | None:
+        if ref is None:
+            return None
+        node = self.graph.node(ref.ref)
+        if isinstance(node, g.ValueNode):
+            return self._value_types.get(node.id)
+        return None
+
+    def _check_parents(self, product: ProductVal) -> bool:
+        experts = {f.factor.expert: f for f in product.factors}
+        ok = True
+        for f in product.factors:
+            for parent in f.factor.parents:
+                if parent == f.factor.expert:
+                    self.diag.error(f"'{parent}' is conditioned on itself", f.span)
+                    ok = False
+                elif parent not in experts:
+                    self.diag.error(f"'{f.factor.expert}' is conditioned on '{parent}', which is not a factor of this product", f.span)
+                    ok = False
+        if not ok:
+            return False
+        # A cycle in parent conditioning: depth-first search with colours.
+        state: dict[str, int] = {}
+
+        def visit(node: str, path: list[str]) -> list[str] | None:
+            state[node] = 1
+            for parent in experts[node].factor.parents:
+                if state.get(parent) == 1:
+                    return path + [node, parent]
+                if parent not in state:
+                    cycle = visit(parent, path + [node])
+                    if cycle:
+                        return cycle
+            state[node] = 2
+            return None
+
+        for name in experts:
+            if name not in state:
+                cycle = visit(name, [])
+                if cycle:
+                    start = cycle.index(cycle[-1])
+                    loop = " → ".join(cycle[start:])
+                    self.diag.error(f"cycle in parent conditioning: {loop}", experts[cycle[-2]].span)
+                    return False
+        return True
+
+    # --- expressions ----------------------------------------------------------
+
+    _value_types: dict[str, Type]
+
+    def eval(self, expr: ast.Expr, hint: str | None = None) -> Val:
+        if not hasattr(self, "_value_types"):
+            self._value_types = {}
+        method = getattr(self, "eval_" + type(expr).__name__)
+        val = method(expr, hint)
+        if val.span is None:
+            val.span = expr.span
+        return val
+
+    def eval_Number(self, expr: ast.Number, hint) -> Val:
+        if expr.unit:
+            return Val(NumberT(), g.Quantity(value=expr.value, unit=expr.unit), expr.value, expr.unit)
+        if expr.is_int:
+            return Val(NumberT(), int(expr.value), int(expr.value), "int")
+        return Val(NumberT(), expr.value, expr.value, None)
+
+    def eval_String(self, expr: ast.String, hint) -> Val:
+        return Val(TextT(), expr.value, expr.value)
+
+    def eval_Constant(self, expr: ast.Constant, hint) -> Val:
+        if expr.value is None:
+            return Val(NoneT(), None, None)
+        return Val(BoolT(), expr.value, expr.value)
+
+    def eval_ListExpr(self, expr: ast.ListExpr, hint) -> Val:
+        items = [self.eval(i) for i in expr.items]
+        if any(i.bad for i in items):
+            return BAD
+        elem: Type = AnyT()
+        for item in items:
+            if isinstance(elem, AnyT):
+                elem = item.type
+            elif type(item.type) is not type(elem):
+                self.diag.error(f"list items must have one type: {elem} and {item.type}", item.span)
+                return BAD
+        literal = [i.literal for i in items] if all(i.is_const for i in items) else None
+        return Val(ListT(elem), [i.arg for i in items], literal)
+
+    def eval_TupleExpr(self, expr: ast.TupleExpr, hint) -> Val:
+        items = [self.eval(i) for i in expr.items]
+        if any(i.bad for i in items):
+            return BAD
+        literal = tuple(i.literal for i in items) if all(i.is_const for i in items) else None
+        return Val(TupleT(tuple(i.type for i in items)), [i.arg for i in items], literal)
+
+    def eval_Name(self, expr: ast.Name, hint) -> Val:
+        name = expr.id
+        if name in self.env:
+            symbol = self.env[name]
+            symbol.used = True
+            if symbol.kind == "module":
+                self.diag.error(f"'{name}' is an imported module; use {name}.NAME", expr.span)
+                return BAD
+            return _copy(symbol.val, expr.span)
+        spec = self.registry.get(name)
+        if spec is not None:
+            return self.instantiate_expert(spec, [], expr.span, hint)
+        if name in BUILTINS or name in SPECIAL_FUNCTIONS:
+            self.diag.error(f"'{name}' is a function; call it: {name}(...)", expr.span)
+            return BAD
+        self.diag.error(f"undefined name '{name}'{did_you_mean(name, self._known_names())}", expr.span)
+        return BAD
+
+    def _known_names(self) -> list[str]:
+        return [*self.env, *self.registry.names(), *BUILTINS, *SPECIAL_FUNCTIONS]
+
+    def eval_Attribute(self, expr: ast.Attribute, hint) -> Val:
+        if isinstance(expr.value, ast.Name) and isinstance(self.env.get(expr.value.id, Symbol(BAD, expr.span, "")).val.type, ModuleT):
+            self.env[expr.value.id].used = True
+            qualified = f"{expr.value.id}.{expr.attr}"
+            if qualified in self.env:
+                return self.eval_Name(ast.Name(expr.span, qualified), hint)
+            names = [n.split(".", 1)[1] for n in self.env if n.startswith(expr.value.id + ".")]
+            self.diag.error(f"module '{expr.value.id}' has no '{expr.attr}'{did_you_mean(expr.attr, names)}", expr.span)
+            return BAD
+        value = self.eval(expr.value)
+        if value.bad:
+            return BAD
+        if isinstance(value.type, SimulationT):
+            rule = SIMULATION_ATTRIBUTES.get(expr.attr)
+            if rule is None:
+                self.diag.error(f"a simulation has no '{expr.attr}'{did_you_mean(expr.attr, SIMULATION_ATTRIBUTES)}; "
+                                f"it has {', '.join(SIMULATION_ATTRIBUTES)}", expr.span)
+                return BAD
+            return self._value_node(expr.attr, {"of": value.arg}, rule(value.type), hint)
+        self.diag.error(f"a {value.type} has no attribute '{expr.attr}'", expr.span)
+        return BAD
+
+    def eval_Subscript(self, expr: ast.Subscript, hint) -> Val:
+        value = self.eval(expr.value)
+        index = self.eval(expr.index)
+        if value.bad or index.bad:
+            return BAD
+        if value.product is not None:
+            if not isinstance(index.type, (RegionT, MaskT, AnyT)):
+                self.diag.error(f"an expert is restricted to a Region or a Mask, not a {index.type}", expr.index.span)
+                return BAD
+            kind = "box" if isinstance(index.type, RegionT) else "mask"
+            factors = []
+            for f in value.product.factors:
+                if f.factor.region is not None:
+                    self.diag.error(f"'{f.factor.expert}' is already restricted to a region", expr.span)
+                    return BAD
+                region_literal = self._box_literal(index)
+                factors.append(FactorVal(f.factor.model_copy(update={"region": index.arg, "region_kind": kind}),
+                                         f.domain, expr.span, region_literal))
+            return Val(value.type, value.arg, product=ProductVal(factors, list(value.product.rewards)))
+        if isinstance(value.type, (VideoT, MaskT, DepthT)) and getattr(value.type, "f", None) is not False:
+            return self.call_builtin(BUILTINS["frame"], [ast.Arg(expr.value.span, None, expr.value),
+                                                        ast.Arg(expr.index.span, None, expr.index)], expr.span, hint)
+        self.diag.error(f"a {value.type} cannot be indexed", expr.span)
+        return BAD
+
+    def _box_literal(self, region: Val):
+        node = self.graph.node(region.arg.ref) if isinstance(region.arg, g.Ref) else None
+        if not isinstance(node, g.ValueNode) or node.op != "box":
+            return None
+        coords, units = [], []
+        for p in ("x0", "y0", "x1", "y1"):
+            a = node.args[p]
+            if isinstance(a, g.Quantity):
+                coords.append(a.value)
+                units.append(a.unit)
+            elif isinstance(a, (int, float)):
+                coords.append(float(a))
+                units.append("px")
+            else:
+                return None
+        return coords, units
+
+    def eval_UnaryOp(self, expr: ast.UnaryOp, hint) -> Val:
+        operand = self.eval(expr.operand)
+        if operand.bad:
+            return BAD
+        t = operand.type
+        if expr.op == "-":
+            if isinstance(t, NumberT) and operand.is_const:
+                v = -operand.literal
+                return Val(NumberT(), g.Quantity(value=v, unit=operand.unit) if operand.unit in ("%", "px", "deg") else v,
+                           v, operand.unit)
+            if operand.rewards is not None:
+                return Val(t, rewards=[(e, -w) for e, w in operand.rewards])
+            self.diag.error(f"cannot negate a {t}", expr.span)
+            return BAD
+        if isinstance(t, MaskT):
+            return self._value_node("complement", {"mask": operand.arg}, t, hint)
+        self.diag.error(f"'!' takes a Mask, not a {t}", expr.span)
+        return BAD
+
+    def eval_BinOp(self, expr: ast.BinOp, hint) -> Val:
+        left = self.eval(expr.left)
+        right = self.eval(expr.right)
+        if left.bad or right.bad:
+            return BAD
+        op = expr.op
+        lt, rt = left.type, right.type
+        if isinstance(lt, NumberT) and isinstance(rt, NumberT) and op in "+-*/^":
+            return self._arithmetic(op, left, right, expr)
+        if op in ("|", "&"):
+            if isinstance(lt, MaskT) and isinstance(rt, MaskT):
+                if not same_dims((lt.h, lt.w), (rt.h, rt.w)):
+                    self.diag.error(f"masks of different sizes: {_hw((lt.h, lt.w))} and {_hw((rt.h, rt.w))}", expr.span)
+                    return BAD
+                return self._value_node("union" if op == "|" else "intersect", {"a": left.arg, "b": right.arg},
+                                        MaskT(lt.h or rt.h, lt.w or rt.w, lt.f or rt.f), hint)
+            hint_text = "; make a box a mask with box_mask(box, size=(h, w))" if RegionT() in (lt, rt) else ""
+            self.diag.error(f"'{op}' combines masks, not {lt} and {rt}{hint_text}", expr.span)
+            return BAD
+        if op == "*":
+            return self._multiply(left, right, expr)
+        if op == "/":
+            if left.rewards is not None and isinstance(rt, NumberT) and right.is_const and right.literal != 0:
+                return Val(lt, rewards=[(e, w / right.literal) for e, w in left.rewards])
+            self.diag.error(f"cannot divide a {lt} by a {rt}", expr.span)
+            return BAD
+        if op in "+-":
+            if left.rewards is not None and right.rewards is not None:
+                sign = 1.0 if op == "+" else -1.0
+                return Val(lt, rewards=left.rewards + [(e, sign * w) for e, w in right.rewards])
+            if left.rewards is not None or right.rewards is not None:
+                self.diag.error("adding a constant to a reward does not change the distribution", expr.span)
+                return BAD
+            self.diag.error(f"cannot {'add' if op == '+' else 'subtract'} a {lt} and a {rt}", expr.span)
+            return BAD
+        if op == "^":
+            if not (isinstance(rt, NumberT) and right.is_const and right.unit in (None, "int")):
+                self.diag.error(f"an exponent must be a number, got a {rt}", expr.right.span)
+                return BAD
+            if left.product is not None:
+                if right.literal <= 0:
+                    self.diag.error("an expert's exponent (temperature) must be positive", expr.right.span)
+                    return BAD
+                factors = [FactorVal(f.factor.model_copy(update={"exponent": f.factor.exponent * right.literal}),
+                                     f.domain, f.span, f.region_literal) for f in left.product.factors]
+                rewards = [(r.model_copy(update={"weight": r.weight * right.literal}), s) for r, s in left.product.rewards]
+                return Val(lt, left.arg, product=ProductVal(factors, rewards))
+            self.diag.error(f"cannot raise a {lt} to a power", expr.span)
+            return BAD
+        if op == "given":
+            return self._given(left, right, expr)
+        raise AssertionError(op)
+
+    def _arithmetic(self, op: str, left: Val, right: Val, expr: ast.BinOp) -> Val:
+        if not (left.is_const and right.is_const):
+            return Val(NumberT())
+        if {left.unit, right.unit} - {None, "int"}:
+            self.diag.error("arithmetic on numbers with units (%, px, deg) is not supported", expr.span)
+            return BAD
+        a, b = left.literal, right.literal
+        try:
+            value = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b, "^": lambda: a ** b}[op]()
+        except (ZeroDivisionError, OverflowError, ValueError) as e:
+            self.diag.error(f"arithmetic error: {e}", expr.span)
+            return BAD
+        if isinstance(value, complex):
+            self.diag.error("arithmetic error: complex result", expr.span)
+            return BAD
+        unit = "int" if left.unit == right.unit == "int" and op in "+-*" else None
+        return Val(NumberT(), value, value, unit)
+
+    def _multiply(self, left: Val, right: Val, expr: ast.BinOp) -> Val:
+        for number, other in ((left, right), (right, left)):
+            if isinstance(number.type, NumberT):
+                if other.rewards is not None and number.is_const:
+                    return Val(other.type, rewards=[(e, w * number.literal) for e, w in other.rewards])
+                if other.product is not None:
+                    self.diag.error(
+                        f"a constant factor does not change a distribution; for a temperature write expert^{_num(number.literal)}",
+                        expr.span)
+                    return BAD
+        for side in (left, right):
+            if side.rewards is not None:
+                self.diag.error("a reward is a factor only as exp(reward)", side.span)
+                return BAD
+        if left.product is not None and right.product is not None:
+            product = ProductVal(left.product.factors + right.product.factors, left.product.rewards + right.product.rewards)
+            seen: dict[str, Span] = {}
+            for f in product.factors:
+                if f.factor.expert in seen:
+                    self.diag.error(f"'{f.factor.expert}' appears twice in the product; use {f.factor.expert}^2 for its square",
+                                    f.span)
+                    return BAD
+                seen[f.factor.expert] = f.span
+            return Val(ProductT(None), product=product)
+        masks = isinstance(left.type, MaskT) and isinstance(right.type, MaskT)
+        self.diag.error(f"cannot multiply a {left.type} and a {right.type}" + ("; intersect masks with '&'" if masks else ""),
+                        expr.span)
+        return BAD
+
+    def _given(self, child: Val, parent: Val, expr: ast.BinOp) -> Val:
+        if child.product is None or not child.product.factors:
+            self.diag.error(f"'given' conditions a generative expert, not a {child.type}", expr.left.span)
+            return BAD
+        if parent.product is None or not parent.product.factors or parent.product.rewards:
+            what = "a reward" if parent.rewards is not None or (parent.product and parent.product.rewards) else f"a {parent.type}"
+            self.diag.error(f"an expert is conditioned on a generative expert, not {what}", expr.right.span)
+            return BAD
+        parents = [f.factor.expert for f in parent.product.factors]
+        factors = [FactorVal(f.factor.model_copy(update={"parents": f.factor.parents + parents}), f.domain, f.span,
+                             f.region_literal) for f in child.product.factors]
+        return Val(child.type, child.arg, product=ProductVal(factors, list(child.product.rewards)))
+
+    def eval_Call(self, expr: ast.Call, hint) -> Val:
+        func = expr.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and isinstance(
+                self.env.get(func.value.id, Symbol(BAD, expr.span, "")).val.type, ModuleT):
+            self.diag.error("calling a module's binding is not supported; bind the call in that module", func.span)
+            return BAD
+        if not isinstance(func, ast.Name):
+            self.diag.error("only functions and experts can be called", func.span)
+            return BAD
+        name = func.id
+        if name in self.env:
+            symbol = self.env[name]
+            symbol.used = True
+            self.diag.error(f"'{name}' is a {symbol.val.type}, not a function", func.span)
+            return BAD
+        if name == "exp":
+            return self.call_exp(expr)
+        if name in BUILTINS:
+            return self.call_builtin(BUILTINS[name], expr.args, expr.span, hint)
+        spec = self.registry.get(name)
+        if spec is not None:
+            return self.instantiate_expert(spec, expr.args, expr.span, hint)
+        self.diag.error(f"unknown function or expert '{name}'{did_you_mean(name, self._known_names())}", func.span)
+        return BAD
+
+    def call_exp(self, expr: ast.Call) -> Val:
+        if len(expr.args) != 1 or expr.args[0].name is not None:
+            self.diag.error("exp takes one reward: exp(reward)", expr.span)
+            return BAD
+        inner = self.eval(expr.args[0].value)
+        if inner.bad:
+            return BAD
+        if inner.rewards is None:
+            if inner.product is not None:
+                self.diag.error("exp() takes a reward; a generative expert is a factor as it is", expr.args[0].span)
+            elif isinstance(inner.type, NumberT):
+                self.diag.error("exp of a constant is a constant factor: it does not change the distribution", expr.args[0].span)
+            else:
+                self.diag.error(f"exp() takes a reward, not a {inner.type}", expr.args[0].span)
+            return BAD
+        rewards = [(g.Reward(expert=e, weight=w), expr.span) for e, w in inner.rewards]
+        return Val(ProductT(None), product=ProductVal([], rewards))
+
+    # --- calls ----------------------------------------------------------------
+
+    def bind(self, name: str, params: tuple[Param, ...], args: list[ast.Arg], span: Span) -> tuple[dict[str, Val], dict[str, Span], bool]:
+        """Match arguments to parameters; report unknown, duplicate, missing and ill-typed ones."""
+        by_name = {p.name: p for p in params}
+        bound: dict[str, Val] = {}
+        spans: dict[str, Span] = {}
+        ok = True
+        positional_done = False
+        for i, arg in enumerate(args):
+            if arg.name is None:
+                if positional_done:
+                    self.diag.error("a positional argument cannot follow a named one", arg.span)
+                    ok = False
+                    continue
+                if i >= len(params):
+                    self.diag.error(f"{name}() takes at most {len(params)} positional argument{'s' * (len(params) != 1)}", arg.span)
+                    ok = False
+                    continue
+                param = params[i]
+            else:
+                positional_done = True
+                if arg.name not in by_name:
+                    self.diag.error(f"{name}() has no argument '{arg.name}'{did_you_mean(arg.name, by_name)}", arg.span)
+                    ok = False
+                    continue
+                param = by_name[arg.name]
+            if param.name in bound:
+                self.diag.error(f"argument '{param.name}' of {name}() is given twice", arg.span)
+                ok = False
+                continue
+            val = self.eval(arg.value)
+            if val.bad:
+                ok = False
+                continue
+            if not accepts(param.type, val.type, val.unit):
+                self.diag.error(f"argument '{param.name}' of {name}() expects {_describe(param.type)}, got {_describe_val(val)}",
+                                arg.value.span)
+                ok = False
+                continue
+            bound[param.name] = val
+            spans[param.name] = arg.value.span
+        for param in params:
+            if param.name not in bound and param.required and ok:  # after other errors, likely a cascade
+                self.diag.error(f"{name}() is missing argument '{param.name}' ({param.type})", span)
+                ok = False
+        return bound, spans, ok
+
+    def _complete(self, params: tuple[Param, ...], bound: dict[str, Val]) -> tuple[dict[str, g.ArgValue], Bound]:
+        args: dict[str, g.ArgValue] = {}
+        info = Bound({}, {})
+        for param in params:
+            if param.name in bound:
+                val = bound[param.name]
+                args[param.name] = val.arg
+                info.types[param.name] = val.type
+                info.values[param.name] = val.literal
+                info.values[f"__unit_{param.name}"] = val.unit
+            else:
+                args[param.name] = _default_arg(param.default)
+                info.types[param.name] = _type_of_literal(param.default)
+                info.values[param.name] = param.default
+        info.values["__dir__"] = str(self._base_dir)
+        return args, info
+
+    def _report_bound_errors(self, info: Bound, spans: dict[str, Span], call_span: Span) -> bool:
+        for message, param in info.errors:
+            self.diag.error(message, spans.get(param, call_span) if param else call_span)
+        return not info.errors
+
+    def call_builtin(self, spec: FunctionSpec, args: list[ast.Arg], span: Span, hint: str | None) -> Val:
+        bound, spans, ok = self.bind(spec.name, spec.params, args, span)
+        if not ok:
+            return BAD
+        graph_args, info = self._complete(spec.params, bound)
+        result = spec.result(info)
+        if not self._report_bound_errors(info, spans, span):
+            return BAD
+        if spec.name.startswith("load_") and isinstance(info.values.get("path"), str):
+            if not (self._base_dir / info.values["path"]).exists():
+                self.diag.warning(f"file not found: {info.values['path']} (the run will need it)", spans["path"])
+        if spec.name == "box_mask":
+            self._check_box_in_canvas(bound.get("region"), info, spans)
+        return self._value_node(spec.name, graph_args, result, hint)
+
+    def _check_box_in_canvas(self, region: Val | None, info: Bound, spans: dict[str, Span]) -> None:
+        size = info.values.get("size")
+        literal = self._box_literal(region) if region is not None else None
+        if literal is None or not isinstance(size, tuple):
+            return
+        (x0, y0, x1, y1), units = literal
+        H, W = size
+        for value, unit, extent, axis in zip((x1, y1), units[2:], (W, H), ("x1", "y1")):
+            if unit != "%" and value > extent:
+                self.diag.error(f"region {axis} = {value:g} px is outside the {_hw((H, W))} canvas", spans["region"])
+
+    def instantiate_expert(self, spec: ExpertSpec, args: list[ast.Arg], span: Span, hint: str | None) -> Val:
+        bound, spans, ok = self.bind(spec.name, spec.params, args, span)
+        if not ok:
+            return BAD
+        graph_args, info = self._complete(spec.params, bound)
+        domain = spec.domain(info) if spec.domain else None
+        if not self._report_bound_errors(info, spans, span):
+            return BAD
+        if domain is not None and domain.kind in ("image", "video"):
+            for name, val in bound.items():
+                size = spatial_size(val.type)
+                if size and not same_dims(size, domain.shape[-2:]):
+                    self.diag.error(f"argument '{name}' is {_hw(size)} but {spec.name}'s canvas is {_hw(domain.shape[-2:])}",
+                                    spans[name])
+                    return BAD
+        node_id = self._new_id(spec.name, hint)
+        self.graph.experts.append(g.ExpertNode(id=node_id, expert=spec.name, kind=spec.kind, args=graph_args,
+                                               domain=str(domain) if domain else None))
+        self.spans[node_id] = span
+        if spec.kind == "reward":
+            return Val(RewardT(spec.scores), g.Ref(ref=node_id), rewards=[(node_id, 1.0)])
+        factor = FactorVal(g.Factor(expert=node_id), domain, span)
+        return Val(ExpertT(domain, spec.kind), g.Ref(ref=node_id), product=ProductVal([factor]))
+
+    # --- helpers --------------------------------------------------------------
+
+    def _value_node(self, op: str, args: dict[str, g.ArgValue], type_: Type, hint: str | None) -> Val:
+        node_id = self._new_id(op, hint)
+        self.graph.values.append(g.ValueNode(id=node_id, op=op, args=args, type=str(type_)))
+        self._value_types[node_id] = type_
+        return Val(type_, g.Ref(ref=node_id))
+
+    def _new_id(self, op: str, hint: str | None) -> str:
+        if hint is not None and self.graph.node(hint) is None:
+            return hint
+        self.counters[op] = self.counters.get(op, 0) + 1
+        return f"{op}#{self.counters[op]}"
+
+    def _check_new_name(self, name: str, span: Span) -> bool:
+        if name in self.env:
+            previous = self.env[name].span
+            self.diag.error(f"'{name}' is already defined", span, ("first defined here", previous))
+            return False
+        return True
+
+    def _define(self, name: str, symbol: Symbol) -> None:
+        self.env[name] = symbol
+
+
+class _Invalid:
+    pass
+
+
+_INVALID = _Invalid()
+
+
+def _copy(val: Val, span: Span) -> Val:
+    return Val(val.type, val.arg, val.literal, val.unit, val.product, val.rewards, span, val.bad)
+
+
+def _default_arg(value: Any) -> g.ArgValue:
+    if isinstance(value, (tuple, list)):
+        return [_default_arg(v) for v in value]
+    return value
+
+
+def _type_of_literal(value: Any) -> Type:
+    if value is None:
+        return NoneT()
+    if isinstance(value, bool):
+        return BoolT()
+    if isinstance(value, (int, float)):
+        return NumberT()
+    if isinstance(value, str):
+        return TextT()
+    if isinstance(value, tuple):
+        return TupleT(tuple(_type_of_literal(v) for v in value))
+    if isinstance(value, list):
+        return ListT(_type_of_literal(value[0]) if value else AnyT())
+    return AnyT()
+
+
+def _hw(size) -> str:
+    h, w = size
+    return f"{'?' if h is None else h}×{'?' if w is None else w}"
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else "2"
+
+
+def _describe(spec: str) -> str:
+    optional = spec.endswith("?")
+    parts = spec.rstrip("?").split("|")
+    text = " or ".join({"Int": "an integer", "Length": "a length (px or %)", "Angle": "an angle (deg)",
+                        "Size": "a size (h, w)", "Vec3": "a 3-vector (x, y, z)"}.get(p, p) for p in parts)
+    return text + (" or none" if optional else "")
+
+
+def _describe_val(val: Val) -> str:
+    if isinstance(val.type, NumberT) and val.is_const:
+        return f"{val.literal:g}{val.unit if val.unit in ('%', 'px', 'deg') else ''}"
+    if isinstance(val.type, TextT) and val.is_const:
+        return f'"{val.literal}"'
+    return str(val.type)
+
+
+def _pydantic_message(error: dict) -> str:
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected', 'one of the allowed values')}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        ops = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
+        bound = next(iter(ctx.values()), "?")
+        return f"must be {ops[kind]} {bound}, got {error.get('input')!r}"
+    message = error.get("msg", "invalid value")
+    return message.removeprefix("Value error, ").rstrip(".").lower() if message else "invalid value"
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

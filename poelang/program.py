@@ -1,0 +1,141 @@
+"""Programs: parse, lower and check a `.poe` file into an expert graph.
+
+    >>> import poelang
+    >>> program = poelang.parse('x ~ gaussian(mean=[0.0, 1.0]) with { particles = 8 }')
+    >>> program.ok, program.graph.samples[0].settings.particles
+    (True, 8)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from poelang.diagnostics import Diagnostic, DiagnosticBag, PoeError, SourceMap, Span
+from poelang.experts.registry import Registry, default_registry
+from poelang.graph import Graph
+from poelang.lower import Lowerer
+from poelang.syntax import ast
+from poelang.syntax.parser import parse_module
+
+OVERRIDE_FILE = "<--set>"
+
+
+@dataclass
+class Program:
+    """A checked program: its graph (when there are no errors) and its diagnostics."""
+
+    file: str
+    source: str
+    module: ast.Module | None
+    graph: Graph | None
+    diagnostics: list[Diagnostic]
+    sources: SourceMap
+    spans: dict[str, Span] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+
+    @property
+    def ok(self) -> bool:
+        return self.graph is not None and not any(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    def render_diagnostics(self, color: bool = False) -> str:
+        return "\n".join(d.render(self.sources, color) for d in self.diagnostics)
+
+    def raise_for_errors(self) -> "Program":
+        if not self.ok:
+            raise PoeError(self.errors, self.sources)
+        return self
+
+    def run(self, *, seed: int | None = None, device: str = "cpu", trace_dir: str | None = None,
+            callback=None, **overrides: Any):
+        """Sample every `~` statement; keyword arguments override settings (`particles=8`)."""
+        from poelang.interpreter import run_program
+
+        program = self
+        if overrides or seed is not None:
+            settings = {k: _python_to_source(v) for k, v in overrides.items()}
+            if seed is not None:
+                settings["seed"] = str(int(seed))
+            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings)
+        program.raise_for_errors()
+        return run_program(program, device=device, trace_dir=trace_dir, callback=callback)
+
+
+def _python_to_source(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_python_to_source(v) for v in value) + "]"
+    if isinstance(value, str):
+        return value if value.isidentifier() else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, sources: SourceMap) -> list[tuple[str | None, ast.Setting]]:
+    """`key=value` pairs from the command line or Python, as settings. `x.key` targets sample x."""
+    parsed: list[tuple[str | None, ast.Setting]] = []
+    for i, (key, text) in enumerate(overrides.items(), start=1):
+        target, _, name = key.rpartition(".")
+        line = f"{name} = {text}"
+        module, errors = parse_module(f"__set__ ~ 0 with {{ {line} }}", OVERRIDE_FILE)
+        sources.add(OVERRIDE_FILE, f"__set__ ~ 0 with {{ {line} }}")
+        if errors or module is None:
+            diagnostics.error(f"cannot read --set {key}={text}", Span(OVERRIDE_FILE, 0, 0, 0, 0))
+            continue
+        sample = module.statements[0]
+        assert isinstance(sample, ast.Sample)
+        parsed.extend((target or None, s) for s in sample.settings)
+    return parsed
+
+
+def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], source: str, file: str, *,
+                   base_dir: Path, registry: Registry | None = None,
+                   overrides: Mapping[str, str] | None = None) -> Program:
+    """Lower an already parsed module (from text, or built from Python) into a Program."""
+    sources = SourceMap()
+    sources.add(file, source)
+    bag = DiagnosticBag()
+    bag.extend(parse_errors)
+    graph = None
+    spans: dict[str, Span] = {}
+    if module is not None:
+        settings = parse_overrides(overrides or {}, bag, sources)
+        lowerer = Lowerer(registry or default_registry(), sources, bag, settings)
+        lowerer._import_stack.append((base_dir / file).resolve())
+        lowerer.lower_module(module, base_dir)
+        graph = lowerer.finish()
+        spans = lowerer.spans
+    if bag.has_errors:
+        graph = None
+    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir)
+
+
+def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
+                   registry: Registry | None = None, overrides: Mapping[str, str] | None = None) -> Program:
+    """Parse, lower and check program text."""
+    module, errors = parse_module(source, file)
+    base = Path(base_dir) if base_dir is not None else Path(".")
+    return compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides)
+
+
+def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
+    """Check program text; relative paths in it are read from the current directory."""
+    return compile_source(source, file, **kwargs)
+
+
+def load(path: str | Path, **kwargs: Any) -> Program:
+    """Read and check a `.poe` file; paths in it are relative to the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        bag = DiagnosticBag()
+        bag.error(f"cannot read file: {e.strerror if isinstance(e, OSError) else e}", Span(str(path), 0, 0, 0, 0))
+        return Program(str(path), "", None, None, bag.items, SourceMap())
+    return compile_source(text, str(path), base_dir=path.parent, **kwargs)
