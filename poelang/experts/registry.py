@@ -14,7 +14,7 @@ from poelang.experts.spec import ExpertSpec
 
 ENTRY_POINT_GROUP = "poelang.experts"
 STDLIB_MODULES = (
-    "stdlib_experts.analytic",
+    "stdlib_experts.analytic_signatures",
     "stdlib_experts.flux",
     "stdlib_experts.vlm",
     "stdlib_experts.wan",
@@ -54,13 +54,8 @@ def _specs_of(obj) -> list[ExpertSpec]:
 def default_registry() -> Registry:
     registry = Registry()
     for module_name in STDLIB_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:  # pragma: no cover - TEMPORARY while analytic.py is written
-            if e.name != module_name:
-                raise
-            continue
-        for spec in getattr(module, "EXPERTS", ()):
+        module = importlib.import_module(module_name)
+        for spec in module.EXPERTS:
             registry.register(spec)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.value.split(":")[0] in STDLIB_MODULES:
