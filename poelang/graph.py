@@ -80,14 +80,15 @@ class SamplerSettings(_Model):
     ``--set key=value`` overrides.
     """
 
-    levels: int = Field(30, ge=1, le=100_000, description="annealing levels T")
+    levels: int = Field(50, ge=1, le=100_000, description="annealing levels T")
     schedule: Union[Literal["linear", "flux_shift"], list[float]] = Field("linear", description="σ schedule, or σ values from 1 to 0")
     shift: float = Field(3.0, gt=0, description="time shift of the flux_shift schedule")
-    particles: int = Field(4, ge=1, le=65_536, description="particles L")
-    mcmc: Literal["none", "langevin", "mala", "hmc"] = Field("langevin", description="MCMC kernel at each level")
+    particles: int = Field(8, ge=1, le=65_536, description="particles L")
+    mcmc: Literal["auto", "none", "langevin", "mala", "hmc"] = Field(
+        "auto", description="MCMC kernel at each level; auto: MALA when every expert has a density, else Langevin")
     mcmc_steps: int = Field(1, ge=0, le=10_000, description="MCMC steps K per level")
-    step_size: float = Field(0.1, gt=0, description="MCMC step size, relative to σ²")
-    leapfrog: int = Field(5, ge=1, le=1000, description="HMC leapfrog steps")
+    step_size: float = Field(0.5, gt=0, description="MCMC step size η/variance, relative to σ² (stable below 2)")
+    leapfrog: int = Field(3, ge=1, le=1000, description="HMC leapfrog steps")
     cond_updates: int = Field(2, ge=0, le=1000, description="conditional-expert updates per level (paper Eq. 7)")
     cond_lambda: float = Field(0.1, ge=0, description="step λ of the conditional updates")
     resample: Literal["none", "multinomial", "systematic", "residual", "stratified", "median"] = Field(
@@ -96,10 +97,13 @@ class SamplerSettings(_Model):
     ess_threshold: float = Field(0.5, gt=0, le=1, description="resample when ESS < threshold · L")
     resample_times: list[float] = Field(default_factory=list, description="fractions of the schedule in (0, 1) to resample at")
     weighting: Literal["exact", "greedy"] = Field("exact", description="exact: telescoping weights, output drawn from the weighted particles; greedy: the paper's, output the best")
+    annealing: Literal["auto", "ais", "flow"] = Field(
+        "auto", description="ais: exact annealed importance weights (analytic experts); flow: the paper's Euler + MCMC path")
     adaptive_temper: bool = Field(False, description="temper the reward weight by bisection on ESS")
     init: Literal["noise"] = Field("noise", description="start from Gaussian noise (inversion of an input: issue #6)")
     seed: int = Field(0, ge=0, description="random seed: the same program and seed give the same result")
     output: Literal["auto", "best", "all", "sample"] = Field("auto", description="auto: sample for exact weighting, best for greedy")
+    num_samples: int = Field(1, ge=1, description="draws from the weighted particles when output = sample")
     max_batch: int | None = Field(None, ge=1, description="split expert calls into batches of at most this many particles")
 
     @field_validator("resample_times")

@@ -14,7 +14,7 @@ from poelang.experts.spec import ExpertSpec
 
 ENTRY_POINT_GROUP = "poelang.experts"
 STDLIB_MODULES = (
-    "stdlib_experts.analytic_signatures",
+    "stdlib_experts.analytic_experts",
     "stdlib_experts.flux",
     "stdlib_experts.vlm",
     "stdlib_experts.wan",

@@ -1,4 +1,4 @@
-"""Signatures of the analytic experts (their torch code is in `analytic.py`).
+"""The analytic experts: signatures and loaders (their torch math is in `analytic.py`).
 
 Analytic experts have closed-form velocities and log densities on the
 rectified-flow path, so products of them have known answers: they are what
@@ -9,7 +9,7 @@ from __future__ import annotations
 from poelang.experts.spec import Bound, ExpertSpec, Param
 from poelang.types import Domain, ImageT, VideoT
 
-_IMPL = "stdlib_experts.analytic"
+_IMPL = "stdlib_experts.analytic_experts"
 
 
 def _vector_length(value) -> int | None:
@@ -97,3 +97,56 @@ EXPERTS = [
         loader=f"{_IMPL}:load_halfspace", scores=("vector",), family="analytic",
     ),
 ]
+
+
+# --- loaders: graph arguments → torch experts (run time only) ---------------------
+
+
+def _tensor(value, shape=None):
+    from poelang._lazy import lazy_import
+
+    torch = lazy_import("torch")
+    t = value if hasattr(value, "shape") else torch.tensor(value, dtype=torch.float64)
+    t = t.to(torch.float64)
+    return t.expand(shape).clone() if shape is not None and tuple(t.shape) != tuple(shape) else t
+
+
+def load_gaussian(args: dict, context):
+    from stdlib_experts.analytic import GaussianFlow
+
+    std = args["std"]
+    var = _tensor(std) ** 2
+    mean = _tensor(args["mean"], context.event_shape)
+    if var.dim() > 0:
+        var = var.expand(context.event_shape).clone() if tuple(var.shape) != tuple(context.event_shape) else var
+    return GaussianFlow(mean, var=var, name=context.name)
+
+
+def load_mixture(args: dict, context):
+    from stdlib_experts.analytic import MixtureFlow
+
+    var = _tensor(args["std"]) ** 2
+    return MixtureFlow(_tensor(args["weights"]), _tensor(args["means"]), var=var, name=context.name)
+
+
+def load_simulator(args: dict, context):
+    from stdlib_experts.analytic import SimulatorGaussian
+
+    target = _tensor(args["target"])
+    mask = args.get("mask")
+    support = None
+    if mask is not None:  # the simulator has an opinion where its (soft) mask is above one half
+        support = (_tensor(mask) > 0.5).to(target.dtype).expand(target.shape).clone()
+    return SimulatorGaussian(target, float(args["weight"]), mask=support, name=context.name)
+
+
+def load_quadratic(args: dict, context):
+    from stdlib_experts.analytic import QuadraticReward
+
+    return QuadraticReward(_tensor(args["center"], context.event_shape), scale=float(args["scale"]), name=context.name)
+
+
+def load_halfspace(args: dict, context):
+    from stdlib_experts.analytic import HalfSpaceReward
+
+    return HalfSpaceReward(_tensor(args["normal"]), float(args["offset"]), name=context.name)

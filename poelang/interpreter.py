@@ -1,0 +1,260 @@
+"""Binds a checked graph to experts and the inference engine, and writes outputs.
+
+graph → values (poelang.values) → experts (registry loaders) → a
+:class:`poelang.infer.Problem` per sample → :func:`poelang.infer.sample` →
+files. The engine knows nothing of the language; this module is the only
+place where the two meet. Failures the user can cause (a missing file, an
+expert that cannot load, a sampler that loses every particle) become a
+:class:`RunError` pointing at the statement, never a traceback.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from poelang import graph as g
+from poelang import values as V
+from poelang.diagnostics import Diagnostic, PoeError, Span
+from poelang.experts.registry import default_registry
+from poelang.experts.unavailable import ExpertUnavailable
+
+
+class RunError(PoeError):
+    """A run-time failure, rendered like a diagnostic at the statement that caused it."""
+
+
+@dataclass
+class ExpertContext:
+    """What a loader is told about the expert it builds."""
+
+    name: str
+    event_shape: tuple[int, ...]
+    device: str
+    base_dir: Path
+
+
+@dataclass
+class RunResult:
+    samples: dict[str, Any] = field(default_factory=dict)  # sample id → poelang.infer.Result
+    written: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def event_shape(domain: str) -> tuple[int, ...]:
+    """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w)."""
+    kind, _, dims = domain.partition("[")
+    sizes = tuple(int(d) for d in dims.rstrip("]").split(","))
+    return {"vector": sizes, "image": (3, *sizes), "video": (sizes[0], 3, *sizes[1:])}[kind]
+
+
+class Interpreter:
+    def __init__(self, program, device: str = "cpu", progress: bool = False,
+                 callback: Callable | None = None):
+        self.program = program
+        self.graph: g.Graph = program.graph
+        self.device = device
+        self.progress = progress
+        self.callback = callback
+        self.registry = default_registry()
+        self.context = V.Context(program.base_dir, device)
+        self._values: dict[str, Any] = {}
+        self._experts: dict[str, Any] = {}
+        self.result = RunResult()
+
+    # --- errors ---------------------------------------------------------------
+
+    def fail(self, message: str, node_id: str | None) -> RunError:
+        span = self.program.spans.get(node_id) if node_id else None
+        diagnostic = Diagnostic("error", message, span or Span(self.program.file, 0, 0, 0, 0))
+        return RunError([diagnostic], self.program.sources)
+
+    # --- values ---------------------------------------------------------------
+
+    def resolve(self, arg: g.ArgValue) -> Any:
+        if isinstance(arg, g.Ref):
+            return self.value(arg.ref)
+        if isinstance(arg, g.Quantity):
+            return V.Quantity(arg.value, arg.unit)
+        if isinstance(arg, list):
+            return [self.resolve(a) for a in arg]
+        return arg
+
+    def value(self, node_id: str) -> Any:
+        if node_id in self._values:
+            return self._values[node_id]
+        node = self.graph.node(node_id)
+        if isinstance(node, g.SampleNode):
+            result = self.run_sample(node)
+            value = result.samples[0]
+        elif isinstance(node, g.ValueNode):
+            args = {k: self.resolve(v) for k, v in node.args.items()}
+            try:
+                value = V.OPS[node.op](self.context, **args)
+            except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
+                raise self.fail(str(e), node_id) from None
+        else:
+            raise self.fail(f"'{node_id}' is an expert, not a value", node_id)
+        self._values[node_id] = value
+        return value
+
+    # --- experts --------------------------------------------------------------
+
+    def expert(self, node_id: str, shape: tuple[int, ...]) -> Any:
+        if node_id in self._experts:
+            return self._experts[node_id]
+        node = self.graph.node(node_id)
+        assert isinstance(node, g.ExpertNode)
+        spec = self.registry.get(node.expert)
+        if spec is None:
+            raise self.fail(f"expert '{node.expert}' is not registered in this environment", node_id)
+        args = {k: self.resolve(v) for k, v in node.args.items()}
+        own_shape = event_shape(node.domain) if node.domain else shape
+        context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir)
+        try:
+            expert = spec.load_function()(args, context)
+        except ExpertUnavailable as e:
+            raise self.fail(f"cannot load '{node_id}' ({node.expert}): {e}", node_id) from None
+        except (ValueError, OSError) as e:
+            raise self.fail(f"cannot load '{node_id}' ({node.expert}): {e}", node_id) from None
+        self._experts[node_id] = expert
+        return expert
+
+    # --- samples --------------------------------------------------------------
+
+    def problem(self, node: g.SampleNode):
+        from poelang import infer
+
+        shape = event_shape(node.domain)
+        factors = []
+        index = {f.expert: i for i, f in enumerate(node.factors)}
+        for f in node.factors:
+            region, mask = None, None
+            if f.region_kind == "box":
+                box = self.value(f.region.ref)
+                h, w = shape[-2:]
+                x0, y0, x1, y1 = box.pixels(h, w)
+                region = (slice(None),) * (len(shape) - 2) + (slice(y0, y1), slice(x0, x1))
+            elif f.region_kind == "mask":
+                m = self.value(f.region.ref).float()
+                mask = m.expand(shape).clone() if m.dim() == 2 else m.unsqueeze(-3).expand(shape).clone()
+            factors.append(infer.Factor(self.expert(f.expert, shape), exponent=f.exponent, region=region, mask=mask,
+                                        parents=tuple(index[p] for p in f.parents)))
+        rewards = [infer.RewardFactor(self.expert(r.expert, shape), weight=r.weight) for r in node.rewards]
+        return infer.Problem(shape=shape, factors=factors, rewards=rewards)
+
+    @staticmethod
+    def settings(s: g.SamplerSettings):
+        from poelang import infer
+
+        return infer.Settings(
+            levels=s.levels, schedule=s.schedule, shift=s.shift, particles=s.particles, kernel=s.mcmc,
+            mcmc_steps=s.mcmc_steps, step_size=s.step_size, hmc_leapfrog=s.leapfrog,
+            cond_updates=s.cond_updates, cond_lambda=s.cond_lambda, resample=s.resample,
+            resample_when=s.resample_when, ess_threshold=s.ess_threshold,
+            resample_times=tuple(s.resample_times) or (0.25, 0.5, 0.75), weighting=s.weighting,
+            annealing=s.annealing, init=s.init, seed=s.seed, output=s.output, num_samples=s.num_samples,
+            max_batch=s.max_batch, adaptive_temper=s.adaptive_temper,
+        )
+
+    def run_sample(self, node: g.SampleNode):
+        from poelang import infer
+
+        if node.id in self.result.samples:
+            return self.result.samples[node.id]
+        problem = self.problem(node)
+        settings = self.settings(node.settings)
+        with _Progress(node.id, node.settings.levels, enabled=self.progress) as bar:
+            def on_level(info):
+                bar.update(info)
+                if self.callback is not None:
+                    self.callback(node.id, info)
+
+            try:
+                result = infer.sample(problem, settings, callback=on_level, device=self.device)
+            except (infer.SamplerError, infer.SettingsError) as e:
+                raise self.fail(str(e), node.id) from None
+        self.result.samples[node.id] = result
+        self._values[node.id] = result.samples[0]
+        return result
+
+    # --- outputs --------------------------------------------------------------
+
+    def run(self, output: str | None = None, trace_dir: str | None = None) -> RunResult:
+        from poelang import writers
+
+        started = time.perf_counter()
+        for node in self.graph.samples:
+            self.run_sample(node)
+        outputs = list(self.graph.outputs)
+        if output is not None:
+            outputs = _override_output(outputs, output, self.graph)
+        for out in outputs:
+            target = out.value.ref
+            node = self.graph.node(target)
+            try:
+                if out.format == "trace":
+                    sample_id = node.args["sample"].ref
+                    self.result.written += writers.write_trace(out.path, sample_id, self.result.samples[sample_id])
+                else:
+                    data = self.result.samples[target] if target in self.result.samples else self.value(target)
+                    self.result.written.append(writers.write_value(out.path, out.format, data, out.options))
+            except OSError as e:
+                raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
+        if trace_dir is not None:
+            for sample_id, result in self.result.samples.items():
+                folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
+                self.result.written += writers.write_trace(folder, sample_id, result)
+        self.result.seconds = time.perf_counter() - started
+        return self.result
+
+
+def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> list[g.OutputNode]:
+    """`-o PATH` replaces the path of the first saved sample (or adds one)."""
+    from poelang.lower import _FORMATS
+
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise RunError([Diagnostic("error", f"-o {path}: unknown output format; use one of {', '.join(sorted(_FORMATS))}",
+                                   Span("<command line>", 0, 0, 0, 0))])
+    samples = {s.id for s in graph.samples}
+    for i, out in enumerate(outputs):
+        if out.value.ref in samples and out.format != "trace":
+            return outputs[:i] + [out.model_copy(update={"path": path, "format": fmt})] + outputs[i + 1:]
+    return outputs + [g.OutputNode(value=g.Ref(ref=graph.samples[0].id), path=path, format=fmt)]
+
+
+class _Progress:
+    """A Rich progress bar: level, σ, ESS, best score, elapsed and remaining time."""
+
+    def __init__(self, name: str, levels: int, enabled: bool):
+        self.enabled = enabled
+        self.name, self.levels = name, levels
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(f"{self.name} ~", total=self.levels, info="")
+        return self
+
+    def update(self, info) -> None:
+        if self.enabled:
+            best = float(info.scores.max()) if info.scores.numel() else float("nan")
+            text = f"level {info.level}/{self.levels}  σ={info.sigma:.3f}  ESS={info.ess:.1f}  best={best:.3g}"
+            self.bar.update(self.task, completed=info.level, info=text)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+
+def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
+                progress: bool = False, callback: Callable | None = None) -> RunResult:
+    """Run a checked program; raises RunError (a PoeError) on user-facing failures."""
+    program.raise_for_errors()
+    return Interpreter(program, device, progress, callback).run(output=output, trace_dir=trace_dir)
