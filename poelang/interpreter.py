@@ -181,13 +181,13 @@ class Interpreter:
 
     # --- outputs --------------------------------------------------------------
 
-    def run(self, output: str | None = None, trace_dir: str | None = None) -> RunResult:
+    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
         from poelang import writers
 
         started = time.perf_counter()
         for node in self.graph.samples:
             self.run_sample(node)
-        outputs = list(self.graph.outputs)
+        outputs = list(self.graph.outputs) if write else []
         if output is not None:
             outputs = _override_output(outputs, output, self.graph)
         for out in outputs:
@@ -254,7 +254,7 @@ class _Progress:
 
 
 def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
-                progress: bool = False, callback: Callable | None = None) -> RunResult:
+                progress: bool = False, callback: Callable | None = None, write: bool = True) -> RunResult:
     """Run a checked program; raises RunError (a PoeError) on user-facing failures."""
     program.raise_for_errors()
-    return Interpreter(program, device, progress, callback).run(output=output, trace_dir=trace_dir)
+    return Interpreter(program, device, progress, callback).run(output=output, trace_dir=trace_dir, write=write)

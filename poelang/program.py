@@ -51,8 +51,13 @@ class Program:
         return self
 
     def run(self, *, seed: int | None = None, device: str = "cpu", trace_dir: str | None = None,
-            callback=None, **overrides: Any):
-        """Sample every `~` statement; keyword arguments override settings (`particles=8`)."""
+            callback=None, write: bool = False, **overrides: Any):
+        """Sample every `~` statement; keyword arguments override settings (`particles=8`).
+
+        Returns a RunResult whose `.samples[name]` is the engine's Result for each
+        sample. The program's `save` statements are carried out only with
+        `write=True` (the command line always writes).
+        """
         from poelang.interpreter import run_program
 
         program = self
@@ -62,7 +67,7 @@ class Program:
                 settings["seed"] = str(int(seed))
             program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings)
         program.raise_for_errors()
-        return run_program(program, device=device, trace_dir=trace_dir, callback=callback)
+        return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write)
 
 
 def _python_to_source(value: Any) -> str:

@@ -1,0 +1,38 @@
+"""The examples of docs/language.md: ```poe blocks check clean, ```poe-error
+blocks are rejected with the diagnostic quoted after them."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import poelang
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+BLOCK = re.compile(r"```(poe|poe-error)\n(.*?)```\n(?:\n    (error: [^\n]*))?", re.S)
+BLOCKS = [(m.group(1), m.group(2), m.group(3), DOC[: m.start()].count("\n") + 1) for m in BLOCK.finditer(DOC)]
+
+
+def test_the_doc_has_examples():
+    kinds = [k for k, *_ in BLOCKS]
+    assert kinds.count("poe") >= 5 and kinds.count("poe-error") >= 5
+
+
+@pytest.mark.parametrize("kind,text,expected,line", BLOCKS, ids=[f"line{b[3]}" for b in BLOCKS])
+def test_doc_example(kind, text, expected, line):
+    program = poelang.parse(text, f"docs/language.md:{line}")
+    if kind == "poe":
+        assert program.ok, program.render_diagnostics()
+    else:
+        assert not program.ok
+        assert expected is not None, "a poe-error block must be followed by the expected diagnostic"
+        assert any(expected.removeprefix("error: ") in d.message for d in program.errors), program.render_diagnostics()
+
+
+def test_readme_tutorial_programs_check():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for block in re.findall(r"```poe\n(.*?)```", readme, re.S):
+        program = poelang.parse(block)
+        assert program.ok, program.render_diagnostics()

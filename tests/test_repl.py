@@ -1,0 +1,398 @@
+"""The REPL (driven through prompt_toolkit's pipe input) and the Pygments lexer."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Punctuation, String
+
+from poelang.experts.registry import default_registry
+from poelang.highlight import PoeLexer
+from poelang.repl import PoeCompleter, Repl, analyze, is_incomplete, main, session_environment
+
+MASK = "m = blur(box_mask(box(10%, 10%, 50%, 50%), size=(64, 64)), 2px)"
+ENTER = "\r"
+CTRL_C = "\x03"
+CTRL_D = "\x04"
+
+if default_registry().get("gaussian") is not None:
+    EXPERT = "g = gaussian(mean=[0.0, 0.0])"
+    # the same expert typed over two lines, inside the call's parentheses
+    EXPERT_LINES = ["g = gaussian(", "mean=[0.0, 0.0])"]
+    EXPERT_NAME, EXPERT_PARAM = "gaussian", "mean"
+else:  # pragma: no cover - while the analytic experts are not registered
+    EXPERT = 'g = flux(prompt="a cat", size=(64, 64))'
+    EXPERT_LINES = ['g = flux(prompt="a cat",', "size=(64, 64))"]
+    EXPERT_NAME, EXPERT_PARAM = "flux", "prompt"
+
+
+def drive(*lines: str, argv: tuple[str, ...] = ("--no-history",), end: str = ":quit" + ENTER) -> tuple[int, str]:
+    """Type `lines` (each followed by Enter) into a fresh REPL; return (exit status, what it printed)."""
+    keys = "".join(line + ENTER for line in lines) + end
+    out = io.StringIO()
+    with create_pipe_input() as pipe:
+        pipe.send_text(keys)
+        status = main(["--no-banner", *argv], input=pipe, output=DummyOutput(), stdout=out)
+    return status, out.getvalue()
+
+
+def graph_json(output: str) -> dict:
+    """The JSON document `:graph` printed (it starts with a line holding only `{`)."""
+    start = output.index("{\n") if output.startswith("{\n") else output.index("\n{\n") + 1
+    document, _ = json.JSONDecoder().raw_decode(output[start:])
+    return document
+
+
+# --- the session ---------------------------------------------------------------
+
+
+def test_declare_step_by_step_and_type():
+    status, out = drive(MASK, EXPERT, ":type m", ":type g")
+    assert status == 0
+    assert "m: Mask[64,64]" in out
+    assert "g: Expert[" in out
+    assert "error" not in out
+    # unused names are not warned about in the REPL
+    assert "never used" not in out
+
+
+def test_graph_contains_the_bindings():
+    status, out = drive(MASK, EXPERT, ":graph")
+    assert status == 0
+    graph = graph_json(out)
+    assert "m" in [v["id"] for v in graph["values"]]
+    assert [e["id"] for e in graph["experts"]] == ["g"]
+    assert graph["experts"][0]["expert"] == EXPERT_NAME
+
+
+def test_dot_and_check():
+    status, out = drive(MASK, ":dot", ":check")
+    assert status == 0
+    assert out.splitlines()[0] == "digraph poelang {"
+    assert '"m"' in out
+    assert "ok: 1 statement" in out
+
+
+def test_multiline_call_and_with_block():
+    # Enter inside the open parenthesis and the open `with {` continues the statement
+    status, out = drive(*EXPERT_LINES, "x ~ g with {", "particles = 2", "levels = 3", "}",
+                        ":graph", ":list", ":type x")
+    assert status == 0
+    assert "error" not in out
+    graph = graph_json(out)
+    sample = graph["samples"][0]
+    assert sample["id"] == "x"
+    assert sample["settings"]["particles"] == 2 and sample["settings"]["levels"] == 3
+    listing = out[out.rindex("x ~ g with {") - 200:]
+    assert EXPERT_LINES[0] in listing and "particles = 2" in listing
+    assert "x: " in out
+
+
+def test_error_is_reported_and_dropped():
+    status, out = drive(MASK, "y = nosuch(m)", "k = 2", ":type y", ":type k", ":list")
+    assert status == 0
+    assert "error: unknown function or expert 'nosuch'" in out
+    assert "y = nosuch(m)" in out  # the excerpt under the message
+    assert "unknown name 'y'" in out
+    assert "k: Number" in out
+    listing = out[out.rindex(MASK):]
+    assert "nosuch" not in listing and "k = 2" in listing
+
+
+def test_type_error_keeps_previous_bindings():
+    status, out = drive(MASK, "m = 3", ":type m")
+    assert status == 0
+    assert "defined" in out and "error" in out  # m is already bound
+    assert "m: Mask[64,64]" in out
+
+
+def test_syntax_error_does_not_continue_forever():
+    # `x = 1 +` cannot continue on the next line (newlines end statements), so it is reported
+    status, out = drive("x = 1 +", "x = 1", ":type x")
+    assert status == 0
+    assert "error: unexpected end" in out
+    assert "x: Number" in out
+
+
+def test_expression_shows_its_type():
+    status, out = drive(MASK, "m", "blur(m, 3px)", ":type !m & m", "blur(m, nope)")
+    assert status == 0
+    assert "m: Mask[64,64]" in out
+    assert "blur(m, 3px): Mask[64,64]" in out
+    assert "!m & m: Mask[64,64]" in out
+    assert "undefined name 'nope'" in out
+    status, out = drive(MASK, ":list")
+    assert "blur(m, 3px)" not in out
+
+
+def test_ctrl_c_clears_the_input():
+    status, out = drive(end="x = (1," + CTRL_C + "k = 2" + ENTER + ":list" + ENTER + ":quit" + ENTER)
+    assert status == 0
+    assert "k = 2" in out and "x = (1" not in out
+
+
+def test_ctrl_d_exits_with_zero():
+    status, out = drive(MASK, end=CTRL_D)
+    assert status == 0
+
+
+def test_quit_ends_the_session():
+    status, out = drive(":quit", end="k = 2" + ENTER + ":list" + ENTER + CTRL_D)
+    assert status == 0
+    assert "k = 2" not in out
+
+
+def test_reset_help_and_unknown_command():
+    status, out = drive(MASK, ":reset", ":type m", ":help", ":grahp")
+    assert status == 0
+    assert "session cleared" in out
+    assert "unknown name 'm'" in out
+    assert ":type NAME" in out and ":graph" in out
+    assert "unknown command ':grahp' (did you mean ':graph'?)" in out
+
+
+def test_load_file(tmp_path):
+    program = tmp_path / "masks.poe"
+    program.write_text("# masks\n" + MASK + "\nn = dilate(m, 1px)\n", encoding="utf-8")
+    status, out = drive(f":load {program}", ":type n", f":load {tmp_path / 'missing.poe'}")
+    assert status == 0
+    assert "loaded 2 statements" in out
+    assert "n: Mask[64,64]" in out
+    assert "cannot read" in out
+
+
+def test_files_on_the_command_line_start_the_session(tmp_path):
+    program = tmp_path / "start.poe"
+    program.write_text(MASK + "\n", encoding="utf-8")
+    status, out = drive(":type m", argv=("--no-history", str(program)))
+    assert status == 0
+    assert "m: Mask[64,64]" in out
+
+
+def test_run_without_samples_and_run_failures(monkeypatch):
+    status, out = drive(MASK, ":run")
+    assert "nothing to run" in out
+
+    from poelang.program import Program
+
+    def missing(self, **kwargs):
+        raise ImportError("No module named 'poelang.interpreter'")
+
+    monkeypatch.setattr(Program, "run", missing)
+    status, out = drive(EXPERT, "x ~ g", ":run", "k = 1", ":type k")
+    assert status == 0
+    assert "cannot run: No module named 'poelang.interpreter'" in out
+    assert "Traceback" not in out and "k: Number" in out
+
+    def broken(self, **kwargs):
+        raise RuntimeError("out of memory\nmore detail")
+
+    monkeypatch.setattr(Program, "run", broken)
+    status, out = drive(EXPERT, "x ~ g", ":run particles=2")
+    assert "run failed: out of memory" in out and "more detail" not in out
+
+    seen = {}
+
+    class Result:
+        samples = {"x": [0.5, 0.25]}
+        written = ["out.png"]
+
+    def works(self, **kwargs):
+        seen.update(kwargs)
+        return Result()
+
+    monkeypatch.setattr(Program, "run", works)
+    status, out = drive(EXPERT, "x ~ g", ":run particles=2 seed=3")
+    assert seen == {"particles": 2, "seed": 3}
+    assert "x: [0.5, 0.25]" in out and "wrote out.png" in out
+
+
+def test_history_file(tmp_path):
+    history = tmp_path / "history"
+    status, _ = drive(MASK, argv=("--history", str(history)))
+    assert status == 0
+    assert MASK in history.read_text(encoding="utf-8")
+
+
+def test_history_file_from_environment(tmp_path, monkeypatch):
+    from poelang.repl import default_history_path
+
+    monkeypatch.setenv("POELANG_HISTORY", str(tmp_path / "h"))
+    assert default_history_path() == tmp_path / "h"
+
+
+def test_import_without_torch():
+    code = "import sys, poelang.repl, poelang.highlight; poelang.highlight.PoeLexer(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+# --- incompleteness ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, incomplete", [
+    ("x = blur(m,", True),
+    ("x = [1, 2", True),
+    ("x ~ g with {", True),
+    ("x ~ g with {\n  particles = 2\n", True),
+    ("x = 1 + \\", True),
+    ("x = blur(m, 1px)", False),
+    ("x = 1 +", False),  # an error a new line cannot fix
+    ("x = (1]", False),
+    ('x = "(" # {', False),
+    (":graph", False),
+    ("", False),
+])
+def test_is_incomplete(text, incomplete):
+    assert is_incomplete(text) is incomplete
+
+
+def test_analyze_tracks_calls_and_blocks():
+    ctx = analyze('x ~ g * flux(prompt="a (", size=(64, 64), gui')
+    assert ctx.prefix == "gui" and ctx.prev == ","
+    assert ctx.top.call == "flux" and ctx.top.given == {"prompt", "size"}
+    ctx = analyze("x ~ g with {\n  particles = 2\n  le")
+    assert ctx.top.with_block and not ctx.top.save and ctx.top.given == {"particles"}
+    assert analyze('save x to "a.gif" with { ').top.save
+
+
+# --- completion -----------------------------------------------------------------
+
+
+@pytest.fixture
+def completer():
+    repl = Repl(stdout=io.StringIO())
+    assert repl.add("hole = box_mask(box(10%, 10%, 50%, 50%), size=(64, 64))")
+    assert repl.add(EXPERT)
+    return PoeCompleter(repl.bindings)
+
+
+def complete(completer, text: str, requested: bool = False) -> list[str]:
+    event = CompleteEvent(completion_requested=requested)
+    return [c.text for c in completer.get_completions(Document(text), event)]
+
+
+def test_complete_names(completer):
+    assert complete(completer, "x = ho") == ["hole"]
+    assert "blur" in complete(completer, "x = bl")
+    assert "box_mask" in complete(completer, "x = box_")
+    assert "flux_fill" in complete(completer, "x = flux_")
+    assert "given" in complete(completer, "x = g gi")
+    assert "save" in complete(completer, "sa")
+    assert complete(completer, "x = ") == []  # nothing unasked on an empty word
+    requested = complete(completer, "x = ", requested=True)
+    assert "hole" in requested and "g" in requested and EXPERT_NAME in requested
+
+
+def test_complete_binding_meta_is_its_type(completer):
+    [completion] = completer.get_completions(Document("x = ho"), CompleteEvent())
+    assert completion.display_meta_text == "Mask[64,64]"
+    assert completion.start_position == -2
+
+
+def test_complete_arguments(completer):
+    params = [p.name + "=" for p in default_registry().get(EXPERT_NAME).params]
+    assert complete(completer, f"y = {EXPERT_NAME}(") == params
+    after_first = complete(completer, f"y = {EXPERT_NAME}({EXPERT_PARAM}=1, ")
+    assert after_first == [p for p in params if p != f"{EXPERT_PARAM}="]
+    assert complete(completer, "x = blur(hole, ra") == ["radius="]
+    assert complete(completer, "x = box_mask(box(1, 2, 3, 4), si")[0] == "size="
+    # positional arguments may be bound names
+    assert "hole=" not in complete(completer, "x = blur(ho") and "hole" in complete(completer, "x = blur(ho")
+
+
+def test_complete_settings(completer):
+    assert "particles" in complete(completer, "x ~ g with { ")
+    assert complete(completer, "x ~ g with { particles = 2, lev") == ["levels"]
+    assert "particles" not in complete(completer, "x ~ g with {\n  particles = 2\n  ")
+    assert complete(completer, 'save x to "a.mp4" with { ') == ["fps"]
+    assert complete(completer, "x ~ g with { particles = ho") == ["hole"]  # a value, not a setting
+
+
+def test_complete_commands_and_nothing_in_strings(completer):
+    assert complete(completer, ":gr") == [":graph"]
+    assert complete(completer, ":type ho") == ["hole"]
+    assert complete(completer, 'x = flux(prompt="bl') == []
+    assert complete(completer, "x = 1  # bl") == []
+
+
+def test_session_environment_types():
+    env = session_environment(MASK + "\n" + EXPERT + "\nx ~ g\n")
+    assert str(env["m"].val.type) == "Mask[64,64]"
+    assert env["g"].kind == "expert" and env["x"].kind == "sample"
+
+
+# --- the lexer -------------------------------------------------------------------
+
+SAMPLE = '''# a comment
+import "common.poe" as c
+m = blur(box_mask(box(10%, 10%, 50%, 50%), size=(64, 64)), 2px)
+g = flux(prompt="a \\"red\\" ball\\n", size=(64, 64))
+x ~ g * (c.depth given g)[m] * exp(2.0 * vqascore("a")) ^ 0.5 with {
+    particles = 4, bogus = 1
+    resample_times = [0.3, .5]
+}
+y = !m | m & m
+save x to "out.png"
+'''
+
+
+def tokens(text: str) -> list[tuple]:
+    return [(t, v) for t, v in PoeLexer().get_tokens(text) if v.strip()]
+
+
+def test_lexer_round_trips_without_errors():
+    toks = list(PoeLexer().get_tokens(SAMPLE))
+    assert "".join(v for _, v in toks) == SAMPLE
+    assert not [v for t, v in toks if t in Error]
+
+
+def test_lexer_token_types():
+    toks = tokens(SAMPLE)
+    expect = [
+        (Comment.Single, "# a comment"),
+        (Keyword.Namespace, "import"), (Keyword.Namespace, "as"), (Name.Namespace, "c"),
+        (Name.Variable, "m"), (Operator, "="), (Name.Builtin, "blur"), (Name.Builtin, "box_mask"),
+        (Number.Integer, "10"), (Number.Unit, "%"), (Number.Unit, "px"),
+        (Name.Attribute, "size"),
+        (Name.Function, "flux"), (Name.Attribute, "prompt"),
+        (String.Escape, '\\"'), (String.Escape, "\\n"),
+        (Operator, "~"), (Operator, "*"), (Operator.Word, "given"), (Name.Builtin, "exp"),
+        (Number.Float, "2.0"), (Name.Function, "vqascore"), (Operator, "^"), (Number.Float, ".5"),
+        (Keyword, "with"), (Name.Property, "particles"), (Name.Property, "resample_times"),
+        (Name.Attribute, "bogus"),  # not a setting
+        (Operator, "!"), (Operator, "|"), (Operator, "&"),
+        (Keyword, "save"), (Keyword, "to"), (String.Double, "out.png"),
+        (Punctuation, "{"), (Punctuation, "}"), (Punctuation, "("), (Punctuation, "["),
+    ]
+    for pair in expect:
+        assert pair in toks, pair
+    assert (Name.Attribute, "depth") in toks  # c.depth
+    assert (Name, "g") in toks  # a bound name used
+
+
+def test_lexer_constants_and_unterminated_string():
+    toks = tokens("a = [true, false, none]\nb = \"open\n")
+    assert (Keyword.Constant, "true") in toks and (Keyword.Constant, "none") in toks
+    assert (Error, '"open') in toks
+    assert all(v for _, v in PoeLexer().get_tokens('import "x\nb = "open\n'))  # no empty tokens
+    # after an unterminated string the next line lexes normally
+    assert (Name.Variable, "c") in tokens('b = "open\nc = 1\n')
+
+
+def test_lexer_registered_with_pygments():
+    from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
+
+    try:
+        lexer = get_lexer_by_name("poe")
+    except Exception:  # pragma: no cover - the package is not installed with its entry points
+        pytest.skip("poelang is not installed, so its pygments entry point is not registered")
+    assert isinstance(lexer, PoeLexer)
+    assert isinstance(get_lexer_for_filename("scene.poe"), PoeLexer)
