@@ -9,6 +9,7 @@ matches everything, so one mistake gives one message.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,9 @@ class Lowerer:
 
     def lower_module(self, module: ast.Module, base_dir: Path, is_import: bool = False) -> None:
         self._base_dir = base_dir
+        main = Path(module.file)
+        if not is_import and main.is_file() and main.resolve() not in self._import_stack:
+            self._import_stack.append(main.resolve())  # so that a file importing itself is a cycle
         for statement in module.statements:
             if isinstance(statement, ast.Import):
                 self.lower_import(statement, base_dir)
@@ -118,7 +122,9 @@ class Lowerer:
 
         path = (base_dir / statement.path).resolve()
         if path in self._import_stack:
-            self.diag.error(f"import cycle: {statement.path} imports itself", statement.path_span)
+            chain = [p.name for p in self._import_stack[self._import_stack.index(path):]] + [path.name]
+            what = f"{chain[0]} imports itself" if len(chain) == 2 else " → ".join(chain)
+            self.diag.error(f"import cycle: {what}", statement.path_span)
             return
         if not path.is_file():
             self.diag.error(f"cannot import '{statement.path}': file not found", statement.path_span)
@@ -176,10 +182,12 @@ class Lowerer:
 
     def lower_save(self, statement: ast.Save) -> None:
         val = self.eval(statement.value)
-        if val.bad:
-            return
         suffix = Path(statement.path).suffix.lower()
-        if isinstance(val.type, TraceT):
+        # The path is checked even when the value had an error: it is a mistake of its own.
+        is_trace = isinstance(val.type, TraceT) or (
+            val.bad and isinstance(statement.value, ast.Call) and isinstance(statement.value.func, ast.Name)
+            and statement.value.func.id == "trace")
+        if is_trace:
             if suffix:
                 self.diag.error("a trace is saved to a directory: drop the file extension", statement.path_span)
                 return
@@ -190,17 +198,19 @@ class Lowerer:
             known = ", ".join(sorted(_FORMATS))
             self.diag.error(f"unknown output format '{suffix or statement.path}'; use one of {known}", statement.path_span)
             return
+        if val.bad:
+            return
         if not isinstance(val.arg, g.Ref):
-            self.diag.error(f"cannot save a {val.type}: save a sample, an image, a video, a mask or a trace", statement.value.span)
+            self.diag.error(f"cannot save {_a(val.type)}: save a sample, an image, a video, a mask or a trace", statement.value.span)
             return
         t = val.type
         if fmt in ("png", "jpg") and not isinstance(t, (ImageT, MaskT, DepthT)):
             hint = "; use .mp4 or .gif" if isinstance(t, (VideoT, SimulationT)) else ""
-            self.diag.error(f"a {t} cannot be saved as {fmt.upper()}{hint}", statement.path_span)
+            self.diag.error(f"{_a(t)} cannot be saved as {fmt.upper()}{hint}", statement.path_span)
             return
         if fmt in ("mp4", "gif") and not isinstance(t, (VideoT, SimulationT)) and not (
                 isinstance(t, (MaskT, DepthT)) and t.f):
-            self.diag.error(f"a {t} is not a video; save it as .png", statement.path_span)
+            self.diag.error(f"{_a(t)} is not a video; save it as .png", statement.path_span)
             return
         options: dict[str, g.ArgValue] = {}
         for setting in statement.options:
@@ -208,7 +218,9 @@ class Lowerer:
                 self.diag.error(f"unknown save option '{setting.name}'{did_you_mean(setting.name, ['fps'])}", setting.name_span)
                 continue
             option = self.eval(setting.value)
-            if not option.bad and not (isinstance(option.literal, (int, float)) and option.literal > 0):
+            if option.bad:
+                continue
+            if not (isinstance(option.literal, (int, float)) and option.literal > 0):
                 self.diag.error("fps must be a positive number", setting.value.span)
                 continue
             if fmt not in ("mp4", "gif"):
@@ -221,7 +233,8 @@ class Lowerer:
 
     def lower_settings(self, statement: ast.Sample) -> g.SamplerSettings | None:
         values: dict[str, Any] = {}
-        spans: dict[str, Span] = {}
+        spans: dict[str, Span] = {}  # whole settings: `name = value`
+        value_spans: dict[str, Span] = {}
         ok = True
         given = [(None, s) for s in statement.settings] + [
             (target, s) for target, s in self.overrides if target in (None, statement.name)]
@@ -233,7 +246,8 @@ class Lowerer:
                 continue
             from_program = setting in statement.settings
             if from_program and setting.name in seen_in_program:
-                self.diag.error(f"setting '{setting.name}' is given twice", setting.name_span, ("first given here", spans[setting.name]))
+                first = next(s.name_span for s in statement.settings if s.name == setting.name)
+                self.diag.error(f"setting '{setting.name}' is given twice", setting.name_span, ("first given here", first))
                 ok = False
                 continue
             if from_program:
@@ -244,13 +258,18 @@ class Lowerer:
                 continue
             values[setting.name] = value
             spans[setting.name] = setting.span
+            value_spans[setting.name] = setting.value.span
         try:
             return g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
             for error in e.errors():
                 loc = error["loc"]
-                span = spans.get(loc[0], statement.span) if loc else statement.span
                 message = _pydantic_message(error)
+                if loc:
+                    span = value_spans.get(loc[0], statement.span)
+                else:  # a rule between settings: point at the first setting it names
+                    named = [w for w in re.findall(r"\w+", message) if w in spans]
+                    span = spans[named[0]] if named else statement.span
                 self.diag.error(f"{'setting ' + repr(loc[0]) + ': ' if loc else ''}{message}", span)
             return None
 
@@ -265,7 +284,7 @@ class Lowerer:
         if val.bad:
             return _INVALID
         if val.literal is None and not isinstance(val.type, NoneT):
-            self.diag.error(f"a setting must be a constant, got a {val.type}", expr.span)
+            self.diag.error(f"a setting must be a constant, got {_a(val.type)}", expr.span)
             return _INVALID
         return val.literal
 
@@ -278,7 +297,7 @@ class Lowerer:
             if val.rewards is not None:
                 self.diag.error("a reward is a factor only as exp(reward)", span)
             else:
-                self.diag.error(f"nothing to sample: a {val.type} is not a product of experts", span)
+                self.diag.error(f"nothing to sample: {_a(val.type)} is not a product of experts", span)
             return None
         return val.product
 
@@ -295,8 +314,9 @@ class Lowerer:
         ok = True
         for f in full[1:]:
             if f.domain is not None and canvas is not None and not f.domain.compatible(canvas):
+                first = full[0].factor.expert
                 self.diag.error(f"cannot multiply experts over {canvas} and {f.domain}", f.span,
-                                (f"'{full[0].factor.expert}' is over {canvas}", full[0].span))
+                                (f"'{first}' is over {canvas}", self.spans.get(first, full[0].span)))
                 ok = False
         if canvas is None:
             return None
@@ -381,9 +401,9 @@ class Lowerer:
             if name not in state:
                 cycle = visit(name, [])
                 if cycle:
-                    start = cycle.index(cycle[-1])
-                    loop = " → ".join(cycle[start:])
-                    self.diag.error(f"cycle in parent conditioning: {loop}", experts[cycle[-2]].span)
+                    loop = cycle[cycle.index(cycle[-1]):]
+                    steps = ", ".join(f"{a} given {b}" for a, b in zip(loop, loop[1:]))
+                    self.diag.error(f"cycle in parent conditioning: {steps}", experts[cycle[-2]].span)
                     return False
         return True
 
@@ -444,7 +464,7 @@ class Lowerer:
             if symbol.kind == "module":
                 self.diag.error(f"'{name}' is an imported module; use {name}.NAME", expr.span)
                 return BAD
-            return _copy(symbol.val, expr.span)
+            return _copy(symbol.val, expr.span, at_use=True)
         spec = self.registry.get(name)
         if spec is not None:
             return self.instantiate_expert(spec, [], expr.span, hint)
@@ -476,7 +496,7 @@ class Lowerer:
                                 f"it has {', '.join(SIMULATION_ATTRIBUTES)}", expr.span)
                 return BAD
             return self._value_node(expr.attr, {"of": value.arg}, rule(value.type), hint)
-        self.diag.error(f"a {value.type} has no attribute '{expr.attr}'", expr.span)
+        self.diag.error(f"{_a(value.type)} has no attribute '{expr.attr}'", expr.span)
         return BAD
 
     def eval_Subscript(self, expr: ast.Subscript, hint) -> Val:
@@ -486,7 +506,7 @@ class Lowerer:
             return BAD
         if value.product is not None:
             if not isinstance(index.type, (RegionT, MaskT, AnyT)):
-                self.diag.error(f"an expert is restricted to a Region or a Mask, not a {index.type}", expr.index.span)
+                self.diag.error(f"an expert is restricted to a Region or a Mask, not {_a(index.type)}", expr.index.span)
                 return BAD
             kind = "box" if isinstance(index.type, RegionT) else "mask"
             factors = []
@@ -501,7 +521,7 @@ class Lowerer:
         if isinstance(value.type, (VideoT, MaskT, DepthT)) and getattr(value.type, "f", None) is not False:
             return self.call_builtin(BUILTINS["frame"], [ast.Arg(expr.value.span, None, expr.value),
                                                         ast.Arg(expr.index.span, None, expr.index)], expr.span, hint)
-        self.diag.error(f"a {value.type} cannot be indexed", expr.span)
+        self.diag.error(f"{_a(value.type)} cannot be indexed", expr.span)
         return BAD
 
     def _box_literal(self, region: Val):
@@ -533,11 +553,11 @@ class Lowerer:
                            v, operand.unit)
             if operand.rewards is not None:
                 return Val(t, rewards=[(e, -w) for e, w in operand.rewards])
-            self.diag.error(f"cannot negate a {t}", expr.span)
+            self.diag.error(f"cannot negate {_a(t)}", expr.span)
             return BAD
         if isinstance(t, MaskT):
             return self._value_node("complement", {"mask": operand.arg}, t, hint)
-        self.diag.error(f"'!' takes a Mask, not a {t}", expr.span)
+        self.diag.error(f"'!' takes a Mask, not {_a(t)}", expr.span)
         return BAD
 
     def eval_BinOp(self, expr: ast.BinOp, hint) -> Val:
@@ -564,7 +584,7 @@ class Lowerer:
         if op == "/":
             if left.rewards is not None and isinstance(rt, NumberT) and right.is_const and right.literal != 0:
                 return Val(lt, rewards=[(e, w / right.literal) for e, w in left.rewards])
-            self.diag.error(f"cannot divide a {lt} by a {rt}", expr.span)
+            self.diag.error(f"cannot divide {_a(lt)} by {_a(rt)}", expr.span)
             return BAD
         if op in "+-":
             if left.rewards is not None and right.rewards is not None:
@@ -573,11 +593,11 @@ class Lowerer:
             if left.rewards is not None or right.rewards is not None:
                 self.diag.error("adding a constant to a reward does not change the distribution", expr.span)
                 return BAD
-            self.diag.error(f"cannot {'add' if op == '+' else 'subtract'} a {lt} and a {rt}", expr.span)
+            self.diag.error(f"cannot {'add' if op == '+' else 'subtract'} {_a(lt)} and {_a(rt)}", expr.span)
             return BAD
         if op == "^":
             if not (isinstance(rt, NumberT) and right.is_const and right.unit in (None, "int")):
-                self.diag.error(f"an exponent must be a number, got a {rt}", expr.right.span)
+                self.diag.error(f"an exponent must be a number, got {_a(rt)}", expr.right.span)
                 return BAD
             if left.product is not None:
                 if right.literal <= 0:
@@ -587,7 +607,7 @@ class Lowerer:
                                      f.domain, f.span, f.region_literal) for f in left.product.factors]
                 rewards = [(r.model_copy(update={"weight": r.weight * right.literal}), s) for r, s in left.product.rewards]
                 return Val(lt, left.arg, product=ProductVal(factors, rewards))
-            self.diag.error(f"cannot raise a {lt} to a power", expr.span)
+            self.diag.error(f"cannot raise {_a(lt)} to a power", expr.span)
             return BAD
         if op == "given":
             return self._given(left, right, expr)
@@ -636,20 +656,20 @@ class Lowerer:
                 seen[f.factor.expert] = f.span
             return Val(ProductT(None), product=product)
         masks = isinstance(left.type, MaskT) and isinstance(right.type, MaskT)
-        self.diag.error(f"cannot multiply a {left.type} and a {right.type}" + ("; intersect masks with '&'" if masks else ""),
+        self.diag.error(f"cannot multiply {_a(left.type)} and {_a(right.type)}" + ("; intersect masks with '&'" if masks else ""),
                         expr.span)
         return BAD
 
     def _given(self, child: Val, parent: Val, expr: ast.BinOp) -> Val:
         if child.product is None or not child.product.factors:
-            self.diag.error(f"'given' conditions a generative expert, not a {child.type}", expr.left.span)
+            self.diag.error(f"'given' conditions a generative expert, not {_a(child.type)}", expr.left.span)
             return BAD
         if parent.product is None or not parent.product.factors or parent.product.rewards:
-            what = "a reward" if parent.rewards is not None or (parent.product and parent.product.rewards) else f"a {parent.type}"
+            what = "a reward" if parent.rewards is not None or (parent.product and parent.product.rewards) else f"{_a(parent.type)}"
             self.diag.error(f"an expert is conditioned on a generative expert, not {what}", expr.right.span)
             return BAD
         parents = [f.factor.expert for f in parent.product.factors]
-        factors = [FactorVal(f.factor.model_copy(update={"parents": f.factor.parents + parents}), f.domain, f.span,
+        factors = [FactorVal(f.factor.model_copy(update={"parents": f.factor.parents + parents}), f.domain, expr.span,
                              f.region_literal) for f in child.product.factors]
         return Val(child.type, child.arg, product=ProductVal(factors, list(child.product.rewards)))
 
@@ -691,7 +711,7 @@ class Lowerer:
             elif isinstance(inner.type, NumberT):
                 self.diag.error("exp of a constant is a constant factor: it does not change the distribution", expr.args[0].span)
             else:
-                self.diag.error(f"exp() takes a reward, not a {inner.type}", expr.args[0].span)
+                self.diag.error(f"exp() takes a reward, not {_a(inner.type)}", expr.args[0].span)
             return BAD
         rewards = [(g.Reward(expert=e, weight=w), expr.span) for e, w in inner.rewards]
         return Val(ProductT(None), product=ProductVal([], rewards))
@@ -848,8 +868,14 @@ class _Invalid:
 _INVALID = _Invalid()
 
 
-def _copy(val: Val, span: Span) -> Val:
-    return Val(val.type, val.arg, val.literal, val.unit, val.product, val.rewards, span, val.bad)
+def _copy(val: Val, span: Span, at_use: bool = False) -> Val:
+    """A copy of a bound value; with at_use, its factors point at this use of the name
+    (so a diagnostic about a product points into the product, not at a definition)."""
+    product = val.product
+    if at_use and product is not None:
+        product = ProductVal([FactorVal(f.factor, f.domain, span, f.region_literal) for f in product.factors],
+                             [(r, span) for r, _ in product.rewards])
+    return Val(val.type, val.arg, val.literal, val.unit, product, val.rewards, span, val.bad)
 
 
 def _default_arg(value: Any) -> g.ArgValue:
@@ -872,6 +898,12 @@ def _type_of_literal(value: Any) -> Type:
     if isinstance(value, list):
         return ListT(_type_of_literal(value[0]) if value else AnyT())
     return AnyT()
+
+
+def _a(t: Any) -> str:
+    """A type with its article: 'a Number', 'an Image[64,64]'."""
+    text = str(t)
+    return ("an " if text[:1].lower() in "aeiou" else "a ") + text
 
 
 def _hw(size) -> str:
@@ -903,7 +935,10 @@ def _pydantic_message(error: dict) -> str:
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
     if kind == "literal_error":
-        return f"expected {ctx.get('expected', 'one of the allowed values')}"
+        expected = ctx.get("expected", "one of the allowed values")
+        value = error.get("input")
+        hint = did_you_mean(value, re.findall(r"'([^']*)'", expected)) if isinstance(value, str) else ""
+        return f"expected {expected}, got {value!r}{hint}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         ops = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
         bound = next(iter(ctx.values()), "?")

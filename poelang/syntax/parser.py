@@ -95,7 +95,7 @@ def parse_module(source: str, file: str = "<string>") -> tuple[ast.Module | None
             diagnostics.append(_bracket_diagnostic(e, file))
             return None, diagnostics
         except UnexpectedInput as e:
-            diagnostic, line = _syntax_diagnostic(e, text, file)
+            diagnostic, line = _unclosed_diagnostic(e, text, file) or _syntax_diagnostic(e, text, file)
             diagnostics.append(diagnostic)
             if line is None:
                 return None, diagnostics
@@ -174,9 +174,8 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> tuple[Diagno
     if token.type == "$END":
         line = text.count("\n") + 1
         col = len(text) - (text.rfind("\n") + 1) + 1
-        return Diagnostic("error", "unexpected end of file", Span(file, line, col, line, col + 1)), None
-    expected = sorted({_token_name(k) for k in e.expected})
-    shown = f"; expected {_join(expected)}" if len(expected) <= 4 else ""
+        return Diagnostic("error", f"unexpected end of file{_expected(e.expected)}", Span(file, line, col, line, col + 1)), None
+    shown = _expected(e.expected)
     what = "a newline" if token.type == "_NL" else f"{_token_name(token.type) if token.type not in ('NAME', 'NUMBER', 'STRING') else repr(str(token))}"
     if token.type == "_NL":
         message = f"unexpected end of line{shown}"
@@ -185,6 +184,51 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> tuple[Diagno
         message = f"unexpected {what}{shown}"
         span = Span(file, token.line, token.column, token.end_line or token.line, token.end_column or token.column + 1)
     return Diagnostic("error", message, span), token.line
+
+
+_BRACKET_SCAN = re.compile(r'"([^"\\\n]|\\.)*"|#[^\n]*|[()\[\]{}]')
+
+
+def _unclosed_diagnostic(e: UnexpectedInput, text: str, file: str) -> tuple[Diagnostic, int] | None:
+    """A `(` or `[` left open runs into the next statement: Lark sees that statement's first
+    token inside the brackets. Report the bracket, not the token, and blank its statement."""
+    if not isinstance(e, UnexpectedToken) or e.token.type in ("$END", "_NL") or e.token.column != 1:
+        return None
+    pos = e.token.start_pos
+    stack: list[re.Match] = []
+    for match in _BRACKET_SCAN.finditer(text, 0, pos):
+        char = match.group(0)
+        if char in "([{":
+            stack.append(match)
+        elif char in ")]}" and stack:
+            stack.pop()
+    if not stack or stack[-1].group(0) == "{":
+        return None
+    opener = stack[-1]
+    line = text.count("\n", 0, opener.start()) + 1
+    if line >= e.token.line:
+        return None
+    col = opener.start() - (text.rfind("\n", 0, opener.start()) + 1) + 1
+    token = e.token
+    next_span = Span(file, token.line, token.column, token.end_line or token.line, token.end_column or token.column + 1)
+    diagnostic = Diagnostic("error", f"'{opener.group(0)}' is never closed", Span(file, line, col, line, col + 1),
+                            [("the next statement starts here", next_span)])
+    return diagnostic, line
+
+
+_EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR", "LSQB", "MINUS", "BANG", "TRUE", "FALSE", "NONE"}
+
+
+def _expected(kinds) -> str:
+    """`; expected ...` for a short list of expected tokens, or nothing."""
+    kinds = set(kinds)
+    names = set()
+    if {"NAME", "NUMBER", "STRING"} <= kinds:
+        kinds -= _EXPRESSION_START
+        names.add("an expression")
+    names |= {_token_name(k) for k in kinds}
+    expected = sorted(names)
+    return f"; expected {_join(expected)}" if 0 < len(expected) <= 4 else ""
 
 
 def _join(items: list[str]) -> str:
@@ -229,16 +273,22 @@ _ESCAPE_RE = re.compile(r"\\(u\{([0-9A-Fa-f]{1,6})\}|.)")
 
 
 def unescape(body: str, span: Span) -> str:
+    def at(match: re.Match) -> Span:  # the escape itself, inside the string's quotes (strings are one line)
+        if span.end_line != span.line:
+            return span
+        col = span.col + 1 + match.start()
+        return Span(span.file, span.line, col, span.line, col + len(match.group(0)))
+
     def replace(match: re.Match) -> str:
         if match.group(2) is not None:
             code = int(match.group(2), 16)
             if code > 0x10FFFF:
-                raise _EscapeError(f"invalid unicode escape '{match.group(0)}'", span)
+                raise _EscapeError(f"invalid unicode escape '{match.group(0)}'", at(match))
             return chr(code)
         char = match.group(1)
         if char in _ESCAPES:
             return _ESCAPES[char]
-        raise _EscapeError(f"unknown escape '\\{char}' in string; use '\\\\' for a backslash", span)
+        raise _EscapeError(f"unknown escape '\\{char}' in string; use '\\\\' for a backslash", at(match))
 
     return _ESCAPE_RE.sub(replace, body)
 

@@ -1,0 +1,156 @@
+"""Moves at one noise level: the Euler transition and the MCMC kernels.
+
+Each MCMC kernel is a small class with one method (after NumPyro/BlackJAX):
+
+    step(x, here, target, eta, generator) -> (x, here, accept_rate)
+
+* ``x`` [L, *shape] positions, ``here`` the :class:`FieldValues` at x (or
+  None when stale), ``target(x)`` evaluates the product's field at the
+  level's sigma, ``eta`` the per-coordinate step (broadcastable to x),
+  ``generator`` the CPU generator all noise comes from.
+* It returns the new positions, the field there when it was computed anyway
+  (MALA/HMC) or None (Langevin), and the mean acceptance rate (None for
+  kernels without an accept step).
+
+Which kernel leaves what invariant:
+
+* ``langevin`` (ULA): x <- x + eta s(x) + sqrt(2 eta) xi. Needs only the
+  score, so it works with flow networks; it is *not* exactly invariant (bias
+  O(eta)), hence approximate.
+* ``mala``: the same proposal with a Metropolis-Hastings accept on the
+  product's log density -- exactly invariant for gamma_sigma.
+* ``hmc``: leapfrog with inverse mass 2*eta per coordinate (one leapfrog step
+  is then the MALA proposal), Metropolis accept -- exactly invariant.
+* ``none``: no move.
+
+MH correctness needs only the log density: a wrong score only slows MALA/HMC
+down, it does not bias them.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+
+from .product import FieldValues
+
+Tensor = torch.Tensor
+Target = Callable[[Tensor], FieldValues]
+StepResult = Tuple[Tensor, Optional[FieldValues], Optional[float]]
+
+
+def gaussian_noise(shape: tuple, generator: torch.Generator, like: Tensor) -> Tensor:
+    """Standard normal noise drawn on CPU from ``generator`` (bit-reproducible),
+    then moved to the particles' device and dtype."""
+    return torch.randn(shape, generator=generator, dtype=torch.float64).to(
+        device=like.device, dtype=like.dtype
+    )
+
+
+def uniform(n: int, generator: torch.Generator, like: Tensor) -> Tensor:
+    return torch.rand(n, generator=generator, dtype=torch.float64).to(device=like.device)
+
+
+def euler_step(x: Tensor, velocity: Tensor, sigma_from: float, sigma_to: float) -> Tensor:
+    """One Euler step of the flow ODE dx/dsigma = v from sigma_from to sigma_to."""
+    return x + (sigma_to - sigma_from) * velocity
+
+
+def _sum_event(t: Tensor) -> Tensor:
+    return t.reshape(t.shape[0], -1).sum(dim=1)
+
+
+class NoMove:
+    needs_log_density = False
+    name = "none"
+
+    def step(self, x, here, target, eta, generator) -> StepResult:
+        return x, here, None
+
+
+class Langevin:
+    """Unadjusted Langevin (the paper's kernel): score only, approximate."""
+
+    needs_log_density = False
+    name = "langevin"
+
+    def step(self, x, here, target, eta, generator) -> StepResult:
+        if here is None or here.score is None:
+            here = target(x)
+        noise = gaussian_noise(tuple(x.shape), generator, x)
+        return x + eta * here.score + torch.sqrt(2 * eta) * noise, None, None
+
+
+class MALA:
+    """Metropolis-adjusted Langevin: exact for gamma_sigma given log densities."""
+
+    needs_log_density = True
+    name = "mala"
+    default_accept = 0.574
+
+    def step(self, x, here, target, eta, generator) -> StepResult:
+        if here is None or here.log_density is None or here.score is None:
+            here = target(x)
+        noise = gaussian_noise(tuple(x.shape), generator, x)
+        forward_mean = x + eta * here.score
+        y = forward_mean + torch.sqrt(2 * eta) * noise
+        there = target(y)
+        backward_mean = y + eta * there.score
+        log_q_forward = -_sum_event((y - forward_mean) ** 2 / (4 * eta))
+        log_q_backward = -_sum_event((x - backward_mean) ** 2 / (4 * eta))
+        log_alpha = there.log_density - here.log_density + log_q_backward - log_q_forward
+        log_alpha = torch.nan_to_num(log_alpha, nan=-float("inf"))
+        accept = torch.log(uniform(x.shape[0], generator, x)) < log_alpha.to(torch.float64)
+        return _select(accept, y, there, x, here)
+
+
+class HMC:
+    """Hamiltonian Monte Carlo with ``leapfrog`` steps; exact given log densities."""
+
+    needs_log_density = True
+    name = "hmc"
+    default_accept = 0.65
+
+    def __init__(self, leapfrog: int = 3) -> None:
+        self.leapfrog = leapfrog
+
+    def step(self, x, here, target, eta, generator) -> StepResult:
+        if here is None or here.log_density is None or here.score is None:
+            here = target(x)
+        inv_mass = 2 * eta
+        inv_mass = inv_mass.expand_as(x) if isinstance(inv_mass, Tensor) else torch.full_like(x, inv_mass)
+        p0 = gaussian_noise(tuple(x.shape), generator, x) / torch.sqrt(inv_mass)
+        h0 = -here.log_density + 0.5 * _sum_event(p0 * p0 * inv_mass)
+        y, there = x, here
+        p = p0 + 0.5 * here.score
+        for k in range(self.leapfrog):
+            y = y + inv_mass * p
+            there = target(y)
+            p = p + (0.5 if k == self.leapfrog - 1 else 1.0) * there.score
+        h1 = -there.log_density + 0.5 * _sum_event(p * p * inv_mass)
+        log_alpha = torch.nan_to_num(h0 - h1, nan=-float("inf"))
+        accept = torch.log(uniform(x.shape[0], generator, x)) < log_alpha.to(torch.float64)
+        return _select(accept, y, there, x, here)
+
+
+def _select(accept: Tensor, y: Tensor, there: FieldValues, x: Tensor, here: FieldValues) -> StepResult:
+    a = accept.to(x.device)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    new_x = torch.where(a.reshape(shape), y, x)
+    merged = FieldValues(
+        velocity=torch.where(a.reshape(shape), there.velocity, here.velocity),
+        score=torch.where(a.reshape(shape), there.score, here.score),
+        log_density=torch.where(a, there.log_density, here.log_density),
+    )
+    return new_x, merged, float(accept.to(torch.float64).mean())
+
+
+def make_kernel(name: str, hmc_leapfrog: int = 3):
+    """The kernel registered under ``name``."""
+    kernels: Dict[str, Callable[[], object]] = {
+        "none": NoMove,
+        "langevin": Langevin,
+        "mala": MALA,
+        "hmc": lambda: HMC(hmc_leapfrog),
+    }
+    return kernels[name]()
