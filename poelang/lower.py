@@ -9,6 +9,7 @@ matches everything, so one mistake gives one message.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,8 @@ class Lowerer:
         self.counters: dict[str, int] = {}
         self.overrides = overrides or []
         self._import_stack: list[Path] = []
+        self._loaded: set[tuple[Path, str]] = set()  # (file, name prefix) of every import lowered
+        self._failed_import = False  # an import without `as` failed: its names are unknown
         self._prefix = ""
         self._base_dir = Path(".")
 
@@ -118,38 +121,52 @@ class Lowerer:
         return self.graph
 
     def lower_import(self, statement: ast.Import, base_dir: Path) -> None:
-        from poelang.syntax.parser import parse_module
-
         path = (base_dir / statement.path).resolve()
-        if path in self._import_stack:
-            chain = [p.name for p in self._import_stack[self._import_stack.index(path):]] + [path.name]
-            what = f"{chain[0]} imports itself" if len(chain) == 2 else " → ".join(chain)
-            self.diag.error(f"import cycle: {what}", statement.path_span)
+        prefix = f"{self._prefix}{statement.alias}." if statement.alias else self._prefix
+        if (path, prefix) in self._loaded and path not in self._import_stack:
+            return  # imported already (a diamond: two files import a third): its bindings are there
+        module = self._read_import(statement, path)
+        if module is None:  # reported; the names it would have bound are not reported again
+            if statement.alias:
+                self._define(statement.alias, Symbol(Val(ModuleT(statement.path), bad=True), statement.span, "module",
+                                                     used=True))
+            else:
+                self._failed_import = True
             return
-        if not path.is_file():
-            self.diag.error(f"cannot import '{statement.path}': file not found", statement.path_span)
-            return
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            self.diag.error(f"cannot import '{statement.path}': {e}", statement.path_span)
-            return
-        display = _display_path(path)
-        self.sources.add(display, text)
-        module, errors = parse_module(text, display)
-        self.diag.extend(errors)
-        if module is None:
-            return
+        self._loaded.add((path, prefix))
         if statement.alias:
             self._define(statement.alias, Symbol(Val(ModuleT(statement.path)), statement.span, "module", used=True))
         saved_prefix, saved_dir = self._prefix, self._base_dir
-        self._prefix = f"{saved_prefix}{statement.alias}." if statement.alias else saved_prefix
+        self._prefix = prefix
         self._import_stack.append(path)
         try:
             self.lower_module(module, path.parent, is_import=True)
         finally:
             self._import_stack.pop()
             self._prefix, self._base_dir = saved_prefix, saved_dir
+
+    def _read_import(self, statement: ast.Import, path: Path) -> ast.Module | None:
+        """The parsed module an import names, or None after reporting why not."""
+        from poelang.syntax.parser import parse_module
+
+        if path in self._import_stack:
+            chain = [p.name for p in self._import_stack[self._import_stack.index(path):]] + [path.name]
+            what = f"{chain[0]} imports itself" if len(chain) == 2 else " → ".join(chain)
+            self.diag.error(f"import cycle: {what}", statement.path_span)
+            return None
+        if not path.is_file():
+            self.diag.error(f"cannot import '{statement.path}': file not found", statement.path_span)
+            return None
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            self.diag.error(f"cannot import '{statement.path}': {e}", statement.path_span)
+            return None
+        display = _display_path(path)
+        self.sources.add(display, text)
+        module, errors = parse_module(text, display)
+        self.diag.extend(errors)
+        return module
 
     def lower_let(self, statement: ast.Let) -> None:
         name = self._prefix + statement.name
@@ -196,7 +213,8 @@ class Lowerer:
             fmt = _FORMATS[suffix]
         else:
             known = ", ".join(sorted(_FORMATS))
-            self.diag.error(f"unknown output format '{suffix or statement.path}'; use one of {known}", statement.path_span)
+            what = f"unknown output format '{suffix}'" if suffix else f"no file extension in '{statement.path}' to tell the format"
+            self.diag.error(f"{what}; use one of {known}", statement.path_span)
             return
         if val.bad:
             return
@@ -256,6 +274,11 @@ class Lowerer:
             if value is _INVALID:
                 ok = False
                 continue
+            if isinstance(value, bool) and g.SamplerSettings.model_fields[setting.name].annotation is not bool:
+                self.diag.error(f"setting '{setting.name}': expected a number or a name, got {'true' if value else 'false'}",
+                                setting.value.span)
+                ok = False
+                continue
             values[setting.name] = value
             spans[setting.name] = setting.span
             value_spans[setting.name] = setting.value.span
@@ -285,6 +308,9 @@ class Lowerer:
             return _INVALID
         if val.literal is None and not isinstance(val.type, NoneT):
             self.diag.error(f"a setting must be a constant, got {_a(val.type)}", expr.span)
+            return _INVALID
+        if val.unit in ("%", "px", "deg"):
+            self.diag.error(f"a setting takes a plain number, not {_describe_val(val)}", expr.span)
             return _INVALID
         return val.literal
 
@@ -421,6 +447,10 @@ class Lowerer:
         return val
 
     def eval_Number(self, expr: ast.Number, hint) -> Val:
+        if not math.isfinite(expr.value):
+            shown = expr.text if len(expr.text) <= 20 else expr.text[:16] + "..."
+            self.diag.error(f"number {shown} is too large", expr.span)
+            return BAD
         if expr.unit:
             return Val(NumberT(), g.Quantity(value=expr.value, unit=expr.unit), expr.value, expr.unit)
         if expr.is_int:
@@ -471,6 +501,8 @@ class Lowerer:
         if name in BUILTINS or name in SPECIAL_FUNCTIONS:
             self.diag.error(f"'{name}' is a function; call it: {name}(...)", expr.span)
             return BAD
+        if self._failed_import:  # perhaps defined in the file that could not be imported: already reported
+            return BAD
         self.diag.error(f"undefined name '{name}'{did_you_mean(name, self._known_names())}", expr.span)
         return BAD
 
@@ -480,6 +512,8 @@ class Lowerer:
     def eval_Attribute(self, expr: ast.Attribute, hint) -> Val:
         if isinstance(expr.value, ast.Name) and isinstance(self.env.get(expr.value.id, Symbol(BAD, expr.span, "")).val.type, ModuleT):
             self.env[expr.value.id].used = True
+            if self.env[expr.value.id].val.bad:  # the module could not be imported: already reported
+                return BAD
             qualified = f"{expr.value.id}.{expr.attr}"
             if qualified in self.env:
                 return self.eval_Name(ast.Name(expr.span, qualified), hint)
@@ -620,13 +654,27 @@ class Lowerer:
             self.diag.error("arithmetic on numbers with units (%, px, deg) is not supported", expr.span)
             return BAD
         a, b = left.literal, right.literal
+        too_large = "arithmetic error: the result is too large"
+        if op == "^" and isinstance(b, (int, float)) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > 1100:
+            self.diag.error(too_large, expr.span)  # before Python spends minutes on a huge integer
+            return BAD
         try:
             value = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b, "^": lambda: a ** b}[op]()
-        except (ZeroDivisionError, OverflowError, ValueError) as e:
+        except OverflowError:
+            self.diag.error(too_large, expr.span)
+            return BAD
+        except (ZeroDivisionError, ValueError) as e:
             self.diag.error(f"arithmetic error: {e}", expr.span)
             return BAD
         if isinstance(value, complex):
             self.diag.error("arithmetic error: complex result", expr.span)
+            return BAD
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer beyond any float
+            finite = False
+        if not finite:
+            self.diag.error(too_large, expr.span)
             return BAD
         unit = "int" if left.unit == right.unit == "int" and op in "+-*" else None
         return Val(NumberT(), value, value, unit)
@@ -662,7 +710,8 @@ class Lowerer:
 
     def _given(self, child: Val, parent: Val, expr: ast.BinOp) -> Val:
         if child.product is None or not child.product.factors:
-            self.diag.error(f"'given' conditions a generative expert, not {_a(child.type)}", expr.left.span)
+            what = "a reward" if child.rewards is not None or child.product is not None else _a(child.type)
+            self.diag.error(f"'given' conditions a generative expert, not {what}", expr.left.span)
             return BAD
         if parent.product is None or not parent.product.factors or parent.product.rewards:
             what = "a reward" if parent.rewards is not None or (parent.product and parent.product.rewards) else f"{_a(parent.type)}"
@@ -739,12 +788,12 @@ class Lowerer:
             else:
                 positional_done = True
                 if arg.name not in by_name:
-                    self.diag.error(f"{name}() has no argument '{arg.name}'{did_you_mean(arg.name, by_name)}", arg.span)
+                    self.diag.error(f"{name}() has no argument '{arg.name}'{did_you_mean(arg.name, by_name)}", _name_span(arg))
                     ok = False
                     continue
                 param = by_name[arg.name]
             if param.name in bound:
-                self.diag.error(f"argument '{param.name}' of {name}() is given twice", arg.span)
+                self.diag.error(f"argument '{param.name}' of {name}() is given twice", _name_span(arg) if arg.name else arg.span)
                 ok = False
                 continue
             val = self.eval(arg.value)
@@ -753,6 +802,13 @@ class Lowerer:
                 continue
             if not accepts(param.type, val.type, val.unit):
                 self.diag.error(f"argument '{param.name}' of {name}() expects {_describe(param.type)}, got {_describe_val(val)}",
+                                arg.value.span)
+                ok = False
+                continue
+            if _is_size(param.type) and isinstance(val.literal, tuple) and not all(
+                    isinstance(v, (int, float)) and v > 0 and float(v).is_integer() for v in val.literal):
+                shown = "(" + ", ".join(_num(v) for v in val.literal) + ")"
+                self.diag.error(f"argument '{param.name}' of {name}() must be a size (h, w) in whole pixels above 0, got {shown}",
                                 arg.value.span)
                 ok = False
                 continue
@@ -900,6 +956,16 @@ def _type_of_literal(value: Any) -> Type:
     return AnyT()
 
 
+def _name_span(arg: ast.Arg) -> Span:
+    """The name of a named argument `name=value` (its span starts with the name)."""
+    s = arg.span
+    return Span(s.file, s.line, s.col, s.line, s.col + len(arg.name or ""))
+
+
+def _is_size(spec: str) -> bool:
+    return "Size" in spec.rstrip("?").split("|")
+
+
 def _a(t: Any) -> str:
     """A type with its article: 'a Number', 'an Image[64,64]'."""
     text = str(t)
@@ -942,7 +1008,9 @@ def _pydantic_message(error: dict) -> str:
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         ops = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
         bound = next(iter(ctx.values()), "?")
-        return f"must be {ops[kind]} {bound}, got {error.get('input')!r}"
+        bound = f"{bound:g}" if isinstance(bound, float) else bound
+        shown = repr(error.get("input"))
+        return f"must be {ops[kind]} {bound}, got {shown if len(shown) <= 20 else shown[:17] + '...'}"
     message = error.get("msg", "invalid value")
     return message.removeprefix("Value error, ").rstrip(".").lower() if message else "invalid value"
 

@@ -54,7 +54,7 @@ def _as64(value: Any):
     return torch.as_tensor(value, dtype=torch.float64).clone()
 
 
-def rowwise_matmul(x, M, chunk: int = 64):
+def rowwise_matmul(x, M):
     """x [B, D] @ M [D, E], computed row by row (broadcast multiply and sum).
 
     BLAS picks different kernels for different batch sizes, so ``x @ M`` on
@@ -63,7 +63,8 @@ def rowwise_matmul(x, M, chunk: int = 64):
     """
     if x.shape[0] == 0:
         return x.new_zeros(0, M.shape[1])
-    return torch.cat([(c.unsqueeze(2) * M).sum(1) for c in x.split(chunk)])
+    rows = max(1, (1 << 22) // max(1, M.numel()))  # ~4M elements per chunk
+    return torch.cat([(c.unsqueeze(2) * M).sum(1) for c in x.split(rows)])
 
 
 def _sigma_col(sigma, batch: int, like):
@@ -184,7 +185,15 @@ class GaussianFlow:
         return self._unrotate(-z / c, p["U"]).reshape(x.shape)
 
     def log_prob(self, x, sigma):
-        p, s, z, c = self._parts(x, sigma)
+        return self._log_prob(*self._parts(x, sigma))
+
+    def velocity_and_log_prob(self, x, sigma):
+        """Both in one pass (one expert evaluation): they share C_sigma^-1 r."""
+        p, s, z, c = parts = self._parts(x, sigma)
+        v = self._unrotate((s - (1 - s) * p["lam"]) * z / c, p["U"]) - p["mu"]
+        return v.reshape(x.shape), self._log_prob(*parts)
+
+    def _log_prob(self, p, s, z, c):
         terms = -0.5 * (z * z / c + torch.log(c) + LOG_2PI)
         if p["sup"] is not None:
             if p["U"] is not None:
@@ -261,13 +270,17 @@ class MixtureFlow:
         return p, s, r, c, log_comp
 
     def velocity(self, x, sigma):
-        p, s, r, c, log_comp = self._parts(x, sigma)
-        resp = torch.softmax(log_comp, dim=1).unsqueeze(-1)
-        v_k = (s - (1 - s) * p["var"]) * r / c - p["mu"]
-        return (resp * v_k).sum(1).reshape(x.shape)
+        return self.velocity_and_log_prob(x, sigma)[0]
 
     def log_prob(self, x, sigma):
         return torch.logsumexp(self._parts(x, sigma)[-1], dim=1)
+
+    def velocity_and_log_prob(self, x, sigma):
+        """Both in one pass (one expert evaluation)."""
+        p, s, r, c, log_comp = self._parts(x, sigma)
+        resp = torch.softmax(log_comp, dim=1).unsqueeze(-1)
+        v_k = (s - (1 - s) * p["var"]) * r / c - p["mu"]
+        return (resp * v_k).sum(1).reshape(x.shape), torch.logsumexp(log_comp, dim=1)
 
     def score(self, x, sigma):
         p, s, r, c, log_comp = self._parts(x, sigma)

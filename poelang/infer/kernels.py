@@ -5,8 +5,9 @@ Each MCMC kernel is a small class with one method (after NumPyro/BlackJAX):
     step(x, here, target, eta, generator) -> (x, here, accept_rate)
 
 * ``x`` [L, *shape] positions, ``here`` the :class:`FieldValues` at x (or
-  None when stale), ``target(x)`` evaluates the product's field at the
-  level's sigma, ``eta`` the per-coordinate step (broadcastable to x),
+  None when stale), ``target(x, full)`` evaluates the product's field at the
+  level's sigma (``full=False``: the score is enough, skip log densities
+  and rewards), ``eta`` the per-coordinate step (broadcastable to x),
   ``generator`` the CPU generator all noise comes from.
 * It returns the new positions, the field there when it was computed anyway
   (MALA/HMC) or None (Langevin), and the mean acceptance rate (None for
@@ -17,8 +18,9 @@ Which kernel leaves what invariant:
 * ``langevin`` (ULA): x <- x + eta s(x) + sqrt(2 eta) xi. Needs only the
   score, so it works with flow networks; it is *not* exactly invariant (bias
   O(eta)), hence approximate.
-* ``mala``: the same proposal with a Metropolis-Hastings accept on the
-  product's log density -- exactly invariant for gamma_sigma.
+* ``mala``: the same proposal with a Metropolis-Hastings accept on
+  ``log_target`` (the product's log density, plus the reward twist when the
+  rewards take part in the moves) -- exactly invariant for that target.
 * ``hmc``: leapfrog with inverse mass 2*eta per coordinate (one leapfrog step
   is then the MALA proposal), Metropolis accept -- exactly invariant.
 * ``none``: no move.
@@ -76,7 +78,7 @@ class Langevin:
 
     def step(self, x, here, target, eta, generator) -> StepResult:
         if here is None or here.score is None:
-            here = target(x)
+            here = target(x, False)
         noise = gaussian_noise(tuple(x.shape), generator, x)
         return x + eta * here.score + torch.sqrt(2 * eta) * noise, None, None
 
@@ -89,16 +91,16 @@ class MALA:
     default_accept = 0.574
 
     def step(self, x, here, target, eta, generator) -> StepResult:
-        if here is None or here.log_density is None or here.score is None:
-            here = target(x)
+        if here is None or here.log_target is None or here.score is None:
+            here = target(x, True)
         noise = gaussian_noise(tuple(x.shape), generator, x)
         forward_mean = x + eta * here.score
         y = forward_mean + torch.sqrt(2 * eta) * noise
-        there = target(y)
+        there = target(y, True)
         backward_mean = y + eta * there.score
         log_q_forward = -_sum_event((y - forward_mean) ** 2 / (4 * eta))
         log_q_backward = -_sum_event((x - backward_mean) ** 2 / (4 * eta))
-        log_alpha = there.log_density - here.log_density + log_q_backward - log_q_forward
+        log_alpha = there.log_target - here.log_target + log_q_backward - log_q_forward
         log_alpha = torch.nan_to_num(log_alpha, nan=-float("inf"))
         accept = torch.log(uniform(x.shape[0], generator, x)) < log_alpha.to(torch.float64)
         return _select(accept, y, there, x, here)
@@ -115,34 +117,41 @@ class HMC:
         self.leapfrog = leapfrog
 
     def step(self, x, here, target, eta, generator) -> StepResult:
-        if here is None or here.log_density is None or here.score is None:
-            here = target(x)
+        if here is None or here.log_target is None or here.score is None:
+            here = target(x, True)
         inv_mass = 2 * eta
         inv_mass = inv_mass.expand_as(x) if isinstance(inv_mass, Tensor) else torch.full_like(x, inv_mass)
         p0 = gaussian_noise(tuple(x.shape), generator, x) / torch.sqrt(inv_mass)
-        h0 = -here.log_density + 0.5 * _sum_event(p0 * p0 * inv_mass)
+        h0 = -here.log_target + 0.5 * _sum_event(p0 * p0 * inv_mass)
         y, there = x, here
         p = p0 + 0.5 * here.score
         for k in range(self.leapfrog):
             y = y + inv_mass * p
-            there = target(y)
-            p = p + (0.5 if k == self.leapfrog - 1 else 1.0) * there.score
-        h1 = -there.log_density + 0.5 * _sum_event(p * p * inv_mass)
+            last = k == self.leapfrog - 1
+            there = target(y, last)
+            p = p + (0.5 if last else 1.0) * there.score
+        h1 = -there.log_target + 0.5 * _sum_event(p * p * inv_mass)
         log_alpha = torch.nan_to_num(h0 - h1, nan=-float("inf"))
         accept = torch.log(uniform(x.shape[0], generator, x)) < log_alpha.to(torch.float64)
         return _select(accept, y, there, x, here)
 
 
+def _pick(a: Tensor, new: Optional[Tensor], old: Optional[Tensor]) -> Optional[Tensor]:
+    if new is None or old is None:
+        return None
+    return torch.where(a.to(new.device).reshape((-1,) + (1,) * (new.dim() - 1)), new, old)
+
+
 def _select(accept: Tensor, y: Tensor, there: FieldValues, x: Tensor, here: FieldValues) -> StepResult:
-    a = accept.to(x.device)
-    shape = (-1,) + (1,) * (x.dim() - 1)
-    new_x = torch.where(a.reshape(shape), y, x)
+    """Accepted proposals take y and everything computed there, the rest stay."""
     merged = FieldValues(
-        velocity=torch.where(a.reshape(shape), there.velocity, here.velocity),
-        score=torch.where(a.reshape(shape), there.score, here.score),
-        log_density=torch.where(a, there.log_density, here.log_density),
+        velocity=_pick(accept, there.velocity, here.velocity),
+        score=_pick(accept, there.score, here.score),
+        log_density=_pick(accept, there.log_density, here.log_density),
+        twist=_pick(accept, there.twist, here.twist),
+        rewards=_pick(accept, there.rewards, here.rewards),
     )
-    return new_x, merged, float(accept.to(torch.float64).mean())
+    return _pick(accept, y, x), merged, float(accept.to(torch.float64).mean())
 
 
 def make_kernel(name: str, hmc_leapfrog: int = 3):

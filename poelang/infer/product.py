@@ -34,11 +34,26 @@ Tensor = torch.Tensor
 
 @dataclass
 class FieldValues:
-    """The product's field at one batch of positions and one sigma."""
+    """The product's field at one batch of positions and one sigma.
+
+    ``twist`` (the reward potential, when MCMC moves include the rewards) and
+    ``rewards`` ride along so that an accepted move carries its scores.
+    MH kernels accept on ``log_target`` = log density + twist.
+    """
 
     velocity: Tensor
     score: Optional[Tensor] = None
     log_density: Optional[Tensor] = None
+    twist: Optional[Tensor] = None
+    rewards: Optional[Tensor] = None
+
+    @property
+    def log_target(self) -> Optional[Tensor]:
+        if self.log_density is None:
+            return None
+        if self.twist is None:
+            return self.log_density
+        return self.log_density + self.twist.to(self.log_density.dtype)
 
 
 def _chunks(n: int, max_batch: Optional[int]) -> List[slice]:
@@ -71,7 +86,9 @@ class ProductField:
         self.max_batch = max_batch
         self.sigma_min = sigma_min
         self.where = "setup"
-        self.counts = {"velocity": 0, "velocity_grad": 0, "log_prob": 0}
+        # one count per particle per expert call; "calls" counts a fused
+        # velocity_and_log_prob call once (the cost of one forward pass)
+        self.counts = {"calls": 0, "velocity": 0, "velocity_grad": 0, "log_prob": 0}
         self.names = [f.name for f in self.factors]
         self.regions = [self._index(f.region) for f in self.factors]
         self.weights: List[Optional[Tensor]] = []  # a_i * m_i on the crop, or None if constant
@@ -134,15 +151,24 @@ class ProductField:
     def _sigma(self, n: int, sigma: float) -> Tensor:
         return torch.full((n,), float(sigma), dtype=self.dtype, device=self.device)
 
-    def expert_velocity(self, i: int, xi: Tensor, sigma: float, *, grad: bool = False) -> Tensor:
-        """Factor i's velocity on its crop, batched, checked for NaN/inf."""
+    def expert_velocity(self, i: int, xi: Tensor, sigma: float, *, grad: bool = False,
+                        with_log_prob: bool = False):
+        """Factor i's velocity on its crop, batched, checked for NaN/inf; with
+        ``with_log_prob`` also its log density (one fused call when the expert
+        has ``velocity_and_log_prob``), returned as (v, log_p)."""
         expert = self.factors[i].expert
-        parts = []
+        fused = with_log_prob and hasattr(expert, "velocity_and_log_prob")
+        parts, lps = [], []
         ctx = torch.enable_grad() if grad else torch.no_grad()
         with ctx:
             for sl in _chunks(xi.shape[0], self.max_batch):
                 xs = xi[sl]
-                v = expert.velocity(xs, self._sigma(xs.shape[0], sigma))
+                sig = self._sigma(xs.shape[0], sigma)
+                if fused:
+                    v, lp = expert.velocity_and_log_prob(xs, sig)
+                    lps.append(lp)
+                else:
+                    v = expert.velocity(xs, sig)
                 if not isinstance(v, torch.Tensor) or v.shape != xs.shape:
                     got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
                     raise SamplerError(
@@ -152,6 +178,17 @@ class ProductField:
                 parts.append(v)
         v = parts[0] if len(parts) == 1 else torch.cat(parts)
         self.counts["velocity_grad" if grad else "velocity"] += xi.shape[0]
+        self.counts["calls"] += xi.shape[0]
+        self._check_velocity(i, v)
+        if not with_log_prob:
+            return v
+        if fused:
+            lp = torch.cat(lps) if len(lps) > 1 else lps[0]
+            self.counts["log_prob"] += xi.shape[0]
+            return v, self._check_log_prob(i, lp, xi.shape[0])
+        return v, self.expert_log_prob(i, xi, sigma)
+
+    def _check_velocity(self, i: int, v: Tensor) -> None:
         bad = ~torch.isfinite(v.detach())
         if bool(bad.any()):
             rows = int(bad.reshape(v.shape[0], -1).any(dim=1).sum())
@@ -170,10 +207,13 @@ class ProductField:
                 parts.append(expert.log_prob(xs, self._sigma(xs.shape[0], sigma)))
         lp = parts[0] if len(parts) == 1 else torch.cat(parts)
         self.counts["log_prob"] += xi.shape[0]
-        if lp.shape != (xi.shape[0],):
+        self.counts["calls"] += xi.shape[0]
+        return self._check_log_prob(i, lp, xi.shape[0])
+
+    def _check_log_prob(self, i: int, lp: Tensor, n: int) -> Tensor:
+        if tuple(lp.shape) != (n,):
             raise SamplerError(
-                f"expert '{self.names[i]}' returned log_prob of shape {tuple(lp.shape)}, "
-                f"expected ({xi.shape[0]},)"
+                f"expert '{self.names[i]}' returned log_prob of shape {tuple(lp.shape)}, expected ({n},)"
             )
         if bool(torch.isnan(lp).any() | torch.isposinf(lp).any()):
             raise SamplerError(f"expert '{self.names[i]}' returned NaN/+inf log_prob at {self.where}")
@@ -189,12 +229,14 @@ class ProductField:
         lp = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) if log_density else None
         for i, f in enumerate(self.factors):
             xi = self.crop(i, x)
-            vi = self.expert_velocity(i, xi, sigma)
+            if log_density:
+                vi, lpi = self.expert_velocity(i, xi, sigma, with_log_prob=True)
+                lp = lp + float(f.exponent) * lpi
+            else:
+                vi = self.expert_velocity(i, xi, sigma)
             self._accumulate(v_sum, i, vi)
             if score:
                 self._accumulate(s_sum, i, flow.score_from_velocity(xi, vi, sigma, self.sigma_min))
-            if log_density:
-                lp = lp + float(f.exponent) * self.expert_log_prob(i, xi, sigma)
         return FieldValues(velocity=v_sum / self.coverage, score=s_sum, log_density=lp)
 
     def log_density(self, x: Tensor, sigma: float) -> Tensor:

@@ -14,6 +14,8 @@ import torch at import time:
   -> [B]``: the log density of the noised marginal p_sigma. Analytic experts
   have it, flow networks do not; MALA, HMC and annealed importance weights
   need it.
+* ``velocity_and_log_prob(x, sigma) -> (v, log_p)`` (optional): both in one
+  pass; the engine uses it when it needs both, and counts one evaluation.
 * ``support`` (optional): a 0/1 tensor over the expert's event shape marking
   the coordinates it models (a simulator Gaussian on a masked part). Outside
   it the expert has no opinion: its velocity and score are ignored there, the

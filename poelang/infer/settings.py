@@ -80,10 +80,21 @@ class Settings:
     num_samples [1]
     max_batch [None]       split expert calls into chunks of this many
                            particles (identical results, less memory).
-    adaptive_temper [False] exact mode: per level, bisect the reward's
-                           tempering factor in [previous, 1] so the ESS of the
-                           incremental weights stays at temper_ess * L (1 at
-                           the last level, so the target is unchanged).
+    reward_moves ['auto']  True: MALA/HMC accept on gamma * exp(twist), the
+                           rewards included, so moves leave the level's full
+                           target invariant (the SMC sampler of Del Moral et al.
+                           2006: reweight, resample, then move); costs one
+                           reward call per proposal; makes sharp rewards and
+                           rare constraints feasible. False: the paper's order
+                           (move on the experts only, then score and resample).
+                           'auto': True on the 'ais' path when there are
+                           rewards; needs MH moves (not possible on 'flow').
+    adaptive_temper [False] exact mode: per level, choose the reward's
+                           tempering factor lambda in [0, 1] (grid + bisection)
+                           as the largest that keeps the ESS of the incremental
+                           weights at temper_ess * L; lambda = 1 at the last
+                           level, so the target is unchanged (with few levels
+                           the last step can still be a big one).
     temper_ess [0.5]
     constraint_penalty [2.0] before the last level a reward value of -inf
                            counts as -constraint_penalty, so a hard constraint
@@ -120,6 +131,7 @@ class Settings:
     output: str = "auto"
     num_samples: int = 1
     max_batch: Optional[int] = None
+    reward_moves: Union[str, bool] = "auto"
     adaptive_temper: bool = False
     temper_ess: float = 0.5
     constraint_penalty: float = 2.0
@@ -174,6 +186,8 @@ class Settings:
             raise bad("num_samples must be >= 1")
         if self.max_batch is not None and self.max_batch < 1:
             raise bad("max_batch must be >= 1 or None")
+        if self.reward_moves not in ("auto", True, False):
+            raise bad("reward_moves must be 'auto', True or False")
         if self.adaptive_temper and self.weighting != "exact":
             raise bad("adaptive_temper needs weighting='exact'")
         if not 0 < self.temper_ess <= 1:

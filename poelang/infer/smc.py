@@ -1,27 +1,31 @@
 """The sampler: annealed MCMC + Sequential Monte Carlo over a product of experts.
 
-One level, from sigma_{n-1} down to sigma_n (T levels, L particles)::
+One level, from sigma_{n-1} down to sigma_n (T levels, L particles), in the
+paper's order ('flow' path, and 'ais' without reward moves)::
 
-    transition   flow path: one Euler step with the composed velocity
-                 ais path:  weight by gamma_n(x) / gamma_{n-1}(x), no move
+    transition   flow: one Euler step with the composed velocity
+                 ais:  weight by gamma_n(x) / gamma_{n-1}(x), no move
     mcmc         K moves at sigma_n on the product (Langevin / MALA / HMC)
-    conditional  Eq. 7 updates of the factors that have parents (flow path)
-    reweight     score x0_hat with the rewards, multiply the weights by
-                 exp(twist_n - twist_{n-1})  (exact)   or set them to
-                 exp(twist_n)                           (greedy)
+    conditional  Eq. 7 updates of the factors that have parents (flow only)
+    reweight     score x0_hat with the rewards; multiply the weights by
+                 exp(twist_n - twist_{n-1})  (exact)  or set them to
+                 exp(twist_n)                          (greedy)
     resample     every level, when ESS < threshold * L, or at listed times
 
-Why it is exact (weighting='exact'). The reward potentials telescope: the
-product over levels of exp(twist_n(x_n) - twist_{n-1}(x_{n-1})) times the
-initial exp(twist_0) is exp(sum_j w_j r_j(x_T)) at sigma = 0, whatever the
-moves in between, so SMC targets  law_of_moves(x) * exp(sum w r). On the
-'ais' path (every expert has a log density) the moves are MH kernels that
-leave gamma_n invariant, the particles start from gamma at sigma = 1 and
-carry annealed importance weights, so law_of_moves is replaced by the
-product of experts itself: the weighted particles target
-prod_i p_i^{a_i} exp(sum w r) exactly (consistent as L -> inf). On the
-'flow' path (flow networks: no densities) the base law is that of the
-paper's Euler + Langevin sampler, which is only approximately the product.
+and, when the rewards take part in the moves ('ais' with reward_moves), the
+order of an SMC sampler: transition + reweight at the unmoved particles,
+resample, then MCMC moves that leave gamma_n * exp(twist_n) invariant.
+
+Why 'exact' is exact. The reward potentials telescope: the product over
+levels of exp(twist_n - twist_{n-1}) times the initial exp(twist_0) is
+exp(sum_j w_j r_j(x)) at sigma = 0, whatever the moves in between. So the
+weighted particles target law_of_moves(x) * exp(sum w r). On the 'ais' path
+(every expert has a log density) the particles start from gamma at sigma = 1,
+carry annealed importance weights, and move with MH kernels invariant for
+the level's target, so law_of_moves is the product of experts itself and the
+output targets prod_i p_i^{a_i} exp(sum w r) exactly (consistent as L grows).
+On the 'flow' path (flow networks: no densities) the base law is the paper's
+Euler + Langevin sampler, which is only approximately the product.
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from .kernels import euler_step, gaussian_noise, make_kernel
 from .numerics import effective_sample_size, log_mean_exp, logsumexp, normalized_weights
 from .product import FieldValues, ProductField
 from .protocol import Problem
-from .resampling import resample
+from .resampling import multinomial, resample
 from .result import LevelInfo, Result
 from .rewards import RewardSet, rejection_message, soften
 from .schedules import make_schedule
@@ -57,13 +61,14 @@ class Plan:
     weighting: str
     output: str
     euler: bool
+    reward_moves: bool
     init: str
     exact: str  # what the output is exact for, in words
     notes: List[str] = field(default_factory=list)
 
 
 def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sigmas: Tensor) -> Plan:
-    """Choose the annealing path and kernel; explain why in ``notes``."""
+    """Choose the annealing path, kernel and output; say why in ``notes``."""
     s = settings
     blockers = []
     without = [f.name for f in problem.factors if not f.has_log_prob]
@@ -80,7 +85,7 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
     if s.weighting != "exact":
         blockers.append("weighting is greedy")
     if s.kernel == "langevin":
-        blockers.append("kernel 'langevin' does not leave gamma invariant")
+        blockers.append("kernel 'langevin' does not leave the product invariant")
 
     if s.annealing == "ais" and blockers:
         raise SettingsError("annealing='ais' is not possible: " + "; ".join(blockers))
@@ -100,14 +105,19 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
             f"define: use region= or the expert's support, or kernel='langevin'"
         )
 
+    mh = annealing == "ais" and kernel in ("mala", "hmc")
+    if s.reward_moves is True and not mh:
+        raise SettingsError("reward_moves=True needs annealing='ais' with kernel 'mala' or 'hmc'")
+    reward_moves = bool(s.reward_moves) if s.reward_moves != "auto" else (mh and len(problem.rewards) > 0)
+
     output = s.output if s.output != "auto" else ("sample" if s.weighting == "exact" else "best")
     notes = []
     if annealing == "ais":
         exact = "exact: the weighted particles target prod_i p_i^a_i * exp(sum w r) (consistent in L)"
     elif s.weighting == "exact":
         exact = (
-            "exact in the reward tilt only: the weighted particles target "
-            "law(Euler+%s base sampler) * exp(sum w r)" % kernel
+            f"exact in the reward tilt only: the weighted particles target "
+            f"law(Euler + {kernel} base sampler) * exp(sum w r)"
         )
         if blockers and s.annealing == "auto":
             notes.append("flow path because " + "; ".join(blockers))
@@ -119,6 +129,7 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         weighting=s.weighting,
         output=output,
         euler=annealing == "flow",
+        reward_moves=reward_moves,
         init="noise" if isinstance(s.init, str) else "tensor",
         exact=exact,
         notes=notes,
@@ -130,9 +141,9 @@ def _derived_seed(seed: int, stream: int) -> int:
 
 
 class Sampler:
-    """One run: holds the problem's field, the rewards, the generators, the plan.
+    """One run: the problem's field, the rewards, the generators, the plan.
 
-    The per-level recipe is :meth:`level`; :meth:`run` is the loop.
+    :meth:`level` is the per-level recipe, :meth:`run` the loop.
     """
 
     def __init__(self, problem: Problem, settings: Settings, device: str | torch.device = "cpu") -> None:
@@ -162,19 +173,14 @@ class Sampler:
         self.move_gen = torch.Generator().manual_seed(_derived_seed(settings.seed, 0))
         self.resample_gen = torch.Generator().manual_seed(_derived_seed(settings.seed, 1))
         self.step_scale = 1.0
-        self.temper = 1.0 if not settings.adaptive_temper else 0.0
+        self.temper = 1.0
         self.log_evidence = 0.0
         self.trace: List[LevelInfo] = []
-        times = {int(round(f * self.T)) for f in settings.resample_times}
-        self.resample_levels = times
+        self.resample_levels = {int(round(f * self.T)) for f in settings.resample_times}
         acc = settings.target_accept
         self.target_accept = acc if acc is not None else getattr(self.kernel, "default_accept", None)
 
-    # -- helpers -------------------------------------------------------------
-    @property
-    def ais(self) -> bool:
-        return self.plan.annealing == "ais"
-
+    # -- small helpers -------------------------------------------------------
     @property
     def exact(self) -> bool:
         return self.settings.weighting == "exact"
@@ -182,31 +188,46 @@ class Sampler:
     def _where(self, n: int, sigma: float) -> str:
         return f"level {n} (sigma={sigma:.4f})"
 
-    def _check_alive(self, state: ParticleState, rewards: Tensor, where: str) -> None:
+    def _twist(self, raw: Tensor, final: bool) -> Tensor:
+        """lambda * sum_j w_j r~_j: the reward potential paid into the weights."""
+        used = raw if final else soften(raw, self.settings.constraint_penalty)
+        return self.temper * self.rewards.total(used)
+
+    def _check_alive(self, state: ParticleState, where: str) -> None:
         if torch.isfinite(logsumexp(state.log_weights)):
             return
-        if rewards.shape[1] and bool(torch.isneginf(rewards).any()):
-            raise SamplerError(rejection_message(rewards, self.rewards.names, self.rewards.weights, where))
+        if state.rewards.shape[1] and bool(torch.isneginf(state.rewards).any()):
+            raise SamplerError(rejection_message(state.rewards, self.rewards.names, self.rewards.weights, where))
         raise SamplerError(
             f"every particle has zero weight at {where}: the product of the generative experts "
             f"has zero density at every particle"
         )
 
+    def _x0_hat(self, state: ParticleState, sigma: float) -> Tensor:
+        if sigma <= 0:
+            return state.x
+        return self.field.x0_hat(state.x, state.velocity, sigma)
+
+    def _with_velocity(self, state: ParticleState, sigma: float) -> ParticleState:
+        if sigma > 0 and state.velocity is None:
+            fv = self.field.evaluate(state.x, sigma, score=False)
+            state = state.with_(velocity=fv.velocity)
+        return state
+
     # -- the pieces of a level ----------------------------------------------
     def initial_state(self) -> ParticleState:
-        """Particles at sigmas[0]: the product at sigma = 1 (N(0, I/A) per
-        coordinate), or the given init tensor."""
+        """Particles at sigmas[0]: the product at sigma = 1, N(0, I/A) per
+        coordinate (A = the summed exponents covering it), or the given init."""
         L, s = self.settings.particles, self.settings
         like = torch.zeros((), dtype=self.dtype, device=self.device)
         log_w = torch.zeros(L, dtype=torch.float64, device=self.device)
         density = None
         if isinstance(s.init, str):
-            eps = gaussian_noise((L,) + self.shape, self.move_gen, like)
             A = self.field.coverage
-            x = eps / torch.sqrt(A)
-            if self.ais:
-                # Importance weight gamma_1(x) / q(x): a constant (log Z of
-                # gamma_1) when every expert is exactly N(0, I) at sigma = 1.
+            x = gaussian_noise((L,) + self.shape, self.move_gen, like) / torch.sqrt(A)
+            if self.plan.annealing == "ais":
+                # Importance weight gamma_1(x) / q(x): the constant log Z of
+                # gamma_1 when every expert is exactly N(0, I) at sigma = 1.
                 log_q = (-0.5 * torch.log(2 * math.pi / A) - 0.5 * A * x * x).reshape(L, -1).sum(1)
                 density = self.field.log_density(x, float(self.sigmas[0]))
                 log_w = (density - log_q).to(torch.float64)
@@ -216,8 +237,7 @@ class Sampler:
                 init = init.expand((L,) + self.shape)
             if tuple(init.shape) != (L,) + self.shape:
                 raise SettingsError(
-                    f"init tensor has shape {tuple(init.shape)}; expected {self.shape} or "
-                    f"{(L,) + self.shape}"
+                    f"init tensor has shape {tuple(init.shape)}; expected {self.shape} or {(L,) + self.shape}"
                 )
             x = init.clone()
         return ParticleState(
@@ -226,19 +246,23 @@ class Sampler:
             log_twist=torch.zeros(L, dtype=torch.float64, device=self.device),
             rewards=torch.zeros(L, len(self.rewards), dtype=torch.float64, device=self.device),
             ancestors=torch.arange(L),
-            velocity=None,
             log_density=density,
         )
 
     def transition(self, state: ParticleState, sigma_from: float, sigma_to: float) -> ParticleState:
-        """Flow: Euler step with the cached composed velocity. AIS: the annealed
-        importance weight gamma_to(x) / gamma_from(x) at the unmoved particle."""
+        """flow: Euler step with the cached composed velocity.
+        ais: the annealed importance weight gamma_to(x) / gamma_from(x) at the
+        unmoved particle, and the field at sigma_to there (for the moves)."""
         if self.plan.euler:
             x = euler_step(state.x, state.velocity, sigma_from, sigma_to)
-            return state.with_(x=x, velocity=None, log_density=None)
-        density = self.field.log_density(state.x, sigma_to)
+            return state.with_(x=x, velocity=None, score=None, log_density=None)
+        if sigma_to > 0:
+            fv = self.field.evaluate(state.x, sigma_to, score=True, log_density=True)
+            velocity, score, density = fv.velocity, fv.score, fv.log_density
+        else:
+            velocity, score, density = None, None, self.field.log_density(state.x, sigma_to)
         log_w = state.log_weights + (density - state.log_density).to(torch.float64)
-        return state.with_(log_weights=log_w, velocity=None, log_density=density)
+        return state.with_(log_weights=log_w, velocity=velocity, score=score, log_density=density)
 
     def step_size(self, sigma: float) -> Tensor:
         """eta per coordinate: step_size * scale * sigma^2 / A (see Settings)."""
@@ -251,22 +275,41 @@ class Sampler:
         if self.plan.kernel == "none" or K == 0 or sigma <= 0:
             return state, None
         needs_density = self.kernel.needs_log_density
+        with_rewards = self.plan.reward_moves
+        where = self.field.where
 
-        def target(y: Tensor) -> FieldValues:
-            return self.field.evaluate(y, sigma, score=True, log_density=needs_density)
+        def target(y: Tensor, full: bool = True) -> FieldValues:
+            fv = self.field.evaluate(y, sigma, score=True, log_density=needs_density and full)
+            if with_rewards and full:
+                raw = self.rewards.evaluate(self.field.x0_hat(y, fv.velocity, sigma), where)
+                fv.rewards, fv.twist = raw, self._twist(raw, final=False)
+            return fv
 
+        here = None
+        if state.score is not None:
+            here = FieldValues(
+                velocity=state.velocity,
+                score=state.score,
+                log_density=state.log_density,
+                twist=state.log_twist if with_rewards else None,
+                rewards=state.rewards if with_rewards else None,
+            )
         eta = self.step_size(sigma)
-        x, here, rates = state.x, None, []
+        x, rates = state.x, []
         for _ in range(K):
             x, here, rate = self.kernel.step(x, here, target, eta, self.move_gen)
             if rate is not None:
                 rates.append(rate)
         accept = sum(rates) / len(rates) if rates else None
         if accept is not None and self.settings.adapt_step and self.target_accept is not None:
-            self.step_scale = min(max(self.step_scale * math.exp(2.0 * (accept - self.target_accept)), 1e-6), 1e6)
-        if here is None:
-            return state.with_(x=x, velocity=None, log_density=None), accept
-        return state.with_(x=x, velocity=here.velocity, log_density=here.log_density), accept
+            factor = math.exp(2.0 * (accept - self.target_accept))
+            self.step_scale = min(max(self.step_scale * factor, 1e-6), 1e6)
+        if here is None:  # Langevin: nothing known at the new positions
+            return state.with_(x=x, velocity=None, score=None, log_density=None), accept
+        moved = state.with_(x=x, velocity=here.velocity, score=here.score, log_density=here.log_density)
+        if with_rewards:
+            moved = moved.with_(log_twist=here.twist, rewards=here.rewards)
+        return moved, accept
 
     def conditional(self, state: ParticleState, sigma: float) -> ParticleState:
         """Eq. 7 pulls of the conditioned factors toward their parents."""
@@ -274,43 +317,51 @@ class Sampler:
         if not self.children or s.cond_updates == 0 or sigma <= 0:
             return state
         x = conditional_updates(self.field, state.x, sigma, self.children, s.cond_lambda, s.cond_updates)
-        return state.with_(x=x, velocity=None, log_density=None)
+        return state.with_(x=x, velocity=None, score=None, log_density=None)
 
-    def reweight(self, state: ParticleState, sigma: float, final: bool, where: str) -> tuple[ParticleState, Tensor]:
+    def reweight(self, state: ParticleState, sigma: float, final: bool, where: str) -> ParticleState:
         """Score x0_hat; pay the reward potential's increment into the weights."""
-        if sigma > 0 and state.velocity is None:
-            state = state.with_(velocity=self.field.evaluate(state.x, sigma, score=False).velocity)
-        x0 = state.x if sigma <= 0 else self.field.x0_hat(state.x, state.velocity, sigma)
-        raw = self.rewards.evaluate(x0, where)
-        used = raw if final else soften(raw, self.settings.constraint_penalty)
-        base = self.rewards.total(used)
+        state = self._with_velocity(state, sigma)
+        raw = self.rewards.evaluate(self._x0_hat(state, sigma), where)
         if self.exact:
             if self.settings.adaptive_temper:
-                self.temper = 1.0 if final else self._choose_temper(state, base)
-            twist = self.temper * base
+                self.temper = 1.0
+                if not final:
+                    self.temper = self._choose_temper(state, self._twist(raw, final))
+            twist = self._twist(raw, final)
             log_w = state.log_weights + (twist - state.log_twist)
         else:
-            twist = base
+            twist = self._twist(raw, final)
             log_w = twist.clone()
         state = state.with_(log_weights=log_w, log_twist=twist, rewards=raw)
-        self._check_alive(state, raw, where)
-        return state, x0
+        self._check_alive(state, where)
+        return state
 
     def _choose_temper(self, state: ParticleState, base: Tensor) -> float:
-        """Largest lambda in [previous, 1] keeping ESS >= temper_ess * L (bisection)."""
+        """The largest lambda in [0, 1] whose incremental weights keep the ESS at
+        temper_ess * L (a grid, then bisection at the boundary).
+
+        lambda may go down as well as up: the potentials telescope for any
+        sequence that ends at 1, so the target does not depend on it."""
         target = self.settings.temper_ess * state.size
 
-        def ess(lam: float) -> float:
-            return effective_sample_size(state.log_weights + lam * base - state.log_twist)
+        def ess(lams: Tensor) -> Tensor:
+            log_w = state.log_weights[None, :] + lams[:, None].to(base) * base[None, :] - state.log_twist[None, :]
+            w = torch.exp(log_w - torch.logsumexp(log_w, dim=1, keepdim=True))
+            return torch.nan_to_num(1.0 / (w * w).sum(1), nan=0.0)
 
-        if ess(1.0) >= target:
+        if float(ess(torch.ones(1))[0]) >= target:
             return 1.0
-        lo, hi = self.temper, 1.0
-        if ess(lo) < target:
-            return lo
-        for _ in range(40):
+        grid = torch.linspace(0.0, 1.0, 33, dtype=torch.float64)
+        values = ess(grid)
+        ok = torch.nonzero(values >= target).flatten()
+        if ok.numel() == 0:
+            return float(grid[int(values.argmax())])
+        lo = float(grid[int(ok.max())])
+        hi = min(1.0, lo + 1.0 / 32)
+        for _ in range(20):
             mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if ess(mid) >= target else (lo, mid)
+            lo, hi = (mid, hi) if float(ess(torch.tensor([mid], dtype=torch.float64))[0]) >= target else (lo, mid)
         return lo
 
     def should_resample(self, n: int, ess: float, L: int) -> bool:
@@ -324,6 +375,7 @@ class Sampler:
         return n in self.resample_levels
 
     def maybe_resample(self, state: ParticleState, n: int) -> tuple[ParticleState, float, bool]:
+        """Resample the whole particle container when the rule says so."""
         ess = effective_sample_size(state.log_weights)
         if not self.should_resample(n, ess, state.size):
             return state.with_(ancestors=torch.arange(state.size)), ess, False
@@ -336,7 +388,8 @@ class Sampler:
             state = state.with_(log_weights=torch.zeros_like(state.log_weights))
         return state, ess, True
 
-    def record(self, n, sigma, state_before, x0, ess, resampled, ancestors, accept, callback) -> None:
+    def record(self, n, sigma, weighted, x0, ess, resampled, ancestors, accept, callback) -> None:
+        """Append a LevelInfo (the particles as weighted, before resampling)."""
         keep = self.settings.keep_trace
         if keep is False and callback is None:
             return
@@ -344,9 +397,9 @@ class Sampler:
             level=n,
             sigma=sigma,
             x0_hat=x0.detach().cpu().clone() if keep is True else None,
-            rewards=state_before.rewards.detach().cpu().clone(),
-            scores=self.rewards.total(state_before.rewards).cpu(),
-            log_weights=state_before.log_weights.detach().cpu().clone(),
+            rewards=weighted.rewards.detach().cpu().clone(),
+            scores=self.rewards.total(weighted.rewards).cpu(),
+            log_weights=weighted.log_weights.detach().cpu().clone(),
             ancestors=ancestors.cpu().clone(),
             ess=ess,
             resampled=resampled,
@@ -360,58 +413,56 @@ class Sampler:
             callback(info)
 
     def level(self, state: ParticleState, n: int, callback: Optional[Callback]) -> ParticleState:
-        """One annealing level: transition, MCMC, conditional, reweight, resample."""
+        """One annealing level."""
         sigma_from, sigma = float(self.sigmas[n - 1]), float(self.sigmas[n])
-        where = self._where(n, sigma)
-        self.field.where = where
+        final = n == self.T
+        where = self.field.where = self._where(n, sigma)
         state = self.transition(state, sigma_from, sigma)
-        state, accept = self.mcmc(state, sigma)
-        state = self.conditional(state, sigma)
-        state, x0 = self.reweight(state, sigma, final=n == self.T, where=where)
-        before = state
-        state, ess, resampled = self.maybe_resample(state, n)
-        self.record(n, sigma, before, x0, ess, resampled, state.ancestors, accept, callback)
+        if self.plan.reward_moves:  # SMC sampler: reweight, resample, move
+            state = self.reweight(state, sigma, final, where)
+            weighted, x0 = state, self._x0_hat(state, sigma)
+            state, ess, resampled = self.maybe_resample(state, n)
+            state, accept = self.mcmc(state, sigma)
+        else:  # the paper's order: move, then score and resample
+            state, accept = self.mcmc(state, sigma)
+            state = self.conditional(state, sigma)
+            state = self.reweight(state, sigma, final, where)
+            weighted, x0 = state, self._x0_hat(state, sigma)
+            state, ess, resampled = self.maybe_resample(state, n)
+        self.record(n, sigma, weighted, x0, ess, resampled, state.ancestors, accept, callback)
         return state
 
     # -- the loop ------------------------------------------------------------
     def run(self, callback: Optional[Callback] = None) -> Result:
+        """Initial particles (level 0), then T levels, then the output."""
         state = self.initial_state()
         sigma0 = float(self.sigmas[0])
-        where = self._where(0, sigma0)
-        self.field.where = where
-        state, x0 = self.reweight(state, sigma0, final=self.T == 0, where=where)
-        before = state
+        where = self.field.where = self._where(0, sigma0)
+        state = self.reweight(state, sigma0, final=self.T == 0, where=where)
+        weighted, x0 = state, self._x0_hat(state, sigma0)
         state, ess, resampled = self.maybe_resample(state, 0)
-        self.record(0, sigma0, before, x0, ess, resampled, state.ancestors, None, callback)
+        self.record(0, sigma0, weighted, x0, ess, resampled, state.ancestors, None, callback)
         for n in range(1, self.T + 1):
             state = self.level(state, n, callback)
         return self.finish(state)
 
     def finish(self, state: ParticleState) -> Result:
+        """Normalise the weights and pick the output."""
         log_w = state.log_weights
-        total = logsumexp(log_w)
         log_evidence = self.log_evidence + float(log_mean_exp(log_w)) if self.exact else None
-        log_w_norm = (log_w - total).cpu()
+        log_w_norm = (log_w - logsumexp(log_w)).cpu()
         scores = self.rewards.total(state.rewards).cpu()
-        output = self.plan.output
-        if output == "all":
+        if self.plan.output == "all":
             idx = torch.arange(state.size)
-        elif output == "best":
-            key = torch.nan_to_num(scores, nan=-float("inf"))
-            best = torch.nonzero(key == key.max()).flatten()
+        elif self.plan.output == "best":
+            best = torch.nonzero(scores == scores.max()).flatten()
             idx = best[torch.argmax(log_w_norm[best])].reshape(1)
         else:
-            from .resampling import multinomial
-
-            idx = multinomial(torch.exp(log_w_norm), self.settings.num_samples, self.resample_gen)
-        samples = state.x[idx.to(state.x.device)]
+            idx = multinomial(torch.exp(log_w_norm).to(torch.float64), self.settings.num_samples, self.resample_gen)
         evals = dict(self.field.counts)
         evals["reward"] = self.rewards.count
-        evals["per_particle"] = (evals["velocity"] + evals["velocity_grad"] + evals["log_prob"]) // max(
-            state.size, 1
-        )
         return Result(
-            samples=samples,
+            samples=state.x[idx.to(state.x.device)],
             particles=state.x,
             log_weights=log_w_norm,
             scores=scores,
@@ -434,7 +485,7 @@ def sample(
 ) -> Result:
     """Sample the product of experts of ``problem``.
 
-    ``callback(level_info)`` is called after every level (including level 0,
-    the initial noise) with a :class:`LevelInfo`.
+    ``callback(level_info)`` is called after every level, including level 0
+    (the initial noise), with a :class:`LevelInfo`.
     """
     return Sampler(problem, settings or Settings(), device).run(callback)

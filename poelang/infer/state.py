@@ -31,7 +31,11 @@ class ParticleState:
                               level (identity when no resampling happened).
     velocity     [L, *shape]  composed velocity at (x, sigma), cached for the
                               next Euler step / x0_hat; None when stale.
+    score        [L, *shape]  composed score at (x, sigma); None when stale.
     log_density  [L]          log gamma_sigma(x) when densities are known.
+
+    The cached fields are valid at the current sigma only; the sampler sets
+    them to None whenever x or sigma changes without recomputing them.
     """
 
     x: Tensor
@@ -40,6 +44,7 @@ class ParticleState:
     rewards: Tensor
     ancestors: Tensor
     velocity: Optional[Tensor] = None
+    score: Optional[Tensor] = None
     log_density: Optional[Tensor] = None
 
     @property

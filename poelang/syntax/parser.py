@@ -177,6 +177,8 @@ def _syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> tuple[Diagno
         return Diagnostic("error", f"unexpected end of file{_expected(e.expected)}", Span(file, line, col, line, col + 1)), None
     shown = _expected(e.expected)
     what = "a newline" if token.type == "_NL" else f"{_token_name(token.type) if token.type not in ('NAME', 'NUMBER', 'STRING') else repr(str(token))}"
+    if str(token).isidentifier() and token.type != "NAME":
+        what = f"keyword '{token}'"
     if token.type == "_NL":
         message = f"unexpected end of line{shown}"
         span = Span(file, token.line, token.column, token.line, token.column + 1)
@@ -190,11 +192,17 @@ _BRACKET_SCAN = re.compile(r'"([^"\\\n]|\\.)*"|#[^\n]*|[()\[\]{}]')
 
 
 def _unclosed_diagnostic(e: UnexpectedInput, text: str, file: str) -> tuple[Diagnostic, int] | None:
-    """A `(` or `[` left open runs into the next statement: Lark sees that statement's first
-    token inside the brackets. Report the bracket, not the token, and blank its statement."""
-    if not isinstance(e, UnexpectedToken) or e.token.type in ("$END", "_NL") or e.token.column != 1:
+    """A bracket left open runs into the next line, and Lark sees that line's first token
+    inside the brackets. Report the bracket, not the token, and blank its statement.
+
+    The bracket is taken as unclosed when the line of the unexpected token starts a
+    statement (at column 1), or, for `(` and `[`, when that token is the first of its
+    line and the bracket is not closed anywhere after it.
+    """
+    if not isinstance(e, UnexpectedToken) or e.token.type in ("$END", "_NL"):
         return None
-    pos = e.token.start_pos
+    token = e.token
+    pos = token.start_pos
     stack: list[re.Match] = []
     for match in _BRACKET_SCAN.finditer(text, 0, pos):
         char = match.group(0)
@@ -202,18 +210,37 @@ def _unclosed_diagnostic(e: UnexpectedInput, text: str, file: str) -> tuple[Diag
             stack.append(match)
         elif char in ")]}" and stack:
             stack.pop()
-    if not stack or stack[-1].group(0) == "{":
+    if not stack:
         return None
     opener = stack[-1]
     line = text.count("\n", 0, opener.start()) + 1
-    if line >= e.token.line:
+    if line >= token.line:
         return None
+    line_start = text.rfind("\n", 0, pos) + 1
+    first_on_line = not text[line_start:pos].strip()
+    starts_statement = text[line_start:line_start + 1] not in ("", " ", "\t", "\f", ")", "]", "}", "#")
+    if not starts_statement:
+        if not (first_on_line and opener.group(0) in "(["):
+            return None
+        depth = 0  # is the bracket closed somewhere after the token?
+        for match in _BRACKET_SCAN.finditer(text, pos):
+            char = match.group(0)
+            if char in "([{":
+                depth += 1
+            elif char in ")]}":
+                if depth == 0:
+                    if _PAIRS[char] == opener.group(0):
+                        return None
+                    break
+                depth -= 1
     col = opener.start() - (text.rfind("\n", 0, opener.start()) + 1) + 1
-    token = e.token
-    next_span = Span(file, token.line, token.column, token.end_line or token.line, token.end_column or token.column + 1)
+    here = Span(file, token.line, token.column, token.end_line or token.line, token.end_column or token.column + 1)
     diagnostic = Diagnostic("error", f"'{opener.group(0)}' is never closed", Span(file, line, col, line, col + 1),
-                            [("the next statement starts here", next_span)])
+                            [("still open here", here)])
     return diagnostic, line
+
+
+_PAIRS = {")": "(", "]": "[", "}": "{"}
 
 
 _EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR", "LSQB", "MINUS", "BANG", "TRUE", "FALSE", "NONE"}

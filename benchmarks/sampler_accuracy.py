@@ -1,0 +1,294 @@
+"""Sampler accuracy on analytic targets, against compute, versus baselines.
+
+    python benchmarks/sampler_accuracy.py            # the full table (a few minutes, 2 cores)
+    python benchmarks/sampler_accuracy.py --quick    # smaller budgets, for a smoke run
+
+Targets (closed-form products, so exact samples and mode weights are known):
+
+* ``mix2d``    two 2-D Gaussian mixtures; the product has 4 modes of unequal weight.
+* ``mix64d``   two 64-D Gaussian mixtures; the product has 2 dominant modes.
+* ``mix2d×hs`` the 2-D product times a hard half-space constraint (truncated).
+
+Methods, all run by the same engine (``poelang.infer``) with different settings:
+
+* ``poelang``       exact SMC: annealing='ais', MALA moves with the rewards in
+                    the accept (reward_moves), annealed importance weights,
+                    systematic resampling when ESS < L/2; output drawn from the
+                    weighted particles.
+* ``poelang-flow``  the paper's path as flow networks get it: Euler on the
+                    composed velocity + Langevin + telescoped reward weights.
+* ``composable``    (i) Euler on the composed velocity, no MCMC, no weights
+                    (Composable Diffusion with rectified flows).
+* ``langevin``      (ii) Euler + Langevin, no SMC: independent chains, unweighted.
+* ``best-of-N``     (iii) N samples of the first expert alone (its own ODE),
+                    keep the one with the highest log density under the other
+                    experts (+ reward); N chosen for equal compute.
+* ``fk-smc``        (iv) path-wise SMC with accumulated importance weights (FK
+                    steering / TDS style): the first expert's ODE as proposal,
+                    the other experts' log densities and the rewards as
+                    potentials on x0_hat (telescoped), resampled on ESS.
+
+Compute is counted in expert evaluations per output sample (one velocity or
+log-density call of one expert on one particle); for population methods that
+is evaluations per particle. Accuracy: sliced Wasserstein-2 distance (128
+random directions) between 2000 output samples and 2000 exact samples (the
+``floor`` row is exact vs exact), and the total-variation error of the mode
+masses (E[responsibility_k] under the output vs the exact product weights).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from poelang.infer import Factor, Problem, RewardFactor, Settings, sample  # noqa: E402
+from stdlib_experts.analytic import HalfSpaceReward, MixtureFlow, mixture_product  # noqa: E402
+
+M = 2000  # output samples compared with exact samples
+PROJECTIONS = 128
+
+
+# -- targets -----------------------------------------------------------------------
+
+@dataclass
+class Target:
+    name: str
+    experts: list
+    rewards: list
+    exact: Callable[[int, torch.Generator], torch.Tensor]  # exact samples
+    masses: torch.Tensor  # exact mode masses
+    product: MixtureFlow  # for responsibilities
+
+    @property
+    def shape(self):
+        return self.experts[0].event_shape
+
+
+def mix2d() -> Target:
+    a = MixtureFlow([0.5, 0.5], [[-1.2, 0.0], [1.2, 0.0]], var=0.15, name="a")
+    b = MixtureFlow([0.25, 0.75], [[0.0, -1.2], [0.0, 1.2]], var=[0.15, 0.15], name="b")
+    prod = mixture_product([a, b])
+    return Target("mix2d", [a, b], [], lambda n, g: prod.sample_x0(n, g), prod.weights, prod)
+
+
+def mix64d() -> Target:
+    D = 64
+    u = torch.zeros(D, dtype=torch.float64)
+    u[:8] = 1.0
+    w = torch.zeros(D, dtype=torch.float64)
+    w[8:16] = 1.0
+    a = MixtureFlow([0.5, 0.5], torch.stack([u, -u]), var=0.3, name="a64")
+    b = MixtureFlow([0.2, 0.5, 0.3], torch.stack([u + 0.5 * w, -u - 0.5 * w, 0.3 * w]), var=0.5, name="b64")
+    prod = mixture_product([a, b])
+    return Target("mix64d", [a, b], [], lambda n, g: prod.sample_x0(n, g), prod.weights, prod)
+
+
+def mix2d_halfspace() -> Target:
+    base = mix2d()
+    hs = HalfSpaceReward([1.0, 1.0], 0.6, name="halfspace")
+    prod = base.product
+    mass = torch.stack([hs.gaussian_mass(prod.means[k], torch.diag(prod.vars[k])) for k in range(prod.K)])
+    masses = prod.weights * mass / (prod.weights * mass).sum()
+
+    def exact(n, g):
+        out = []
+        while sum(x.shape[0] for x in out) < n:
+            x = prod.sample_x0(4 * n, g)
+            out.append(x[x.sum(1) <= 0.6])
+        return torch.cat(out)[:n]
+
+    return Target("mix2d×hs", base.experts, [hs], exact, masses, prod)
+
+
+# -- metrics -------------------------------------------------------------------------
+
+def sliced_w2(x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> float:
+    g = torch.Generator().manual_seed(seed)
+    d = x.shape[1]
+    dirs = torch.randn(d, PROJECTIONS, dtype=torch.float64, generator=g)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)
+    px, _ = torch.sort(x @ dirs, dim=0)
+    py, _ = torch.sort(y @ dirs, dim=0)
+    return float(((px - py) ** 2).mean().sqrt())
+
+
+def mode_error(target: Target, x: torch.Tensor, w: torch.Tensor) -> float:
+    resp = torch.softmax(target.product.component_log_prob(x), dim=1)
+    est = (w[:, None] * resp).sum(0)
+    return 0.5 * float((est - target.masses).abs().sum())
+
+
+# -- methods ---------------------------------------------------------------------------
+
+class LogDensityReward:
+    """Another expert's log density at sigma = 0, used as a reward (baselines)."""
+
+    def __init__(self, expert):
+        self.expert, self.name = expert, f"log_{expert.name}"
+
+    def score(self, x0):
+        return self.expert.log_prob(x0, torch.zeros(x0.shape[0], dtype=x0.dtype))
+
+
+class NoLogProb:
+    """An analytic expert seen as a flow network (velocity only)."""
+
+    has_log_prob = False
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name
+
+    def velocity(self, x, sigma):
+        return self.inner.velocity(x, sigma)
+
+
+@dataclass
+class Run:
+    x: torch.Tensor  # [n, D] float64
+    w: torch.Tensor  # [n] normalised weights
+    evals: float  # expert evaluations per output sample
+
+
+def evaluations(result, particles: int) -> float:
+    """Expert calls per particle (a fused velocity + log density call counts once)."""
+    return result.evaluations["calls"] / particles
+
+
+def run_engine(problem: Problem, settings: Settings, extra_reward_evals: bool = False) -> Run:
+    result = sample(problem, settings)
+    L = settings.particles
+    evals = evaluations(result, L)
+    if extra_reward_evals:
+        n_log = sum(isinstance(r.expert, LogDensityReward) for r in problem.rewards)
+        evals += result.evaluations["reward"] / L * n_log / max(1, len(problem.rewards))
+    return Run(result.particles.double().reshape(L, -1), result.weights.double(), evals)
+
+
+def poelang(target: Target, budget: int, L: int, seed: int) -> Run:
+    E, K = len(target.experts), 2
+    T = max(2, round(budget / (2 * (K + 1) * E)))
+    problem = Problem(target.shape, [Factor(e) for e in target.experts], [RewardFactor(r) for r in target.rewards])
+    return run_engine(problem, Settings(levels=T, particles=L, mcmc_steps=K, seed=seed, keep_trace=False))
+
+
+def poelang_flow(target: Target, budget: int, L: int, seed: int) -> Run:
+    E, K = len(target.experts), 2
+    T = max(2, round(budget / ((K + 1) * E)))
+    problem = Problem(target.shape, [Factor(NoLogProb(e)) for e in target.experts],
+                      [RewardFactor(r) for r in target.rewards])
+    return run_engine(problem, Settings(levels=T, particles=L, mcmc_steps=K, seed=seed, keep_trace=False))
+
+
+def composable(target: Target, budget: int, L: int, seed: int) -> Run:
+    E = len(target.experts)
+    T = max(2, round(budget / E))
+    problem = Problem(target.shape, [Factor(NoLogProb(e)) for e in target.experts])
+    r = run_engine(problem, Settings(levels=T, particles=L, kernel="none", resample="none", seed=seed, keep_trace=False))
+    return Run(r.x, torch.full_like(r.w, 1.0 / L), r.evals)
+
+
+def langevin_chains(target: Target, budget: int, L: int, seed: int) -> Run:
+    E, K = len(target.experts), 2
+    T = max(2, round(budget / ((K + 1) * E)))
+    problem = Problem(target.shape, [Factor(NoLogProb(e)) for e in target.experts])
+    r = run_engine(problem, Settings(levels=T, particles=L, kernel="langevin", mcmc_steps=K, resample="none",
+                                     seed=seed, keep_trace=False))
+    return Run(r.x, torch.full_like(r.w, 1.0 / L), r.evals)
+
+
+def others_as_rewards(target: Target) -> list:
+    return [RewardFactor(LogDensityReward(e)) for e in target.experts[1:]] + [RewardFactor(r) for r in target.rewards]
+
+
+def fk_smc(target: Target, budget: int, L: int, seed: int) -> Run:
+    E = len(target.experts)
+    T = max(2, round(budget / E))  # one velocity + (E - 1) log densities per level
+    problem = Problem(target.shape, [Factor(NoLogProb(target.experts[0]))], others_as_rewards(target))
+    return run_engine(problem, Settings(levels=T, particles=L, kernel="none", seed=seed, keep_trace=False),
+                      extra_reward_evals=True)
+
+
+def best_of_n(target: Target, budget: int, L: int, seed: int, T: int = 25) -> Run:
+    E = len(target.experts)
+    per_candidate = T + (E - 1)
+    N = max(1, budget // per_candidate)
+    problem = Problem(target.shape, [Factor(NoLogProb(target.experts[0]))], others_as_rewards(target))
+    n_out = min(L, max(200, 20000 // N))  # fewer outputs when N is large (cost)
+    settings = Settings(levels=T, particles=n_out * N, kernel="none", resample="none", seed=seed,
+                        keep_trace=False, output="all")
+    result = sample(problem, settings)
+    x = result.particles.double().reshape(n_out, N, -1)
+    score = result.scores.reshape(n_out, N)
+    best = torch.argmax(torch.nan_to_num(score, nan=-math.inf), dim=1)
+    chosen = x[torch.arange(n_out), best]
+    return Run(chosen, torch.full((n_out,), 1.0 / n_out, dtype=torch.float64), float(N * per_candidate))
+
+
+METHODS = {
+    "poelang": poelang,
+    "poelang-flow": poelang_flow,
+    "composable": composable,
+    "langevin": langevin_chains,
+    "best-of-N": best_of_n,
+    "fk-smc": fk_smc,
+}
+
+
+def outputs(run: Run, n: int, seed: int) -> torch.Tensor:
+    """n draws from the weighted particles (the sampler's 'sample' output)."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.multinomial(run.w, n, replacement=True, generator=g)
+    return run.x[idx]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small budgets (smoke run)")
+    parser.add_argument("--seeds", type=int, default=2, help="independent runs averaged per cell")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # tiny tensors: one thread is faster and stable
+    budgets = [60, 240] if args.quick else [60, 240, 960]
+    targets = [mix2d(), mix64d(), mix2d_halfspace()]
+    rows = []
+    t_all = time.time()
+    for target in targets:
+        L = 2000 if target.shape[0] <= 2 else 1000
+        g = torch.Generator().manual_seed(123)
+        exact = target.exact(M, g)
+        floor = sliced_w2(target.exact(M, g), exact)
+        rows.append((target.name, "floor (exact vs exact)", 0, floor, 0.0, float("nan"), float("nan"), 0.0))
+        for budget in budgets:
+            cell = {}
+            for name, method in METHODS.items():
+                sw, me, ev, secs = [], [], [], []
+                for s in range(args.seeds):
+                    t = time.time()
+                    run = method(target, budget, L, seed=s)
+                    secs.append(time.time() - t)
+                    sw.append(sliced_w2(outputs(run, M, s), exact))
+                    me.append(mode_error(target, run.x, run.w))
+                    ev.append(run.evals)
+                cell[name] = (sum(ev) / len(ev), sum(sw) / len(sw), sum(me) / len(me), sum(secs) / len(secs))
+            ref = cell["poelang"]
+            for name, (ev, sw, me, secs) in cell.items():
+                rows.append((target.name, name, ev, sw, me, sw / ref[1], me / max(ref[2], 1e-12), secs))
+    print(f"\nsampler accuracy (mean of {args.seeds} runs per cell; {M} output samples vs {M} exact; "
+          f"ratios: method / poelang at the same budget, >1 = worse)\n")
+    header = f"{'target':10} {'method':24} {'evals/sample':>12} {'SW2':>8} {'mode TV':>8} {'SW ratio':>9} {'TV ratio':>9} {'sec':>6}"
+    print(header)
+    print("-" * len(header))
+    for target, name, ev, sw, me, rsw, rme, secs in rows:
+        print(f"{target:10} {name:24} {ev:12.0f} {sw:8.4f} {me:8.4f} {rsw:9.2f} {rme:9.2f} {secs:6.2f}")
+    print(f"\ntotal {time.time() - t_all:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
