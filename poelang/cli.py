@@ -118,7 +118,11 @@ def fmt(
         if formatted != text:
             changed.append(file)
             if not check_only:
-                _write_atomic(file, formatted)
+                try:
+                    _write_atomic(file, formatted)
+                except OSError as e:
+                    typer.echo(f"{file}: error: cannot write file: {e.strerror or e}", err=True)
+                    failed = True
     for file in changed:
         typer.echo(f"{'would reformat' if check_only else 'reformatted'} {file}")
     if failed or (check_only and changed):

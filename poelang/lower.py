@@ -174,7 +174,7 @@ class Lowerer:
             val = self.eval(statement.value, hint=name)
             kind = "expert" if val.product is not None or val.rewards is not None else (
                 "constant" if val.is_const or isinstance(val.arg, (int, float, str, bool, g.Quantity)) else "value")
-            self._define(name, Symbol(val, statement.name_span, kind, used=bool(self._import_stack)))
+            self._define(name, Symbol(val, statement.name_span, kind, used=len(self._import_stack) > 1))  # bindings of imported files may go unused)
 
     def lower_sample(self, statement: ast.Sample) -> None:
         name = statement.name
@@ -285,7 +285,7 @@ class Lowerer:
         try:
             return g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
-            for error in e.errors():
+            for error in _one_error_per_setting(e.errors(), values):
                 loc = error["loc"]
                 message = _pydantic_message(error)
                 if loc:
@@ -587,7 +587,8 @@ class Lowerer:
                            v, operand.unit)
             if operand.rewards is not None:
                 return Val(t, rewards=[(e, -w) for e, w in operand.rewards])
-            self.diag.error(f"cannot negate {_a(t)}", expr.span)
+            hint = "; the complement of a mask is !mask" if isinstance(t, MaskT) else ""
+            self.diag.error(f"cannot negate {_a(t)}{hint}", expr.span)
             return BAD
         if isinstance(t, MaskT):
             return self._value_node("complement", {"mask": operand.arg}, t, hint)
@@ -1004,15 +1005,55 @@ def _pydantic_message(error: dict) -> str:
         expected = ctx.get("expected", "one of the allowed values")
         value = error.get("input")
         hint = did_you_mean(value, re.findall(r"'([^']*)'", expected)) if isinstance(value, str) else ""
-        return f"expected {expected}, got {value!r}{hint}"
+        return f"expected {expected}, got {_source_text(value)}{hint}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         ops = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
         bound = next(iter(ctx.values()), "?")
         bound = f"{bound:g}" if isinstance(bound, float) else bound
-        shown = repr(error.get("input"))
-        return f"must be {ops[kind]} {bound}, got {shown if len(shown) <= 20 else shown[:17] + '...'}"
+        return f"must be {ops[kind]} {bound}, got {_source_text(error.get('input'))}"
+    if kind in _PYDANTIC_EXPECTED:
+        return f"expected {_PYDANTIC_EXPECTED[kind]}, got {_source_text(error.get('input'))}"
     message = error.get("msg", "invalid value")
     return message.removeprefix("Value error, ").rstrip(".").lower() if message else "invalid value"
+
+
+def _one_error_per_setting(errors: list[dict], values: dict[str, Any]) -> list[dict]:
+    """Pydantic reports a value that fits no member of a union once per member
+    (`schedule = [1.0, "a"]`: not 'linear' or 'flux_shift', and not a number);
+    keep the member that matches the kind of value written: a list or a name."""
+    chosen: dict[Any, dict] = {}
+    for error in errors:
+        loc = error["loc"]
+        if not loc:
+            chosen[len(chosen), None] = error
+            continue
+        tag = loc[1] if len(loc) > 1 and isinstance(loc[1], str) else ""
+        fits = isinstance(values.get(loc[0]), list) == tag.startswith("list")
+        if loc[0] not in chosen or (fits and not chosen[loc[0]].get("_fits")):
+            chosen[loc[0]] = {**error, "_fits": fits}
+    return list(chosen.values())
+
+
+_PYDANTIC_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "list_type": "a list",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+}
+
+
+def _source_text(value: Any) -> str:
+    """A setting's value as the program writes it, shortened."""
+    if value is None or isinstance(value, bool):
+        text = {None: "none", True: "true", False: "false"}[value]
+    elif isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, str):
+        text = f"'{value}'"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(_source_text(v) for v in value) + "]"
+    else:
+        text = str(value)
+    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def _display_path(path: Path) -> str:

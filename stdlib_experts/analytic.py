@@ -27,7 +27,7 @@ that ``poelang check`` never pays for it.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 try:  # a lazily loaded torch, so importing this module is free
     from poelang._lazy import torch  # type: ignore[attr-defined]

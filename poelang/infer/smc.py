@@ -221,7 +221,7 @@ class Sampler:
         L, s = self.settings.particles, self.settings
         like = torch.zeros((), dtype=self.dtype, device=self.device)
         log_w = torch.zeros(L, dtype=torch.float64, device=self.device)
-        density = None
+        here = FieldValues(velocity=None)
         if isinstance(s.init, str):
             A = self.field.coverage
             x = gaussian_noise((L,) + self.shape, self.move_gen, like) / torch.sqrt(A)
@@ -229,8 +229,8 @@ class Sampler:
                 # Importance weight gamma_1(x) / q(x): the constant log Z of
                 # gamma_1 when every expert is exactly N(0, I) at sigma = 1.
                 log_q = (-0.5 * torch.log(2 * math.pi / A) - 0.5 * A * x * x).reshape(L, -1).sum(1)
-                density = self.field.log_density(x, float(self.sigmas[0]))
-                log_w = (density - log_q).to(torch.float64)
+                here = self.field.evaluate(x, float(self.sigmas[0]), score=True, log_density=True)
+                log_w = (here.log_density - log_q).to(torch.float64)
         else:
             init = torch.as_tensor(s.init).to(device=self.device, dtype=self.dtype)
             if tuple(init.shape) == self.shape:
@@ -246,7 +246,9 @@ class Sampler:
             log_twist=torch.zeros(L, dtype=torch.float64, device=self.device),
             rewards=torch.zeros(L, len(self.rewards), dtype=torch.float64, device=self.device),
             ancestors=torch.arange(L),
-            log_density=density,
+            velocity=here.velocity,
+            score=here.score,
+            log_density=here.log_density,
         )
 
     def transition(self, state: ParticleState, sigma_from: float, sigma_to: float) -> ParticleState:
