@@ -279,6 +279,8 @@ class Lowerer:
                                 setting.value.span)
                 ok = False
                 continue
+            if value is None and g.SamplerSettings.model_fields[setting.name].default is not None:
+                value = "none"  # `mcmc = none`: the keyword names the choice "none"
             values[setting.name] = value
             spans[setting.name] = setting.span
             value_spans[setting.name] = setting.value.span

@@ -1,0 +1,23 @@
+"""Sampler settings from programs, the command line and Python."""
+import poelang
+
+
+def test_none_keyword_names_the_none_choice():
+    program = poelang.parse("x ~ gaussian(mean=[0.0]) with { resample = none, mcmc = none, max_batch = none }")
+    assert program.ok, program.render_diagnostics()
+    settings = program.graph.samples[0].settings
+    assert (settings.resample, settings.mcmc, settings.max_batch) == ("none", "none", None)
+
+
+def test_overrides_reach_one_sample_or_all():
+    text = "x ~ gaussian(mean=[0.0])\ny ~ gaussian(mean=[1.0])\n"
+    program = poelang.parse(text, overrides={"particles": "3", "y.levels": "7"})
+    x, y = program.graph.samples
+    assert (x.settings.particles, y.settings.particles) == (3, 3)
+    assert (x.settings.levels, y.settings.levels) == (50, 7)
+
+
+def test_output_auto_follows_weighting():
+    exact = poelang.parse("x ~ gaussian(mean=[0.0])").graph.samples[0].settings
+    greedy = poelang.parse("x ~ gaussian(mean=[0.0]) with { weighting = greedy }").graph.samples[0].settings
+    assert (exact.output, greedy.output) == ("sample", "best")
