@@ -79,7 +79,7 @@ def _levels_to_show(n: int) -> list[int]:
     return sorted({round(i * step) for i in range(MAX_LEVEL_ROWS)})
 
 
-def _scatter(points, weights, extent: float):
+def _scatter(points, weights, extent: float, center=(0.0, 0.0)):
     """A CELL×CELL scatter plot of the first two coordinates, dot area ∝ weight."""
     from PIL import Image, ImageDraw
 
@@ -90,8 +90,8 @@ def _scatter(points, weights, extent: float):
     draw.line([(0, size / 2), (size, size / 2)], fill=(220, 220, 220))
     w = weights / max(float(weights.max()), 1e-12)
     for (x, y), wi in zip(points, w):
-        px = (float(x) / extent + 1) * size / 2
-        py = (1 - float(y) / extent) * size / 2
+        px = ((float(x) - center[0]) / extent + 1) * size / 2
+        py = (1 - (float(y) - center[1]) / extent) * size / 2
         r = 1.5 + 3 * float(wi) ** 0.5
         draw.ellipse([px - r, py - r, px + r, py + r], fill=(200, 40, 40) if wi > 0.5 else (60, 90, 200))
     return image
@@ -108,7 +108,10 @@ def contact_sheet(result) -> "Image":
     shape = rows[0].x0_hat.shape[1:]
     label_width = 120
     if len(shape) == 1:  # vectors: a scatter plot per level
-        extent = max(float(torch.stack([r.x0_hat for r in rows]).abs().quantile(0.99)), 1e-3) * 1.1
+        every = torch.cat([r.x0_hat[:, :2] for r in rows]).double()
+        center = every.median(0).values if every.shape[1] == 2 else torch.tensor([float(every[:, 0].median()), 0.0])
+        extent = max(float((every - center[: every.shape[1]]).abs().quantile(0.99)), 1e-3) * 1.2
+        center = (float(center[0]), float(center[1]) if len(center) > 1 else 0.0)
         per_row = 4
         grid_rows = (len(rows) + per_row - 1) // per_row
         sheet = Image.new("RGB", (CELL * 2 * per_row, (CELL * 2 + 40) * grid_rows), "white")
@@ -116,7 +119,7 @@ def contact_sheet(result) -> "Image":
             points = info.x0_hat[:, :2] if shape[0] >= 2 else torch.stack([info.x0_hat[:, 0], torch.zeros(len(info.x0_hat))], 1)
             weights = torch.softmax(info.log_weights.double(), 0).float()
             x, y = (i % per_row) * CELL * 2, (i // per_row) * (CELL * 2 + 40)
-            sheet.paste(_scatter(points, weights, extent), (x, y + 40))
+            sheet.paste(_scatter(points, weights, extent, center), (x, y + 40))
             ImageDraw.Draw(sheet).text((x + 4, y + 4), f"level {info.level}  sigma={info.sigma:.3f}\nESS={info.ess:.1f}", fill="black")
         return sheet
     columns = min(rows[0].x0_hat.shape[0], MAX_PARTICLE_COLUMNS)
