@@ -21,7 +21,7 @@ would define them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -274,7 +274,3 @@ class ProductField:
             weight = weight * (child_w / float(self.factors[child].exponent))
         return self.crop(child, v_pa), weight
 
-
-def velocity_call(field: ProductField) -> Callable[[Tensor, float], Tensor]:
-    """The composed velocity alone, as a function (for baselines and tests)."""
-    return lambda x, sigma: field.evaluate(x, sigma, score=False).velocity

@@ -40,7 +40,7 @@ class RewardSet:
         return [float(r.weight) for r in self.rewards]
 
     def evaluate(self, x0: Tensor, where: str) -> Tensor:
-        """Per-reward scores [L, J] (float64, on CPU-independent device of x0)."""
+        """Per-reward scores [L, J] (float64, on x0's device)."""
         n = x0.shape[0]
         out = torch.zeros(n, len(self.rewards), dtype=torch.float64, device=x0.device)
         if not self.rewards:

@@ -79,7 +79,10 @@ class Settings:
                            'best' when greedy.
     num_samples [1]
     max_batch [None]       split expert calls into chunks of this many
-                           particles (identical results, less memory).
+                           particles (less memory; identical results as long
+                           as an expert's output for one row does not depend
+                           on the batch size -- true of the analytic experts,
+                           which avoid batch-size-dependent BLAS kernels).
     reward_moves ['auto']  True: MALA/HMC accept on gamma * exp(twist), the
                            rewards included, so moves leave the level's full
                            target invariant (the SMC sampler of Del Moral et al.

@@ -148,6 +148,7 @@ class Sampler:
 
     def __init__(self, problem: Problem, settings: Settings, device: str | torch.device = "cpu") -> None:
         settings.validate()
+        problem.validate()
         self.problem = problem
         self.settings = settings
         self.device = torch.device(device)

@@ -8,14 +8,18 @@ wrong score conversion and assert that it now raises.
 Monte Carlo tolerances. A sampler statistic is estimated by R independent
 runs (different seeds); its standard error is the spread of the R estimates
 over sqrt(R) -- SMC particles are correlated after resampling, so the
-within-run spread would understate it. A check fails when an estimate is
-more than Z standard errors from the exact value; Z = 5 for a single
-statistic, slightly more when many coordinates are compared at once (the
-max of many t-statistics).
+within-run spread would understate it. That spread is itself noisy (and
+SMC estimates are skewed, e.g. the mass of a rare mode), so it is floored
+at the iid standard error sqrt(Var_target(f) / (R L)), which no weighted
+particle estimate of E[f] beats. A check fails when an estimate is more than
+Z standard errors from the exact value; Z = 5 for a single statistic,
+slightly more when many coordinates are compared at once (the max of many
+t-statistics).
 """
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, Sequence
 
 import torch
@@ -27,6 +31,8 @@ from poelang.infer.smc import Sampler
 from stdlib_experts.analytic import GaussianFlow, gaussian_product, mixture_product
 
 Z = 5.0
+# Re-run the statistical tests on other seeds: POELANG_TEST_SEED=7 pytest tests/infer
+SEED_OFFSET = int(os.environ.get("POELANG_TEST_SEED", "0"))
 
 
 # -- Monte Carlo comparison --------------------------------------------------
@@ -35,16 +41,20 @@ def replicate(problem: Problem, settings: Settings, runs: int, statistic: Callab
     """[runs, k]: ``statistic(result)`` over independent seeds."""
     rows = []
     for r in range(runs):
-        result = sample(problem, settings.replace(seed=settings.seed + 1000 * r))
+        result = sample(problem, settings.replace(seed=settings.seed + 1000 * r + 7919 * SEED_OFFSET))
         rows.append(torch.as_tensor(statistic(result), dtype=torch.float64).reshape(-1))
     return torch.stack(rows)
 
 
-def assert_within_mc(estimates: torch.Tensor, exact: torch.Tensor, label: str, z: float = Z) -> None:
-    """Mean of R replicate estimates within z standard errors of ``exact``."""
+def assert_within_mc(estimates: torch.Tensor, exact: torch.Tensor, label: str, z: float = Z,
+                     floor: torch.Tensor | None = None) -> None:
+    """Mean of R replicate estimates within z standard errors of ``exact``;
+    ``floor`` is a per-statistic lower bound on the standard error."""
     exact = torch.as_tensor(exact, dtype=torch.float64).reshape(-1)
     mean = estimates.mean(0)
     se = estimates.std(0, unbiased=True) / math.sqrt(estimates.shape[0])
+    if floor is not None:
+        se = torch.maximum(se, floor.reshape(-1))
     se = se.clamp_min(1e-6)
     t = (mean - exact).abs() / se
     if bool((t > z).any()):
@@ -54,6 +64,18 @@ def assert_within_mc(estimates: torch.Tensor, exact: torch.Tensor, label: str, z
             f"(worst coordinate {worst}: {float(mean[worst]):.4f} vs {float(exact[worst]):.4f}, "
             f"{float(t[worst]):.1f} standard errors, se={float(se[worst]):.4f})"
         )
+
+
+def iid_floor(variances: torch.Tensor, runs: int, particles: int) -> torch.Tensor:
+    """sqrt(Var_target(f) / (R L)) per statistic (0 where no bound applies)."""
+    return torch.sqrt(torch.as_tensor(variances, dtype=torch.float64).clamp_min(0) / (runs * particles))
+
+
+def moment_variances(mean: torch.Tensor, cov: torch.Tensor, full_cov: bool = True) -> torch.Tensor:
+    """Var of x_i and of (x_i - m_i)(x_j - m_j) under a Gaussian N(mean, cov)."""
+    d = torch.diagonal(cov)
+    second = (torch.outer(d, d) + cov**2).reshape(-1) if full_cov else 2 * d**2
+    return torch.cat([d, second])
 
 
 def weighted_moments(result) -> torch.Tensor:
@@ -153,7 +175,7 @@ def noised_terms(terms, sigma: float):
 
 
 def check_langevin_stationary(shape, terms, sigma: float, step_size: float = 0.5, chains: int = 20000,
-                              seed: int = 0) -> None:
+                              seed: int = SEED_OFFSET) -> None:
     """The Langevin kernel on the composed score, run to stationarity at a fixed
     sigma, has exactly the stationary law that discrete-time ULA has on the
     closed-form product gamma_sigma = N(m, P^-1): mean m and the covariance V
@@ -214,7 +236,8 @@ def check_gaussian_product(shape, terms, settings: Settings, runs: int = 10, ful
     est = replicate(problem, settings, runs, stat)
     second = cov.reshape(-1) if full_cov else torch.diagonal(cov)
     exact = torch.cat([mean, second, torch.tensor([log_z], dtype=torch.float64)])
-    assert_within_mc(est, exact, f"product of {len(terms)} Gaussians on {tuple(shape)}", z=z)
+    floor = iid_floor(torch.cat([moment_variances(mean, cov, full_cov), torch.zeros(1)]), runs, settings.particles)
+    assert_within_mc(est, exact, f"product of {len(terms)} Gaussians on {tuple(shape)}", z=z, floor=floor)
 
 
 # -- (c) mixtures ----------------------------------------------------------------------
@@ -239,9 +262,12 @@ def check_mixture_product(mixtures, settings: Settings, runs: int = 10, expected
         return torch.cat([masses, mean, torch.tensor([result.log_evidence], dtype=torch.float64)])
 
     est = replicate(problem, settings, runs, stat)
-    exact = torch.cat([prod.weights, (prod.weights[:, None] * prod.means).sum(0),
-                       torch.tensor([prod.log_normalizer], dtype=torch.float64)])
-    assert_within_mc(est, exact, f"product of {len(mixtures)} mixtures (masses, mean, log Z)")
+    w = prod.weights
+    mean = (w[:, None] * prod.means).sum(0)
+    var = (w[:, None] * (prod.vars + prod.means**2)).sum(0) - mean**2
+    exact = torch.cat([w, mean, torch.tensor([prod.log_normalizer], dtype=torch.float64)])
+    floor = iid_floor(torch.cat([w * (1 - w), var, torch.zeros(1)]), runs, settings.particles)
+    assert_within_mc(est, exact, f"product of {len(mixtures)} mixtures (masses, mean, log Z)", floor=floor)
 
 
 # -- (d) rewards -----------------------------------------------------------------------
@@ -265,14 +291,18 @@ def check_tilted_gaussian(g: GaussianFlow, reward, settings: Settings, runs: int
             expected = torch.cat([m, C.reshape(-1), torch.tensor([reward.log_expectation(mu, S)])])
         else:
             expected = torch.cat([reward.truncated_mean(mu, S), reward.gaussian_mass(mu, S).reshape(1)])
+    floor = None
     if hasattr(reward, "tilt"):
+        m, C = reward.tilt(mu, S)
+        floor = iid_floor(torch.cat([moment_variances(m, C), torch.zeros(1)]), runs, settings.particles)
+
         def stat(result):
             return torch.cat([weighted_moments(result), torch.tensor([result.log_evidence])])
     else:
         def stat(result):
             return torch.cat([weighted_moments(result)[: mu.numel()], torch.tensor([math.exp(result.log_evidence)])])
     est = replicate(problem, settings, runs, stat)
-    assert_within_mc(est, expected, f"{g.name} x exp({reward.name})")
+    assert_within_mc(est, expected, f"{g.name} x exp({reward.name})", floor=floor)
 
 
 def tilted_quadratic_exact(g: GaussianFlow, reward):

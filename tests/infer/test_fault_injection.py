@@ -81,7 +81,7 @@ def test_the_langevin_stationary_law_alone_detects_it(wrong_score, g_full, g_dia
     from .checks import check_langevin_stationary
 
     with pytest.raises(AssertionError, match="Langevin"):
-        check_langevin_stationary((2,), [(g_full, 1.0, None), (g_diag, 1.0, None)], sigma=0.5, chains=10000)
+        check_langevin_stationary((2,), [(g_full, 1.0, None), (g_diag, 1.0, None)], sigma=0.5, chains=40000)
 
 
 def test_paper_flow_sampler_output_moves_with_the_error(monkeypatch, g_full, g_diag):

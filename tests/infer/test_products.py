@@ -33,24 +33,24 @@ FAST = Settings(levels=40, particles=800, mcmc_steps=2, keep_trace=False)
 # -- (b) Gaussian products ---------------------------------------------------------
 
 def test_product_of_two_gaussians_2d(g_full, g_diag):
-    check_gaussian_product((2,), [(g_full, 1.0, None), (g_diag, 1.0, None)], FAST, runs=8)
+    check_gaussian_product((2,), [(g_full, 1.0, None), (g_diag, 1.0, None)], FAST, runs=12)
 
 
 def test_product_of_three_gaussians_with_exponents_2d(g_full, g_diag, g_third):
     terms = [(g_full, 1.0, None), (g_diag, 0.5, None), (g_third, 2.0, None)]
-    check_gaussian_product((2,), terms, FAST, runs=8)
+    check_gaussian_product((2,), terms, FAST, runs=12)
 
 
 def test_product_of_three_gaussians_hmc(g_full, g_diag, g_third):
     terms = [(g_full, 1.0, None), (g_diag, 1.0, None), (g_third, 1.0, None)]
-    check_gaussian_product((2,), terms, FAST.replace(kernel="hmc", mcmc_steps=1), runs=8)
+    check_gaussian_product((2,), terms, FAST.replace(kernel="hmc", mcmc_steps=1), runs=12)
 
 
 def test_product_check_rejects_a_wrong_closed_form(g_full, g_diag, g_third):
     terms = [(g_full, 1.0, None), (g_diag, 1.0, None)]
     wrong = gaussian_product((2,), [(g_full, 1.0, None), (g_diag, 1.2, None)])
     with pytest.raises(AssertionError):
-        check_gaussian_product((2,), terms, FAST, runs=8, expected=wrong)
+        check_gaussian_product((2,), terms, FAST, runs=12, expected=wrong)
 
 
 @pytest.mark.slow
@@ -82,16 +82,16 @@ def test_composed_score_is_gradient_of_product_log_density(g_full, g_diag, mix_b
 def test_product_of_two_1d_mixtures_mode_masses():
     m1 = MixtureFlow([0.6, 0.4], [[-1.5], [1.5]], var=0.2, name="m1")
     m2 = MixtureFlow([0.2, 0.8], [[-1.0], [1.0]], var=[0.5, 0.3], name="m2")
-    check_mixture_product([m1, m2], FAST, runs=8)
+    check_mixture_product([m1, m2], FAST, runs=12)
 
 
 def test_product_of_two_2d_mixtures_mode_masses(mix_a, mix_b):
-    check_mixture_product([mix_a, mix_b], FAST, runs=8)
+    check_mixture_product([mix_a, mix_b], FAST, runs=12)
 
 
 def test_product_of_three_2d_mixtures_mode_masses(mix_a, mix_b):
     m3 = MixtureFlow([0.5, 0.5], [[0.0, 0.3], [0.0, -0.3]], var=1.0, name="m3")
-    check_mixture_product([mix_a, mix_b, m3], FAST, runs=8)
+    check_mixture_product([mix_a, mix_b, m3], FAST, runs=12)
 
 
 def test_mixture_check_rejects_wrong_mode_masses(mix_a, mix_b):
@@ -99,7 +99,7 @@ def test_mixture_check_rejects_wrong_mode_masses(mix_a, mix_b):
     wrong = MixtureFlow(torch.tensor([0.4, 0.0009, 0.0004, 0.5987]), prod.means, prod.vars)
     wrong.log_normalizer = prod.log_normalizer
     with pytest.raises(AssertionError):
-        check_mixture_product([mix_a, mix_b], FAST, runs=8, expected=wrong)
+        check_mixture_product([mix_a, mix_b], FAST, runs=12, expected=wrong)
 
 
 def test_mixture_product_closed_form_by_quadrature():
@@ -120,13 +120,13 @@ def test_mixture_product_closed_form_by_quadrature():
 def test_regional_experts_disjoint(g_full):
     g1 = GaussianFlow([0.3], var=0.2, name="left")
     terms = [(g1, 1.0, (slice(0, 1),)), (g_full, 1.0, (slice(1, 3),))]
-    check_gaussian_product((3,), terms, FAST, runs=8)
+    check_gaussian_product((3,), terms, FAST, runs=12)
 
 
 def test_regional_experts_overlapping(g_full, g_diag):
     prior = GaussianFlow([0.0, 0.0, 0.0], var=2.0, name="prior")
     terms = [(g_full, 1.0, (slice(0, 2),)), (g_diag, 1.0, (slice(1, 3),)), (prior, 0.5, None)]
-    check_gaussian_product((3,), terms, FAST, runs=8)
+    check_gaussian_product((3,), terms, FAST, runs=12)
 
 
 @pytest.mark.slow
@@ -141,7 +141,7 @@ def test_regional_experts_on_an_image_with_a_simulator():
     mask[0, 2, 1:3] = 1
     sim = SimulatorGaussian(torch.ones(1, 4, 4), weight=4.0, mask=mask, name="sim")
     terms = [(top, 1.0, (slice(None), slice(0, 3))), (bottom, 1.0, (slice(None), slice(1, 4))), (sim, 1.0, None)]
-    check_gaussian_product((1, 4, 4), terms, FAST.replace(particles=600), runs=8, full_cov=False, z=5.5)
+    check_gaussian_product((1, 4, 4), terms, FAST.replace(particles=600), runs=12, full_cov=False, z=5.5)
 
 
 def test_regional_composed_score_and_simulator_support():

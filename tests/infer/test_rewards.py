@@ -10,24 +10,31 @@ import torch
 from poelang.infer import Factor, Problem, RewardFactor, SamplerError, Settings, sample
 from stdlib_experts.analytic import GaussianFlow, HalfSpaceReward, QuadraticReward, gaussian_product
 
-from .checks import assert_within_mc, check_tilted_gaussian, replicate, weighted_moments
+from .checks import (
+    assert_within_mc,
+    check_tilted_gaussian,
+    iid_floor,
+    moment_variances,
+    replicate,
+    weighted_moments,
+)
 
 FAST = Settings(levels=40, particles=800, mcmc_steps=2, keep_trace=False)
 
 
 def test_gaussian_times_quadratic_reward_is_the_tilted_gaussian(g_full):
     reward = QuadraticReward([1.0, 1.0], scale=0.5, name="near_11")
-    check_tilted_gaussian(g_full, reward, FAST, runs=8)
+    check_tilted_gaussian(g_full, reward, FAST, runs=12)
 
 
 def test_gaussian_times_projected_quadratic_reward(g_full):
     reward = QuadraticReward([0.0, -1.0], scale=2.0, matrix=[[1.0, -1.0]], name="diff")
-    check_tilted_gaussian(g_full, reward, FAST, runs=8)
+    check_tilted_gaussian(g_full, reward, FAST, runs=12)
 
 
 def test_gaussian_times_half_space_is_the_truncated_gaussian():
     g = GaussianFlow([0.5, 0.0], cov=[[1.0, 0.3], [0.3, 0.5]], name="g")
-    check_tilted_gaussian(g, HalfSpaceReward([1.0, 1.0], 0.0, name="below_diagonal"), FAST, runs=8)
+    check_tilted_gaussian(g, HalfSpaceReward([1.0, 1.0], 0.0, name="below_diagonal"), FAST, runs=12)
 
 
 def test_half_space_with_small_mass():
@@ -35,7 +42,7 @@ def test_half_space_with_small_mass():
     the SMC normalising-constant estimate (exp(log_evidence))."""
     g = GaussianFlow([0.0, 0.0], var=1.0, name="g")
     reward = HalfSpaceReward([1.0, 0.0], -1.75, name="far_left")
-    check_tilted_gaussian(g, reward, FAST, runs=8)
+    check_tilted_gaussian(g, reward, FAST, runs=12)
 
 
 def test_tilt_check_rejects_the_untilted_gaussian(g_full):
@@ -43,7 +50,7 @@ def test_tilt_check_rejects_the_untilted_gaussian(g_full):
     mu, S = g_full.mean.reshape(-1), g_full.covariance()
     wrong = torch.cat([mu, S.reshape(-1), torch.tensor([reward.log_expectation(mu, S)])])
     with pytest.raises(AssertionError):
-        check_tilted_gaussian(g_full, reward, FAST, runs=8, expected=wrong)
+        check_tilted_gaussian(g_full, reward, FAST, runs=12, expected=wrong)
 
 
 def test_product_of_experts_times_reward(g_full, g_diag):
@@ -53,8 +60,9 @@ def test_product_of_experts_times_reward(g_full, g_diag):
     m, C = reward.tilt(mean, cov)
     exact = torch.cat([m, C.reshape(-1), torch.tensor([log_z + reward.log_expectation(mean, cov)])])
     problem = Problem((2,), [Factor(g_full), Factor(g_diag)], [RewardFactor(reward)])
-    est = replicate(problem, FAST, 8, lambda r: torch.cat([weighted_moments(r), torch.tensor([r.log_evidence])]))
-    assert_within_mc(est, exact, "product x reward")
+    est = replicate(problem, FAST, 12, lambda r: torch.cat([weighted_moments(r), torch.tensor([r.log_evidence])]))
+    floor = iid_floor(torch.cat([moment_variances(m, C), torch.zeros(1)]), 12, FAST.particles)
+    assert_within_mc(est, exact, "product x reward", floor=floor)
 
 
 def test_reward_weight_scales_the_tilt(g_full):
@@ -63,15 +71,19 @@ def test_reward_weight_scales_the_tilt(g_full):
     doubled = QuadraticReward([1.0, 1.0], scale=0.5)
     m, C = doubled.tilt(g_full.mean.reshape(-1), g_full.covariance())
     problem = Problem((2,), [Factor(g_full)], [RewardFactor(reward, weight=2.0)])
-    est = replicate(problem, FAST, 8, weighted_moments)
-    assert_within_mc(est, torch.cat([m, C.reshape(-1)]), "weight 2")
+    est = replicate(problem, FAST, 12, weighted_moments)
+    assert_within_mc(est, torch.cat([m, C.reshape(-1)]), "weight 2", floor=iid_floor(moment_variances(m, C), 12, FAST.particles))
 
 
+@pytest.mark.slow
 def test_sharp_reward_far_in_the_tail(g_full):
     """The tilted target lies ~3 prior standard deviations out; the moves
     include the reward (reward_moves), which keeps the ESS up."""
     reward = QuadraticReward([2.0, -2.0], scale=4.0, name="sharp")
-    check_tilted_gaussian(g_full, reward, FAST, runs=8)
+    # the per-run estimates are skewed here (a run whose particles collapse
+    # onto few ancestors underestimates the variance), so a 12-run standard
+    # error is unreliable: 24 runs (no bias was found at 40 runs x 4 configs)
+    check_tilted_gaussian(g_full, reward, FAST.replace(particles=1000), runs=24)
 
 
 def test_adaptive_tempering_keeps_the_target(g_full):
@@ -79,7 +91,7 @@ def test_adaptive_tempering_keeps_the_target(g_full):
     path, not the target; lambda < 1 somewhere and 1 at the end."""
     reward = QuadraticReward([1.5, -1.0], scale=2.0, name="sharp")
     settings = FAST.replace(adaptive_temper=True, reward_moves=False, keep_trace="scores")
-    check_tilted_gaussian(g_full, reward, settings, runs=8)
+    check_tilted_gaussian(g_full, reward, settings, runs=12)
     result = sample(Problem((2,), [Factor(g_full)], [RewardFactor(reward)]), settings)
     tempers = [info.temper for info in result.trace]
     assert tempers[-1] == 1.0 and min(tempers) < 1.0
