@@ -2,7 +2,7 @@
 
 Each entry is a signature plus a typing rule (what the call returns, and the
 mistakes it can see statically); the code that computes the value at run time
-is named by ``implementation`` and lives in :mod:`poelang.values`.
+lives in :mod:`poelang.values` (``OPS``), imported only by ``run``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from poelang.types import (
     CameraT, DepthT, ImageT, MaskT, ObjectT, RegionT, SimulationT, TraceT, Type, VideoT,
 )
 
-_IMPL = "poelang.values"
 
 
 def _size(bound: Bound, param: str = "size") -> tuple[int | None, int | None]:
@@ -123,65 +122,65 @@ _LOAD_PARAMS = (Param("path", "Text", doc="file path, relative to the program"),
 BUILTINS: dict[str, FunctionSpec] = {
     spec.name: spec
     for spec in [
-        FunctionSpec("load_image", "an RGB image from a file", _LOAD_PARAMS, _loaded(ImageT), f"{_IMPL}:load_image"),
-        FunctionSpec("load_mask", "a mask from a grayscale file (white = 1)", _LOAD_PARAMS, _loaded(MaskT), f"{_IMPL}:load_mask"),
-        FunctionSpec("load_depth", "a depth map from a grayscale file", _LOAD_PARAMS, _loaded(DepthT), f"{_IMPL}:load_depth"),
+        FunctionSpec("load_image", "an RGB image from a file", _LOAD_PARAMS, _loaded(ImageT)),
+        FunctionSpec("load_mask", "a mask from a grayscale file (white = 1)", _LOAD_PARAMS, _loaded(MaskT)),
+        FunctionSpec("load_depth", "a depth map from a grayscale file", _LOAD_PARAMS, _loaded(DepthT)),
         FunctionSpec(
             "load_video", "frames of a video file",
             _LOAD_PARAMS + (Param("frames", "Int?", None, "number of frames to read"),),
-            _load_video, f"{_IMPL}:load_video",
+            _load_video,
         ),
         FunctionSpec(
             "box", "a rectangle x0, y0 (top left) to x1, y1, in pixels or percent of the canvas",
-            tuple(Param(n, "Length") for n in ("x0", "y0", "x1", "y1")), _box, f"{_IMPL}:box",
+            tuple(Param(n, "Length") for n in ("x0", "y0", "x1", "y1")), _box,
         ),
         FunctionSpec(
             "box_mask", "a mask of the given size that is 1 inside a region",
-            (Param("region", "Region"), Param("size", "Size")), _mask, f"{_IMPL}:box_mask",
+            (Param("region", "Region"), Param("size", "Size")), _mask,
         ),
-        FunctionSpec("blur", "a Gaussian-blurred (soft) mask", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask, f"{_IMPL}:blur"),
-        FunctionSpec("dilate", "a mask grown by a radius", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask, f"{_IMPL}:dilate"),
-        FunctionSpec("erode", "a mask shrunk by a radius", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask, f"{_IMPL}:erode"),
+        FunctionSpec("blur", "a Gaussian-blurred (soft) mask", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask),
+        FunctionSpec("dilate", "a mask grown by a radius", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask),
+        FunctionSpec("erode", "a mask shrunk by a radius", (Param("mask", "Mask"), Param("radius", "Length")), _same_mask),
         FunctionSpec(
             "frame", "one frame of a video (or of per-frame masks and depths)",
-            (Param("video", "Video|Mask|Depth"), Param("index", "Int")), _frame, f"{_IMPL}:frame",
+            (Param("video", "Video|Mask|Depth"), Param("index", "Int")), _frame,
         ),
         FunctionSpec(
             "sphere", "a sphere for the simulator or the renderer",
             (Param("radius", "Number", 0.1), Param("position", "Vec3", (0.0, 0.0, 0.5)), Param("velocity", "Vec3", (0.0, 0.0, 0.0)),
              Param("color", "Text", "red"), Param("name", "Text?", None, "name of its mask")),
-            lambda b: ObjectT(), f"{_IMPL}:scene_object",
+            lambda b: ObjectT(),
         ),
         FunctionSpec(
             "cube", "a cube for the simulator or the renderer",
             (Param("size", "Number", 0.1), Param("position", "Vec3", (0.0, 0.0, 0.5)), Param("rotation", "Vec3", (0.0, 0.0, 0.0)),
              Param("velocity", "Vec3", (0.0, 0.0, 0.0)), Param("color", "Text", "red"), Param("name", "Text?", None)),
-            lambda b: ObjectT(), f"{_IMPL}:scene_object",
+            lambda b: ObjectT(),
         ),
         FunctionSpec(
             "mesh", "a mesh asset (.obj, .glb) for the simulator or the renderer",
             (Param("path", "Text"), Param("scale", "Number", 1.0), Param("position", "Vec3", (0.0, 0.0, 0.0)),
              Param("rotation", "Vec3", (0.0, 0.0, 0.0)), Param("velocity", "Vec3", (0.0, 0.0, 0.0)), Param("name", "Text?", None)),
-            lambda b: ObjectT(), f"{_IMPL}:scene_object",
+            lambda b: ObjectT(),
         ),
         FunctionSpec(
             "camera", "a pinhole camera",
             (Param("position", "Vec3", (1.5, 0.0, 1.0)), Param("lookat", "Vec3", (0.0, 0.0, 0.2)), Param("fov", "Angle", 40.0)),
-            lambda b: CameraT(), f"{_IMPL}:camera",
+            lambda b: CameraT(),
         ),
         FunctionSpec(
             "simulate", "rigid-body simulation of objects on a ground plane (genesis-world): .rgb, .depth, .mask per frame",
             (Param("objects", "List[Object]"), Param("camera", "Camera"), Param("frames", "Int", 16),
              Param("fps", "Number", 8), Param("size", "Size", (64, 64))),
-            _simulate, f"{_IMPL}:simulate",
+            _simulate,
         ),
         FunctionSpec(
             "render", "posed objects rendered into a camera (graphics engine): .rgb, .depth, .mask",
             (Param("objects", "List[Object]"), Param("camera", "Camera"), Param("size", "Size", (64, 64))),
-            _render, f"{_IMPL}:render",
+            _render,
         ),
         FunctionSpec("trace", "the per-level trace of a sample, saved as a directory", (Param("sample", "Image|Video|Vector"),),
-                     lambda b: TraceT(), f"{_IMPL}:trace"),
+                     lambda b: TraceT()),
     ]
 }
 

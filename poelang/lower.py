@@ -94,6 +94,7 @@ class Lowerer:
         self._failed_import = False  # an import without `as` failed: its names are unknown
         self._prefix = ""
         self._base_dir = Path(".")
+        self._value_types: dict[str, Type] = {}  # value node id → its static type
 
     # --- statements ------------------------------------------------------------
 
@@ -437,11 +438,7 @@ class Lowerer:
 
     # --- expressions ----------------------------------------------------------
 
-    _value_types: dict[str, Type]
-
     def eval(self, expr: ast.Expr, hint: str | None = None) -> Val:
-        if not hasattr(self, "_value_types"):
-            self._value_types = {}
         method = getattr(self, "eval_" + type(expr).__name__)
         val = method(expr, hint)
         if val.span is None:

@@ -105,8 +105,6 @@ class FunctionSpec:
     doc: str
     params: tuple[Param, ...]
     result: Callable[[Bound], Type]
-    implementation: str  # "module:function", run-time only
-    variadic: bool = False  # mask union(*masks) style; unused by most
 
     def signature(self) -> str:
         return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"
