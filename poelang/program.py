@@ -18,7 +18,6 @@ from poelang.lower import Lowerer
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
-OVERRIDE_FILE = "<--set>"
 
 
 @dataclass
@@ -85,17 +84,18 @@ def _python_to_source(value: Any) -> str:
 def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, sources: SourceMap) -> list[tuple[str | None, ast.Setting]]:
     """`key=value` pairs from the command line or Python, as settings. `x.key` targets sample x."""
     parsed: list[tuple[str | None, ast.Setting]] = []
-    for i, (key, text) in enumerate(overrides.items(), start=1):
+    for key, text in overrides.items():
         target, _, name = key.rpartition(".")
-        line = f"{name} = {text}"
-        module, errors = parse_module(f"__set__ ~ 0 with {{ {line} }}", OVERRIDE_FILE)
-        sources.add(OVERRIDE_FILE, f"__set__ ~ 0 with {{ {line} }}")
-        if errors or module is None:
-            diagnostics.error(f"cannot read --set {key}={text}", Span(OVERRIDE_FILE, 0, 0, 0, 0))
+        line = f"{name} = {text}"  # read as a binding, shown as it was typed
+        where = f"<--set {key}>"
+        sources.add(where, line)
+        module, errors = parse_module(line, where)
+        if errors or module is None or len(module.statements) != 1 or not isinstance(module.statements[0], ast.Let):
+            diagnostics.extend(errors) if errors else diagnostics.error(
+                f"cannot read --set {key}={text}: expected key=value", Span(where, 1, 1, 1, len(line) + 1))
             continue
-        sample = module.statements[0]
-        assert isinstance(sample, ast.Sample)
-        parsed.extend((target or None, s) for s in sample.settings)
+        let = module.statements[0]
+        parsed.append((target or None, ast.Setting(let.span, let.name, let.name_span, let.value)))
     return parsed
 
 

@@ -271,7 +271,7 @@ def test_experts_unknown_name_suggests(capsys):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("particles=@@", "cannot read --set particles=@@"),
+    ("particles=@@", "<--set particles>:1:13: error: unexpected character '@'"),
     ("particles=0", "setting 'particles': must be ≥ 1, got 0"),
     ("partcles=3", "unknown setting 'partcles' (did you mean 'particles'?)"),
     ("mcmc=langevn", "did you mean 'langevin'?"),

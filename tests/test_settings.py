@@ -21,3 +21,13 @@ def test_output_auto_follows_weighting():
     exact = poelang.parse("x ~ gaussian(mean=[0.0])").graph.samples[0].settings
     greedy = poelang.parse("x ~ gaussian(mean=[0.0]) with { weighting = greedy }").graph.samples[0].settings
     assert (exact.output, greedy.output) == ("sample", "best")
+
+
+def test_command_line_overrides_are_diagnosed_where_they_were_typed():
+    program = poelang.parse("x ~ gaussian(mean=[0.0])", overrides={"levels": "3", "mcmc": "langevn"})
+    assert not program.ok
+    text = program.render_diagnostics()
+    assert "<--set mcmc>:1:8: error: setting 'mcmc'" in text and "did you mean 'langevin'" in text
+    assert "    1 | mcmc = langevn" in text
+    broken = poelang.parse("x ~ gaussian(mean=[0.0])", overrides={"particles": "@@"})
+    assert "<--set particles>:1:13: error: unexpected character '@'" in broken.render_diagnostics()
