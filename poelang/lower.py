@@ -895,6 +895,10 @@ class Lowerer:
     # --- helpers --------------------------------------------------------------
 
     def _value_node(self, op: str, args: dict[str, g.ArgValue], type_: Type, hint: str | None) -> Val:
+        if hint is None:  # builtins are pure: `sim.rgb` written twice is one node, computed once
+            for node in self.graph.values:
+                if node.op == op and node.args == args and "#" in node.id:
+                    return Val(self._value_types[node.id], g.Ref(ref=node.id))
         node_id = self._new_id(op, hint)
         self.graph.values.append(g.ValueNode(id=node_id, op=op, args=args, type=str(type_)))
         self._value_types[node_id] = type_
