@@ -82,7 +82,8 @@ class SamplerSettings(_Model):
 
     levels: int = Field(50, ge=1, le=100_000, description="annealing levels T")
     schedule: Union[Literal["linear", "flux_shift"], list[float]] = Field("linear", description="σ schedule, or σ values from 1 to 0")
-    shift: float = Field(3.0, gt=0, description="time shift of the flux_shift schedule")
+    shift: Union[float, Literal["auto"]] = Field(
+        "auto", description="time shift of the flux_shift schedule; auto: the first expert's (FLUX: from its token count), else 3")
     particles: int = Field(8, ge=1, le=65_536, description="particles L")
     mcmc: Literal["auto", "none", "langevin", "mala", "hmc"] = Field(
         "auto", description="MCMC kernel at each level; auto: MALA when every expert has a density, else Langevin")
@@ -113,6 +114,13 @@ class SamplerSettings(_Model):
             if not 0 < t < 1:
                 raise ValueError(f"resampling time {t:g} is outside (0, 1)")
         return sorted(times)
+
+    @field_validator("shift")
+    @classmethod
+    def _shift_positive(cls, shift):
+        if shift != "auto" and not shift > 0:
+            raise ValueError("must be positive, or auto")
+        return shift
 
     @field_validator("schedule")
     @classmethod

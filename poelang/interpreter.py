@@ -33,6 +33,8 @@ class ExpertContext:
     event_shape: tuple[int, ...]
     device: str
     base_dir: Path
+    canvas: tuple[int, ...] = ()  # the sample's pixel shape
+    region: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) in pixels when the factor is cropped
 
 
 @dataclass
@@ -101,9 +103,9 @@ class Interpreter:
 
     # --- experts --------------------------------------------------------------
 
-    def expert(self, node_id: str, shape: tuple[int, ...]) -> Any:
-        if node_id in self._experts:
-            return self._experts[node_id]
+    def expert(self, node_id: str, shape: tuple[int, ...], region: tuple[int, int, int, int] | None = None) -> Any:
+        if (node_id, region) in self._experts:
+            return self._experts[(node_id, region)]
         node = self.graph.node(node_id)
         assert isinstance(node, g.ExpertNode)
         spec = self.registry.get(node.expert)
@@ -111,45 +113,80 @@ class Interpreter:
             raise self.fail(f"expert '{node.expert}' is not registered in this environment", node_id)
         args = {k: self.resolve(v) for k, v in node.args.items()}
         own_shape = event_shape(node.domain) if node.domain else shape
-        context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir)
+        if region is not None:
+            y0, y1, x0, x1 = region
+            own_shape = (*shape[:-2], y1 - y0, x1 - x0)
+        context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir, tuple(shape), region)
         try:
             expert = spec.load_function()(args, context)
         except ExpertUnavailable as e:
             raise self.fail(f"cannot load '{node_id}' ({node.expert}): {e}", node_id) from None
         except (ValueError, OSError) as e:
             raise self.fail(f"cannot load '{node_id}' ({node.expert}): {e}", node_id) from None
-        self._experts[node_id] = expert
+        self._experts[(node_id, region)] = expert
         return expert
 
     # --- samples --------------------------------------------------------------
 
     def problem(self, node: g.SampleNode):
+        """The engine's Problem for a sample, and the codec its experts sample in (None: pixels)."""
         from poelang import infer
 
         shape = event_shape(node.domain)
-        factors = []
         index = {f.expert: i for i, f in enumerate(node.factors)}
+        loaded = []
         for f in node.factors:
-            region, mask = None, None
+            box, mask = None, None
             if f.region_kind == "box":
-                box = self.value(f.region.ref)
-                h, w = shape[-2:]
-                x0, y0, x1, y1 = box.pixels(h, w)
-                region = (slice(None),) * (len(shape) - 2) + (slice(y0, y1), slice(x0, x1))
+                x0, y0, x1, y1 = self.value(f.region.ref).pixels(*shape[-2:])
+                box = (y0, y1, x0, x1)
             elif f.region_kind == "mask":
-                m = self.value(f.region.ref).float()
-                mask = m.expand(shape).clone() if m.dim() == 2 else m.unsqueeze(-3).expand(shape).clone()
-            factors.append(infer.Factor(self.expert(f.expert, shape), exponent=f.exponent, region=region, mask=mask,
+                mask = self.value(f.region.ref).float()
+            loaded.append((f, self.expert(f.expert, shape, box), box, mask))
+        codec = self.codec(node, [(f.expert, e) for f, e, _, _ in loaded])
+        canvas = codec.latent_shape(shape) if codec else shape
+        factors = []
+        for f, expert, box, mask in loaded:
+            region = None
+            if box is not None:
+                y0, y1, x0, x1 = codec.latent_box(codec.snap(box, shape[-2:])) if codec else box
+                region = (slice(None),) * (len(canvas) - 2) + (slice(y0, y1), slice(x0, x1))
+            if mask is not None:
+                mask = codec.pool_mask(mask) if codec else mask
+                mask = mask.expand(canvas).clone() if mask.dim() == 2 else mask.unsqueeze(-3).expand(canvas).clone()
+            factors.append(infer.Factor(expert, exponent=f.exponent, region=region, mask=mask,
                                         parents=tuple(index[p] for p in f.parents)))
-        rewards = [infer.RewardFactor(self.expert(r.expert, shape), weight=r.weight) for r in node.rewards]
-        return infer.Problem(shape=shape, factors=factors, rewards=rewards)
+        rewards = []
+        for r in node.rewards:
+            scorer = self.expert(r.expert, shape)
+            rewards.append(infer.RewardFactor(_Decoded(scorer, codec) if codec else scorer, weight=r.weight))
+        return infer.Problem(shape=canvas, factors=factors, rewards=rewards), codec
+
+    def codec(self, node: g.SampleNode, experts: list[tuple[str, Any]]):
+        """The latent space shared by the sample's generative experts; they must agree."""
+        codecs = [(name, getattr(e, "codec", None)) for name, e in experts]
+        first_name, first = codecs[0]
+        for name, c in codecs[1:]:
+            if c != first:
+                what = lambda c: "pixels" if c is None else f"the latent space {c.key[0]}"  # noqa: E731
+                raise self.fail(f"'{first_name}' samples in {what(first)} but '{name}' in {what(c)}: "
+                                "experts of one product must share their latent space", node.id)
+        if first is not None:
+            try:
+                first.latent_shape(event_shape(node.domain))
+            except ValueError as e:
+                raise self.fail(str(e), node.id) from None
+        return first
 
     @staticmethod
-    def settings(s: g.SamplerSettings):
+    def settings(s: g.SamplerSettings, problem=None):
         from poelang import infer
 
+        shift = s.shift
+        if shift == "auto":  # the first expert's own preference (FLUX: exp(mu) of its token count), else 3
+            shift = float(getattr(problem.factors[0].expert, "schedule_shift", 3.0)) if problem else 3.0
         return infer.Settings(
-            levels=s.levels, schedule=s.schedule, shift=s.shift, particles=s.particles, kernel=s.mcmc,
+            levels=s.levels, schedule=s.schedule, shift=shift, particles=s.particles, kernel=s.mcmc,
             mcmc_steps=s.mcmc_steps, step_size=s.step_size, hmc_leapfrog=s.leapfrog,
             cond_updates=s.cond_updates, cond_lambda=s.cond_lambda, resample=s.resample,
             resample_when=s.resample_when, ess_threshold=s.ess_threshold,
@@ -163,8 +200,8 @@ class Interpreter:
 
         if node.id in self.result.samples:
             return self.result.samples[node.id]
-        problem = self.problem(node)
-        settings = self.settings(node.settings)
+        problem, codec = self.problem(node)
+        settings = self.settings(node.settings, problem)
         with _Progress(node.id, node.settings.levels, enabled=self.progress) as bar:
             def on_level(info):
                 bar.update(info)
@@ -175,6 +212,8 @@ class Interpreter:
                 result = infer.sample(problem, settings, callback=on_level, device=self.device)
             except (infer.SamplerError, infer.SettingsError) as e:
                 raise self.fail(str(e), node.id) from None
+        if codec is not None:
+            result = _decode_result(result, codec)
         self.result.samples[node.id] = result
         self._values[node.id] = result.samples[0]
         return result
@@ -208,6 +247,33 @@ class Interpreter:
                 self.result.written += writers.write_trace(folder, sample_id, result)
         self.result.seconds = time.perf_counter() - started
         return self.result
+
+
+class _Decoded:
+    """A reward seen through a codec: it scores the decoded pixels of the latent x0_hat."""
+
+    def __init__(self, reward, codec):
+        self.reward, self.codec = reward, codec
+        self.name = getattr(reward, "name", "reward")
+
+    def score(self, x0):
+        return self.reward.score(_decode(self.codec, x0))
+
+
+def _decode(codec, latents, chunk: int = 4):
+    """Decode in chunks, so a 1024-px VAE decode of many particles fits in memory."""
+    import torch
+
+    return torch.cat([codec.decode(latents[i:i + chunk]) for i in range(0, latents.shape[0], chunk)])
+
+
+def _decode_result(result, codec):
+    """The engine's result with its samples, particles and trace images in pixels."""
+    from dataclasses import replace
+
+    trace = [replace(t, x0_hat=None if t.x0_hat is None else _decode(codec, t.x0_hat)) for t in result.trace]
+    return replace(result, samples=_decode(codec, result.samples), particles=_decode(codec, result.particles),
+                   trace=trace)
 
 
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> list[g.OutputNode]:

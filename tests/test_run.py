@@ -45,12 +45,16 @@ def test_output_override_and_atomic_write(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".out*"))  # no temporary files left behind
 
 
-def test_unavailable_expert_is_a_diagnostic_not_a_traceback(tmp_path, monkeypatch, capsys):
+def test_missing_model_is_a_diagnostic_not_a_traceback(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("diffusers")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache, whatever this machine has
+    monkeypatch.delenv("POELANG_ALLOW_DOWNLOAD", raising=False)
     code = main(["run", "-q", str(ROOT / "programs" / "flux" / "two_cats.poe")])
     err = capsys.readouterr().err
     assert code == 1
-    assert "error: cannot load" in err and "issue #5" in err and "Traceback" not in err
+    assert "error: cannot load 'flux_fill#1'" in err and "hf download black-forest-labs/FLUX.1-Fill-dev" in err
+    assert "Traceback" not in err
 
 
 def test_bad_setting_from_the_command_line_is_a_diagnostic(capsys):
