@@ -874,6 +874,8 @@ class Lowerer:
             return BAD
         graph_args, info = self._complete(spec.params, bound)
         domain = spec.domain(info) if spec.domain else None
+        if spec.check is not None:
+            spec.check(info)
         if not self._report_bound_errors(info, spans, span):
             return BAD
         if domain is not None and domain.kind in ("image", "video"):

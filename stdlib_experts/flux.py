@@ -123,6 +123,9 @@ class FluxModel:
         hub.announce_memory(model, self.path, self.dtype, device)
         load = lambda sub, cls: hub.shared(self.path, sub, self.dtype, device, cls.from_pretrained)  # noqa: E731
         self.transformer = load("transformer", FluxTransformer2DModel)
+        # Eq. 7 backpropagates through a child expert: at 1024 px and 4 particles its activations would take
+        # ~100 GiB; recomputing them per block costs one more forward and only runs when gradients are on
+        self.transformer.enable_gradient_checkpointing()
         self.clip = load("text_encoder", CLIPTextModel)
         self.t5 = load("text_encoder_2", T5EncoderModel)
         self.tokenizer = hub.shared(self.path, "tokenizer", None, device, AutoTokenizer.from_pretrained)

@@ -17,6 +17,7 @@ STDLIB_MODULES = (
     "stdlib_experts.analytic_experts",
     "stdlib_experts.flux",
     "stdlib_experts.vlm",
+    "stdlib_experts.mini_experts",
     "stdlib_experts.wan",
 )
 

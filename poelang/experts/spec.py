@@ -88,6 +88,7 @@ class ExpertSpec:
     domain: Callable[[Bound], Domain] | None = None  # for generative and simulator experts
     scores: tuple[str, ...] = ("image",)  # for rewards: the domain kinds it scores
     family: str = ""
+    check: Callable[[Bound], None] | None = None  # more argument checks (a closed vocabulary, say)
 
     def signature(self) -> str:
         return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"

@@ -1,0 +1,252 @@
+"""The mini world's two learned readers of images: a segmenter for the rule checker, and mini_vqa.
+
+* :class:`Segmenter` labels every pixel with background or a (colour, shape)
+  class; :mod:`stdlib_experts.mini.rules` turns that map into objects and
+  judges captions by rules. This is the *checker* of the benchmarks.
+* :class:`MiniVQA` answers "does this image show <caption>?" with a
+  probability: image patches and caption words through a small transformer.
+  It is the *reward* programs steer with (``exp(mini_vqa("..."))``), a
+  different model from the checker, so that steering cannot game the judge.
+
+Both train in minutes on the rendered dataset (``python -m
+stdlib_experts.mini.judges segmenter|vqa --data build/mini_data``) and ship
+as safetensors with a JSON config under ``stdlib_experts/mini/weights``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+WEIGHTS = Path(__file__).parent / "weights"
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU())
+
+
+class Segmenter(nn.Module):
+    """A two-level U-Net over 32-64 px images in [-1, 1] → class logits per pixel."""
+
+    def __init__(self, classes: int, width: int = 32):
+        super().__init__()
+        self.config = {"classes": classes, "width": width}
+        self.down1, self.down2 = _block(3, width), _block(width, 2 * width)
+        self.mid = _block(2 * width, 2 * width)
+        self.up2, self.up1 = _block(4 * width, width), _block(2 * width, width)
+        self.head = nn.Conv2d(width, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.down1(x)
+        b = self.down2(F.avg_pool2d(a, 2))
+        m = self.mid(F.avg_pool2d(b, 2))
+        b = self.up2(torch.cat([b, F.interpolate(m, scale_factor=2)], 1))
+        a = self.up1(torch.cat([a, F.interpolate(b, scale_factor=2)], 1))
+        return self.head(a)
+
+
+class MiniVQA(nn.Module):
+    """P(yes | image, caption): 4×4-pixel patches and caption words, jointly encoded; the first token decides."""
+
+    def __init__(self, vocab: int, dim: int = 96, layers: int = 3, text_length: int = 16, size: int = 32):
+        super().__init__()
+        self.config = {"vocab": vocab, "dim": dim, "layers": layers, "text_length": text_length, "size": size}
+        self.patches = nn.Conv2d(3, dim, 4, stride=4)
+        self.image_pos = nn.Parameter(torch.zeros(1, (size // 4) ** 2, dim))
+        self.words = nn.Embedding(vocab, dim)
+        self.text_pos = nn.Parameter(torch.zeros(1, text_length, dim))
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+        layer = nn.TransformerEncoderLayer(dim, 4, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers)
+        self.head = nn.Linear(dim, 1)
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        b = images.shape[0]
+        img = self.patches(images).flatten(2).transpose(1, 2) + self.image_pos
+        txt = self.words(ids) + self.text_pos
+        tokens = torch.cat([self.cls.expand(b, -1, -1), txt, img], 1)
+        pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool), ids == 0, torch.zeros(b, img.shape[1], dtype=torch.bool)], 1)
+        return self.head(self.encoder(tokens, src_key_padding_mask=pad)[:, 0]).squeeze(-1)
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+
+def save(model: nn.Module, name: str, extra: dict) -> Path:
+    from safetensors.torch import save_file
+
+    folder = WEIGHTS / name
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({**model.config, **extra}, indent=1) + "\n")
+    return folder
+
+
+def load(name: str) -> nn.Module:
+    """A shipped judge, float32, eval mode, once per process."""
+    if name not in _LOADED:
+        from safetensors.torch import load_file
+
+        folder = WEIGHTS / name
+        config = json.loads((folder / "config.json").read_text())
+        cls = {"segmenter": Segmenter, "mini_vqa": MiniVQA}[name]
+        keys = {"segmenter": ("classes", "width"), "mini_vqa": ("vocab", "dim", "layers", "text_length", "size")}[name]
+        model = cls(**{k: config[k] for k in keys})
+        model.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
+        _LOADED[name] = model.eval().requires_grad_(False)
+    return _LOADED[name]
+
+
+_LOADED: dict[str, nn.Module] = {}
+
+
+def tokenizer():
+    from stdlib_experts.mini.world import VOCABULARY
+    from stdlib_experts.wordlevel import make_tokenizer
+
+    return make_tokenizer(VOCABULARY, 16)
+
+
+def caption_ids(captions: list[str]) -> torch.Tensor:
+    return tokenizer()(captions, padding="max_length", max_length=16, truncation=True, return_tensors="pt").input_ids
+
+
+@torch.no_grad()
+def segment(images: torch.Tensor) -> np.ndarray:
+    """Class maps ``[B, H, W]`` of images ``[B, 3, H, W]`` in [-1, 1]."""
+    return load("segmenter")(images.float()).argmax(1).numpy()
+
+
+def check(images: torch.Tensor, captions: list[str] | str) -> list[bool]:
+    """The rule checker on generated images: segment, extract objects, judge each caption by rules."""
+    from stdlib_experts.mini import rules
+
+    captions = [captions] * len(images) if isinstance(captions, str) else captions
+    return [rules.satisfies(c, rules.facts_from_segmentation(s)) for c, s in zip(captions, segment(images))]
+
+
+# --- training ----------------------------------------------------------------------------------------
+
+
+def _images(data) -> torch.Tensor:
+    return torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def train_segmenter(data: dict, minutes: float, seed: int, batch: int = 64) -> Segmenter:
+    from stdlib_experts.mini import rules
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images = _images(data)
+    objects = [json.loads(s) for s in data["objects"]]
+    lookup = [np.array([0] + [rules.class_index(o["color"], o["shape"]) for o in objs]) for objs in objects]
+    labels = torch.from_numpy(np.stack([lk[m] for lk, m in zip(lookup, data["masks"])])).long()
+    model = Segmenter(rules.N_CLASSES)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    started, step = time.perf_counter(), 0
+    while time.perf_counter() - started < minutes * 60:
+        idx = torch.from_numpy(rng.integers(0, len(images), batch))
+        x = images[idx] + 0.05 * torch.randn(batch, 3, *images.shape[-2:])  # generated images are a little noisy
+        loss = F.cross_entropy(model(x), labels[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % 100 == 0:
+            print(f"segmenter step {step} loss {float(loss):.4f}", flush=True)
+    return model.eval()
+
+
+def perturb(caption: str, rng: np.random.Generator) -> str:
+    """A false caption close to a true one: one colour, shape, count or relation word changed."""
+    from stdlib_experts.mini.world import COLORS, PLURALS, SHAPES
+
+    words = caption.split()
+    singular = {v: k for k, v in PLURALS.items()}
+    swaps = {"left": "right", "right": "left", "front": "behind", "behind": "front"}
+    for _ in range(20):
+        i = int(rng.integers(len(words)))
+        w = words[i]
+        if w in COLORS:
+            new = [c for c in COLORS if c != w]
+        elif w in SHAPES:
+            new = [s for s in SHAPES if s != w]
+        elif w in singular:
+            new = [PLURALS[s] for s in SHAPES if PLURALS[s] != w]
+        elif w in ("two", "three"):
+            new = [c for c in ("two", "three") if c != w]
+        elif w in swaps and not (w == "behind" and i > 0 and words[i - 1] == "front"):
+            if w == "front":  # "in front of" ↔ "behind"
+                return " ".join(words[:i - 1] + ["behind"] + words[i + 2:])
+            if w == "behind":
+                return " ".join(words[:i] + ["in", "front", "of"] + words[i + 1:])
+            new = [swaps[w]]
+        else:
+            continue
+        words[i] = new[int(rng.integers(len(new)))]
+        return " ".join(words)
+    return caption + " and a red cube"
+
+
+def train_vqa(data: dict, minutes: float, seed: int, batch: int = 64) -> MiniVQA:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images = _images(data)
+    captions = [str(c) for c in data["captions"]]
+    tok = tokenizer()
+    model = MiniVQA(len(tok.get_vocab()))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    started, step = time.perf_counter(), 0
+    while time.perf_counter() - started < minutes * 60:
+        idx = rng.integers(0, len(images), batch)
+        text, label = [], []
+        for i in idx:
+            r = rng.random()
+            if r < 0.5:
+                text.append(captions[i]), label.append(1.0)
+            elif r < 0.85:
+                text.append(perturb(captions[i], rng)), label.append(0.0)
+            else:
+                text.append(captions[int(rng.integers(len(captions)))]), label.append(0.0)
+        x = images[torch.from_numpy(idx)] + 0.05 * torch.randn(batch, 3, *images.shape[-2:])
+        logits = model(x, caption_ids(text))
+        loss = F.binary_cross_entropy_with_logits(logits, torch.tensor(label))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % 100 == 0:
+            print(f"vqa step {step} loss {float(loss):.4f}", flush=True)
+    return model.eval()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from stdlib_experts.mini.train import load_dataset
+
+    parser = argparse.ArgumentParser(prog="python -m stdlib_experts.mini.judges")
+    parser.add_argument("what", choices=["segmenter", "vqa"])
+    parser.add_argument("--data", type=Path, default=Path("build/mini_data"))
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset(args.data)
+    if args.what == "segmenter":
+        model, name = train_segmenter(data, args.minutes, args.seed), "segmenter"
+    else:
+        model, name = train_vqa(data, args.minutes, args.seed), "mini_vqa"
+    print("saved", save(model, name, {"seed": args.seed, "minutes": args.minutes}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""Train the mini experts on the mini world, on a CPU, and save them as FLUX-layout directories.
+
+    python -m stdlib_experts.mini.train data   --out build/mini_data            # render the training set
+    python -m stdlib_experts.mini.train flux   --data build/mini_data --minutes 25
+    python -m stdlib_experts.mini.train fill   --data build/mini_data --minutes 8
+    python -m stdlib_experts.mini.train depth  --data build/mini_data --minutes 8
+
+``mini_flux`` is a FluxTransformer2DModel with CLIP and T5 text encoders, all
+small, trained from scratch by flow matching (x_sigma = (1 - sigma) x0 +
+sigma eps, target eps - x0, FLUX's convention) in pixel space
+(:class:`~stdlib_experts.codecs.PixelCodec`). ``mini_flux_fill`` and
+``mini_flux_depth`` start from it, as FLUX.1 Fill and Depth start from
+FLUX.1 [dev]: the input projection grows zero-initialised columns for the
+condition tokens, and the text encoders stay frozen, so all three ship
+byte-identical encoders that a program loads once. Everything is seeded; the
+saved weights are float16 (the loaders upcast on a CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stdlib_experts.codecs import PixelCodec, pack, pack_mask
+
+WEIGHTS = Path(__file__).parent / "weights"
+CODEC = PixelCodec(2)
+TEXT_LENGTH = 16
+TOKEN = 4 * CODEC.channels  # channels of one packed token (48)
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def make_dataset(out: Path, images: int, seed: int, size: int = 32) -> None:
+    """Render ``images`` scenes with training-split captions (held-out captions are skipped) to ``out/images.npz``."""
+    from stdlib_experts.mini import world
+
+    rng = np.random.default_rng(seed)
+    rgb, depth, masks, captions, objects = [], [], [], [], []
+    while len(rgb) < images:
+        scene = world.sample_scene(rng)
+        text = world.caption(scene, rng)
+        if world.split_of(text) != "train":
+            continue
+        render = world.render_scene(scene, size)
+        index = np.zeros(render.rgb.shape[:2], np.uint8)
+        for k, mask in enumerate(render.masks):
+            index[mask] = k + 1
+        rgb.append(render.rgb), depth.append(render.depth), masks.append(index), captions.append(text)
+        objects.append(json.dumps([{"shape": o.shape, "color": o.color, "size": o.size} for o in scene.objects]))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    np.savez(Path(out) / "images.npz", rgb=np.stack(rgb), depth=np.stack(depth).astype(np.float16),
+             masks=np.stack(masks), captions=np.array(captions), objects=np.array(objects))
+
+
+def load_dataset(folder: Path) -> dict:
+    data = np.load(Path(folder) / "images.npz", allow_pickle=False)
+    return {k: data[k] for k in data.files}
+
+
+def depth_image(depth: np.ndarray | torch.Tensor):
+    """Depth in meters → the control image the depth experts read: inverse depth in [0, 1], near is bright."""
+    from stdlib_experts.mini.world import FAR_DEPTH, Z_NEAR
+
+    lib = torch if isinstance(depth, torch.Tensor) else np
+    inv = (1.0 / lib.clip(depth, Z_NEAR * 4, FAR_DEPTH) - 1.0 / FAR_DEPTH) / (1.0 / (Z_NEAR * 4) - 1.0 / FAR_DEPTH)
+    return lib.clip(inv, 0.0, 1.0) ** 0.5  # the square root spreads the ground's gradient over more grey levels
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+def text_models(seed: int):
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    from stdlib_experts.mini.world import VOCABULARY
+    from stdlib_experts.wordlevel import make_tokenizer
+
+    tokenizer = make_tokenizer(VOCABULARY, TEXT_LENGTH)
+    vocab = len(tokenizer.get_vocab())
+    torch.manual_seed(seed)
+    clip = CLIPTextModel(CLIPTextConfig(
+        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_attention_heads=4, num_hidden_layers=2,
+        max_position_embeddings=TEXT_LENGTH, projection_dim=64, pad_token_id=0, bos_token_id=2, eos_token_id=3))
+    t5 = T5EncoderModel(T5Config(
+        vocab_size=vocab, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+        pad_token_id=0, eos_token_id=3, decoder_start_token_id=0, dropout_rate=0.0))
+    return clip, t5, tokenizer
+
+
+def transformer(in_channels: int, seed: int):
+    from diffusers import FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=in_channels, out_channels=TOKEN, num_layers=2, num_single_layers=3,
+        attention_head_dim=32, num_attention_heads=3, joint_attention_dim=64, pooled_projection_dim=64,
+        guidance_embeds=False, axes_dims_rope=(8, 12, 12))
+
+
+def grow_inputs(model, in_channels: int):
+    """A copy of ``model`` taking ``in_channels`` inputs; the new columns start at zero (the condition is ignored at first)."""
+    from diffusers import FluxTransformer2DModel
+
+    config = dict(model.config)
+    config["in_channels"] = in_channels
+    grown = FluxTransformer2DModel.from_config(config)
+    state = model.state_dict()
+    w = state["x_embedder.weight"]
+    state["x_embedder.weight"] = torch.cat([w, torch.zeros(w.shape[0], in_channels - w.shape[1])], dim=1)
+    grown.load_state_dict(state)
+    return grown
+
+
+def encode_text(clip, t5, tokenizer, captions: list[str]):
+    ids = tokenizer(captions, padding="max_length", max_length=TEXT_LENGTH, truncation=True, return_tensors="pt").input_ids
+    return t5(ids)[0], clip(ids).pooler_output
+
+
+# --- conditions ---------------------------------------------------------------------------------
+
+
+def fill_condition(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Fill's input, as stdlib_experts.flux.load_flux_fill builds it: packed masked image, packed binary mask."""
+    masked = images * (1 - masks)
+    return torch.cat([pack(CODEC.encode(masked)), pack_mask(masks, CODEC.scale)], dim=2)
+
+
+def depth_condition(depth: torch.Tensor) -> torch.Tensor:
+    control = (depth * 2 - 1).unsqueeze(1).expand(-1, 3, -1, -1)
+    return pack(CODEC.encode(control))
+
+
+def fill_masks(index_map: np.ndarray, rng: np.random.Generator, objects: list) -> tuple[np.ndarray, list[str]]:
+    """Half the time one object's mask, dilated (captioned by its noun phrase), else a random box (the full caption)."""
+    from scipy.ndimage import binary_dilation
+
+    from stdlib_experts.mini.world import noun_phrase
+
+    n, h, w = index_map.shape
+    masks = np.zeros((n, h, w), np.float32)
+    captions = []
+    for i in range(n):
+        present = [k for k in range(1, index_map[i].max() + 1) if (index_map[i] == k).any()]
+        if present and rng.random() < 0.5:
+            k = present[rng.integers(len(present))]
+            masks[i] = binary_dilation(index_map[i] == k, iterations=int(rng.integers(1, 4)))
+            obj = objects[i][k - 1]
+            captions.append(noun_phrase(1, obj["color"], obj["shape"], obj["size"] if rng.random() < 0.5 else None))
+        else:
+            bh, bw = rng.integers(h // 4, h, endpoint=True), rng.integers(w // 4, w, endpoint=True)
+            y, x = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
+            masks[i, y:y + bh, x:x + bw] = 1
+            captions.append(None)
+    return masks, captions
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: float, base: Path | None,
+          log_every: int = 50, resume: bool = False, steps_before: int = 0) -> dict:
+    """Flow-matching training of one expert for ``minutes``; returns the EMA models."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    images = torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    captions = [str(c) for c in data["captions"]]
+    objects = [json.loads(s) for s in data["objects"]] if "objects" in data else None
+    depth = torch.from_numpy(depth_image(data["depth"].astype(np.float32)))
+    if kind == "flux" and resume:
+        clip, t5, tokenizer, model = load_trained(base)
+        params = list(model.parameters()) + list(clip.parameters()) + list(t5.parameters())
+    elif kind == "flux":
+        clip, t5, tokenizer = text_models(seed)
+        model = transformer(TOKEN, seed)
+        params = list(model.parameters()) + list(clip.parameters()) + list(t5.parameters())
+    else:
+        clip, t5, tokenizer, flux = load_trained(base)
+        in_channels = TOKEN + (TOKEN + 4 * CODEC.scale ** 2 if kind == "fill" else TOKEN)
+        model = grow_inputs(flux, in_channels)
+        clip.requires_grad_(False), t5.requires_grad_(False)
+        params = list(model.parameters())
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    ids = None
+    started, step, losses = time.perf_counter(), 0, []
+    while time.perf_counter() - started < minutes * 60:
+        idx = rng.integers(0, len(images), batch)
+        x0 = CODEC.encode(images[idx])
+        text = [captions[i] for i in idx]
+        condition = None
+        if kind == "fill":
+            masks, object_captions = fill_masks(data["masks"][idx], rng, [objects[i] for i in idx])
+            text = [c or t for c, t in zip(object_captions, text)]
+            condition = fill_condition(images[idx], torch.from_numpy(masks)[:, None])
+        elif kind == "depth":
+            condition = depth_condition(depth[idx])
+        embeds, pooled = encode_text(clip, t5, tokenizer, text)
+        sigma = torch.sigmoid(torch.randn(batch))  # logit-normal, as SD3 / FLUX train
+        eps = torch.randn_like(x0)
+        s = sigma.view(-1, 1, 1, 1)
+        tokens = pack((1 - s) * x0 + s * eps)
+        if condition is not None:
+            tokens = torch.cat([tokens, condition], dim=2)
+        if ids is None:
+            from stdlib_experts.codecs import image_ids
+
+            ids = image_ids(x0.shape[-2], x0.shape[-1])
+        out = model(hidden_states=tokens, timestep=sigma, pooled_projections=pooled, encoder_hidden_states=embeds,
+                    txt_ids=torch.zeros(TEXT_LENGTH, 3), img_ids=ids, return_dict=False)[0]
+        loss = F.mse_loss(out, pack(eps - x0))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        for group in optimizer.param_groups:  # short warm-up, then constant
+            group["lr"] = lr * min(1.0, (step + 1) / 200)
+        optimizer.step()
+        with torch.no_grad():
+            decay = min(0.999, (1 + step) / (10 + step))
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - decay)
+        losses.append(float(loss.detach()))
+        step += 1
+        if step % log_every == 0:
+            elapsed = time.perf_counter() - started
+            print(f"{kind} step {step} loss {np.mean(losses[-log_every:]):.4f} ({elapsed / step:.2f} s/step)", flush=True)
+    return {"transformer": ema, "clip": clip, "t5": t5, "tokenizer": tokenizer, "steps": steps_before + step,
+            "loss": float(np.mean(losses[-200:]))}
+
+
+def save(models: dict, out: Path, kind: str, seed: int, minutes: float) -> None:
+    """A FLUX-layout directory: transformer/, text_encoder(_2)/, tokenizer(_2)/, scheduler/, codec.json."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    models["transformer"].to(torch.float16).save_pretrained(tmp / "transformer", safe_serialization=True)
+    models["transformer"].float()
+    for sub, m in (("text_encoder", models["clip"]), ("text_encoder_2", models["t5"])):
+        m.to(torch.float16).save_pretrained(tmp / sub, safe_serialization=True)
+        m.float()
+    models["tokenizer"].save_pretrained(tmp / "tokenizer")
+    models["tokenizer"].save_pretrained(tmp / "tokenizer_2")
+    FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False).save_pretrained(tmp / "scheduler")
+    (tmp / "codec.json").write_text(json.dumps({"pixels": CODEC.factor}) + "\n")
+    (tmp / "training.json").write_text(json.dumps(
+        {"kind": kind, "seed": seed, "minutes": minutes, "steps": models["steps"], "final_loss": models["loss"]},
+        indent=1) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def load_trained(folder: Path):
+    from diffusers import FluxTransformer2DModel
+    from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
+
+    return (CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32),
+            T5EncoderModel.from_pretrained(folder / "text_encoder_2", torch_dtype=torch.float32),
+            AutoTokenizer.from_pretrained(folder / "tokenizer"),
+            FluxTransformer2DModel.from_pretrained(folder / "transformer", torch_dtype=torch.float32))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stdlib_experts.mini.train")
+    parser.add_argument("what", choices=["data", "flux", "fill", "depth"])
+    parser.add_argument("--data", type=Path, default=Path("build/mini_data"))
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue training the saved mini_flux")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.what == "data":
+        make_dataset(args.out or args.data, args.images, args.seed)
+        return
+    name = {"flux": "mini_flux", "fill": "mini_flux_fill", "depth": "mini_flux_depth"}[args.what]
+    out = args.out or WEIGHTS / name
+    before = json.loads((out / "training.json").read_text()) if args.resume else {"steps": 0, "minutes": 0}
+    models = train(args.what, load_dataset(args.data), args.minutes, args.seed + before["steps"], args.batch, args.lr,
+                   base=WEIGHTS / "mini_flux", resume=args.resume, steps_before=before["steps"])
+    save(models, out, args.what, args.seed, before["minutes"] + args.minutes)
+    print(f"saved {out} ({models['steps']} steps, loss {models['loss']:.4f})")
+
+
+if __name__ == "__main__":
+    main()
