@@ -63,6 +63,7 @@ class Interpreter:
         self.context = V.Context(program.base_dir, device)
         self._values: dict[str, Any] = {}
         self._experts: dict[str, Any] = {}
+        self._codecs: dict[str, Any] = {}  # sample id → the latent space its trace is still in
         self.result = RunResult()
 
     # --- errors ---------------------------------------------------------------
@@ -214,11 +215,23 @@ class Interpreter:
                 raise self.fail(str(e), node.id) from None
         if codec is not None:
             result = _decode_result(result, codec)
+            self._codecs[node.id] = codec
         self.result.samples[node.id] = result
         self._values[node.id] = result.samples[0]
         return result
 
     # --- outputs --------------------------------------------------------------
+
+    def traced(self, sample_id: str):
+        """The sample's result with its trace images in pixels; decoded only when a trace is written, once."""
+        from dataclasses import replace
+
+        result = self.result.samples[sample_id]
+        codec = self._codecs.pop(sample_id, None)
+        if codec is not None:
+            trace = [replace(t, x0_hat=None if t.x0_hat is None else _decode(codec, t.x0_hat)) for t in result.trace]
+            result = self.result.samples[sample_id] = replace(result, trace=trace)
+        return result
 
     def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
         from poelang import writers
@@ -235,16 +248,16 @@ class Interpreter:
             try:
                 if out.format == "trace":
                     sample_id = node.args["sample"].ref
-                    self.result.written += writers.write_trace(out.path, sample_id, self.result.samples[sample_id])
+                    self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id))
                 else:
                     data = self.result.samples[target] if target in self.result.samples else self.value(target)
                     self.result.written.append(writers.write_value(out.path, out.format, data, out.options))
             except OSError as e:
                 raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
         if trace_dir is not None:
-            for sample_id, result in self.result.samples.items():
+            for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
-                self.result.written += writers.write_trace(folder, sample_id, result)
+                self.result.written += writers.write_trace(folder, sample_id, self.traced(sample_id))
         self.result.seconds = time.perf_counter() - started
         return self.result
 
@@ -268,12 +281,10 @@ def _decode(codec, latents, chunk: int = 4):
 
 
 def _decode_result(result, codec):
-    """The engine's result with its samples, particles and trace images in pixels."""
+    """The engine's result with its samples and particles in pixels (the trace stays latent until written)."""
     from dataclasses import replace
 
-    trace = [replace(t, x0_hat=None if t.x0_hat is None else _decode(codec, t.x0_hat)) for t in result.trace]
-    return replace(result, samples=_decode(codec, result.samples), particles=_decode(codec, result.particles),
-                   trace=trace)
+    return replace(result, samples=_decode(codec, result.samples), particles=_decode(codec, result.particles))
 
 
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> list[g.OutputNode]:

@@ -250,12 +250,10 @@ def _as_mask(value, context):
     """A mask or depth argument as an ``[H, W]`` float tensor; a box region becomes its mask."""
     import torch
 
-    if hasattr(value, "pixels"):  # a Box value
-        h, w = context.canvas[-2:]
-        x0, y0, x1, y1 = value.pixels(h, w)
-        m = torch.zeros(h, w)
-        m[y0:y1, x0:x1] = 1
-        return m
+    from poelang import values
+
+    if isinstance(value, values.Box):
+        return values.box_mask(None, value, tuple(context.canvas[-2:])).float()
     t = torch.as_tensor(value, dtype=torch.float32)
     return t if t.dim() == 2 else t.mean(dim=0)
 

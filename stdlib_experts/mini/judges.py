@@ -15,6 +15,7 @@ as safetensors with a JSON config under ``stdlib_experts/mini/weights``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -108,6 +109,7 @@ def load(name: str) -> nn.Module:
 _LOADED: dict[str, nn.Module] = {}
 
 
+@functools.lru_cache(maxsize=1)
 def tokenizer():
     from stdlib_experts.mini.world import VOCABULARY
     from stdlib_experts.wordlevel import make_tokenizer
@@ -140,29 +142,41 @@ def _images(data) -> torch.Tensor:
     return torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+def _fit(name: str, model: nn.Module, batch_loss, minutes: float, lr: float) -> nn.Module:
+    """AdamW on ``batch_loss(model)`` for ``minutes``; returns the model in eval mode."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    started, step = time.perf_counter(), 0
+    while time.perf_counter() - started < minutes * 60:
+        loss = batch_loss(model)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % 100 == 0:
+            print(f"{name} step {step} loss {float(loss.detach()):.4f}", flush=True)
+    return model.eval()
+
+
+def _noisy(images: torch.Tensor, idx) -> torch.Tensor:
+    """A batch with a little noise: generated images are not as clean as renders."""
+    return images[idx] + 0.05 * torch.randn(len(idx), 3, *images.shape[-2:])
+
+
 def train_segmenter(data: dict, minutes: float, seed: int, batch: int = 64) -> Segmenter:
     from stdlib_experts.mini import rules
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images = _images(data)
-    objects = [json.loads(s) for s in data["objects"]]
+    objects = [json.loads(s) for s in data["objects_json"]]
     lookup = [np.array([0] + [rules.class_index(o["color"], o["shape"]) for o in objs]) for objs in objects]
     labels = torch.from_numpy(np.stack([lk[m] for lk, m in zip(lookup, data["masks"])])).long()
-    model = Segmenter(rules.N_CLASSES)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    started, step = time.perf_counter(), 0
-    while time.perf_counter() - started < minutes * 60:
+
+    def batch_loss(model):
         idx = torch.from_numpy(rng.integers(0, len(images), batch))
-        x = images[idx] + 0.05 * torch.randn(batch, 3, *images.shape[-2:])  # generated images are a little noisy
-        loss = F.cross_entropy(model(x), labels[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        step += 1
-        if step % 100 == 0:
-            print(f"segmenter step {step} loss {float(loss):.4f}", flush=True)
-    return model.eval()
+        return F.cross_entropy(model(_noisy(images, idx)), labels[idx])
+
+    return _fit("segmenter", Segmenter(rules.N_CLASSES), batch_loss, minutes, lr=2e-3)
 
 
 def perturb(caption: str, rng: np.random.Generator) -> str:
@@ -201,14 +215,11 @@ def train_vqa(data: dict, minutes: float, seed: int, batch: int = 64) -> MiniVQA
     rng = np.random.default_rng(seed)
     images = _images(data)
     captions = [str(c) for c in data["captions"]]
-    tok = tokenizer()
-    model = MiniVQA(len(tok.get_vocab()))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
-    started, step = time.perf_counter(), 0
-    while time.perf_counter() - started < minutes * 60:
+
+    def batch_loss(model):
         idx = rng.integers(0, len(images), batch)
         text, label = [], []
-        for i in idx:
+        for i in idx:  # half true captions, the rest near misses or another scene's caption
             r = rng.random()
             if r < 0.5:
                 text.append(captions[i]), label.append(1.0)
@@ -216,16 +227,10 @@ def train_vqa(data: dict, minutes: float, seed: int, batch: int = 64) -> MiniVQA
                 text.append(perturb(captions[i], rng)), label.append(0.0)
             else:
                 text.append(captions[int(rng.integers(len(captions)))]), label.append(0.0)
-        x = images[torch.from_numpy(idx)] + 0.05 * torch.randn(batch, 3, *images.shape[-2:])
-        logits = model(x, caption_ids(text))
-        loss = F.binary_cross_entropy_with_logits(logits, torch.tensor(label))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        step += 1
-        if step % 100 == 0:
-            print(f"vqa step {step} loss {float(loss):.4f}", flush=True)
-    return model.eval()
+        logits = model(_noisy(images, torch.from_numpy(idx)), caption_ids(text))
+        return F.binary_cross_entropy_with_logits(logits, torch.tensor(label))
+
+    return _fit("vqa", MiniVQA(len(tokenizer().get_vocab())), batch_loss, minutes, lr=5e-4)
 
 
 def main(argv: list[str] | None = None) -> None:

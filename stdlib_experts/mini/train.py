@@ -41,25 +41,11 @@ TOKEN = 4 * CODEC.channels  # channels of one packed token (48)
 
 
 def make_dataset(out: Path, images: int, seed: int, size: int = 32) -> None:
-    """Render ``images`` scenes with training-split captions (held-out captions are skipped) to ``out/images.npz``."""
+    """Render ``images`` scenes with training-split captions to ``out/images.npz`` (the world's own writer)."""
     from stdlib_experts.mini import world
 
-    rng = np.random.default_rng(seed)
-    rgb, depth, masks, captions, objects = [], [], [], [], []
-    while len(rgb) < images:
-        scene = world.sample_scene(rng)
-        text = world.caption(scene, rng)
-        if world.split_of(text) != "train":
-            continue
-        render = world.render_scene(scene, size)
-        index = np.zeros(render.rgb.shape[:2], np.uint8)
-        for k, mask in enumerate(render.masks):
-            index[mask] = k + 1
-        rgb.append(render.rgb), depth.append(render.depth), masks.append(index), captions.append(text)
-        objects.append(json.dumps([{"shape": o.shape, "color": o.color, "size": o.size} for o in scene.objects]))
     Path(out).mkdir(parents=True, exist_ok=True)
-    np.savez(Path(out) / "images.npz", rgb=np.stack(rgb), depth=np.stack(depth).astype(np.float16),
-             masks=np.stack(masks), captions=np.array(captions), objects=np.array(objects))
+    world.write_images(str(Path(out) / "images.npz"), images, size, seed, split="train")
 
 
 def load_dataset(folder: Path) -> dict:
@@ -174,7 +160,7 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
     torch.manual_seed(seed)
     images = torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
     captions = [str(c) for c in data["captions"]]
-    objects = [json.loads(s) for s in data["objects"]] if "objects" in data else None
+    objects = [json.loads(s) for s in data["objects_json"]]
     depth = torch.from_numpy(depth_image(data["depth"].astype(np.float32)))
     if kind == "flux" and resume:
         clip, t5, tokenizer, model = load_trained(base)
