@@ -96,12 +96,64 @@ def _simulate(bound: Bound) -> Type:
     frames = bound.values.get("frames")
     if isinstance(frames, (int, float)) and frames < 1:
         bound.error("frames must be at least 1", "frames")
+    fps = bound.values.get("fps")
+    if isinstance(fps, (int, float)) and not fps > 0:
+        bound.error(f"fps must be positive, got {fps:g}", "fps")
     return SimulationT(int(frames) if isinstance(frames, (int, float)) else None, h, w)
 
 
 def _render(bound: Bound) -> Type:
     h, w = _size(bound)
     return SimulationT(1, h, w)
+
+
+def _object_mask(bound: Bound) -> Type:
+    t = bound.types.get("sim")
+    name = bound.values.get("name")
+    if isinstance(name, str) and not name:
+        bound.error("an object's name is not empty", "name")
+    if isinstance(t, SimulationT):
+        return SIMULATION_ATTRIBUTES["mask"](t)
+    return MaskT()
+
+
+_MESH_SUFFIXES = (".obj", ".stl", ".ply", ".glb", ".gltf")  # what stdlib_experts.scene reads
+
+
+def _scene_object(size_param: str | None):
+    """The rule of sphere/cube/mesh: a positive size, a known colour, a mesh file the renderer reads."""
+
+    def rule(bound: Bound) -> Type:
+        size = bound.values.get(size_param) if size_param else None
+        if isinstance(size, (int, float)) and not size > 0:
+            bound.error(f"{size_param} must be positive, got {size:g}", size_param)
+        color = bound.values.get("color")
+        if isinstance(color, str):
+            from stdlib_experts.scene import parse_color  # pure Python: no genesis, no torch
+
+            try:
+                parse_color(color)
+            except ValueError as e:
+                bound.error(str(e), "color")
+        path = bound.values.get("path")
+        if isinstance(path, str) and Path(path).suffix.lower() not in _MESH_SUFFIXES:
+            bound.error(f"a mesh is read from {', '.join(_MESH_SUFFIXES)} files, not '{Path(path).suffix or path}'", "path")
+        name = bound.values.get("name")
+        if isinstance(name, str) and not name:
+            bound.error("an object's name is not empty", "name")
+        return ObjectT()
+
+    return rule
+
+
+def _camera(bound: Bound) -> Type:
+    fov = bound.values.get("fov")
+    if isinstance(fov, (int, float)) and not 0 < fov < 180:
+        bound.error(f"fov must be between 0 and 180 degrees, got {fov:g}", "fov")
+    position, lookat = bound.values.get("position"), bound.values.get("lookat")
+    if isinstance(position, (tuple, list)) and isinstance(lookat, (tuple, list)) and list(position) == list(lookat):
+        bound.error("the camera looks at its own position: give lookat another point", "lookat")
+    return CameraT()
 
 
 def _frame(bound: Bound) -> Type:
@@ -146,27 +198,28 @@ BUILTINS: dict[str, FunctionSpec] = {
             (Param("video", "Video|Mask|Depth"), Param("index", "Int")), _frame,
         ),
         FunctionSpec(
-            "sphere", "a sphere for the simulator or the renderer",
+            "sphere", "a sphere for the simulator or the renderer (meters; position is its centre)",
             (Param("radius", "Number", 0.1), Param("position", "Vec3", (0.0, 0.0, 0.5)), Param("velocity", "Vec3", (0.0, 0.0, 0.0)),
-             Param("color", "Text", "red"), Param("name", "Text?", None, "name of its mask")),
-            lambda b: ObjectT(),
+             Param("color", "Text", "red", "a colour name or #rrggbb"), Param("name", "Text?", None, "name of its mask")),
+            _scene_object("radius"),
         ),
         FunctionSpec(
-            "cube", "a cube for the simulator or the renderer",
+            "cube", "a cube for the simulator or the renderer (size: its edge; rotation: x-y-z Euler angles)",
             (Param("size", "Number", 0.1), Param("position", "Vec3", (0.0, 0.0, 0.5)), Param("rotation", "Vec3", (0.0, 0.0, 0.0)),
              Param("velocity", "Vec3", (0.0, 0.0, 0.0)), Param("color", "Text", "red"), Param("name", "Text?", None)),
-            lambda b: ObjectT(),
+            _scene_object("size"),
         ),
         FunctionSpec(
-            "mesh", "a mesh asset (.obj, .glb) for the simulator or the renderer",
+            "mesh", "a mesh asset (.obj, .stl, .ply, .glb, .gltf) for the simulator or the renderer, in one colour",
             (Param("path", "Text"), Param("scale", "Number", 1.0), Param("position", "Vec3", (0.0, 0.0, 0.0)),
-             Param("rotation", "Vec3", (0.0, 0.0, 0.0)), Param("velocity", "Vec3", (0.0, 0.0, 0.0)), Param("name", "Text?", None)),
-            lambda b: ObjectT(),
+             Param("rotation", "Vec3", (0.0, 0.0, 0.0)), Param("velocity", "Vec3", (0.0, 0.0, 0.0)), Param("name", "Text?", None),
+             Param("color", "Text", "white")),
+            _scene_object("scale"),
         ),
         FunctionSpec(
-            "camera", "a pinhole camera",
+            "camera", "a pinhole camera at position looking at lookat, z up; fov is vertical",
             (Param("position", "Vec3", (1.5, 0.0, 1.0)), Param("lookat", "Vec3", (0.0, 0.0, 0.2)), Param("fov", "Angle", 40.0)),
-            lambda b: CameraT(),
+            _camera,
         ),
         FunctionSpec(
             "simulate", "rigid-body simulation of objects on a ground plane (genesis-world): .rgb, .depth, .mask per frame",
@@ -178,6 +231,11 @@ BUILTINS: dict[str, FunctionSpec] = {
             "render", "posed objects rendered into a camera (graphics engine): .rgb, .depth, .mask",
             (Param("objects", "List[Object]"), Param("camera", "Camera"), Param("size", "Size", (64, 64))),
             _render,
+        ),
+        FunctionSpec(
+            "object_mask", "the mask of one named object of a simulation or a render (per frame)",
+            (Param("sim", "Simulation"), Param("name", "Text")),
+            _object_mask,
         ),
         FunctionSpec("trace", "the per-level trace of a sample, saved as a directory", (Param("sample", "Image|Video|Vector"),),
                      lambda b: TraceT()),

@@ -101,7 +101,18 @@ class SamplerSettings(_Model):
     annealing: Literal["auto", "ais", "flow"] = Field(
         "auto", description="ais: exact annealed importance weights (analytic experts); flow: the paper's Euler + MCMC path")
     adaptive_temper: bool = Field(False, description="temper the reward weight by bisection on ESS")
-    init: Literal["noise"] = Field("noise", description="start from Gaussian noise (inversion of an input: issue #6)")
+    init: Literal["noise", "inversion"] = Field(
+        "noise", description="start from Gaussian noise, or from the flow-ODE inversion of `invert`")
+    invert: Ref | list[float] | None = Field(
+        None, description="init = inversion: the image, video (or vector) the particles start from, inverted along the product's flow")
+    invert_iters: int = Field(
+        2, ge=0, le=100, description="fixed-point iterations per inversion step (0: plain Euler, the paper's)")
+    path: Literal["joint", "autoregressive"] = Field(
+        "joint", description="joint: anneal the whole canvas; autoregressive: a video chunk by chunk (paper App. C)")
+    chunk: int = Field(1, ge=1, le=100_000, description="path = autoregressive: frames per chunk (latent frames with a video codec)")
+    sim_updates: int = Field(
+        0, ge=0, le=1000, description="gradient updates per level on the simulator experts' Gaussian loss (paper App. C: 8)")
+    sim_lambda: float = Field(0.5, gt=0, le=2, description="step of the simulator updates, relative to σ²")
     seed: int = Field(0, ge=0, description="random seed: the same program and seed give the same result")
     output: Literal["auto", "best", "all", "sample"] = Field("auto", description="auto: sample for exact weighting, best for greedy")
     num_samples: int = Field(1, ge=1, description="draws from the weighted particles when output = sample")
@@ -142,6 +153,12 @@ class SamplerSettings(_Model):
             raise ValueError("resample_when = times needs resample_times")
         if self.resample == "median" and not self.resample_times:
             raise ValueError("resample = median (the paper's scheme) needs resample_times")
+        if self.init == "inversion" and self.invert is None:
+            raise ValueError("init = inversion needs invert = <the image or video to invert>")
+        if self.invert is not None and self.init != "inversion":
+            raise ValueError("invert is used by init = inversion; add init = inversion")
+        if self.init == "inversion" and self.path == "autoregressive":
+            raise ValueError("init = inversion is not available on path = autoregressive (each chunk starts from noise)")
         return self
 
 

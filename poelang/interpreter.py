@@ -164,10 +164,16 @@ class Interpreter:
         return infer.Problem(shape=canvas, factors=factors, rewards=rewards), codec
 
     def codec(self, node: g.SampleNode, experts: list[tuple[str, Any]]):
-        """The latent space shared by the sample's generative experts; they must agree."""
-        codecs = [(name, getattr(e, "codec", None)) for name, e in experts]
-        first_name, first = codecs[0]
-        for name, c in codecs[1:]:
+        """The latent space shared by the sample's generative experts; they must agree.
+
+        An expert with ``adopts_codec`` (a simulator's Gaussian) has no latent
+        space of its own: it is left out of the comparison and then told the
+        product's codec (None: pixels) with ``use_codec`` before sampling. A
+        product of such experts alone samples in pixels.
+        """
+        fixed = [(name, getattr(e, "codec", None)) for name, e in experts if not getattr(e, "adopts_codec", False)]
+        first_name, first = fixed[0] if fixed else (None, None)
+        for name, c in fixed[1:]:
             if c != first:
                 what = lambda c: "pixels" if c is None else f"the latent space {c.key[0]}"  # noqa: E731
                 raise self.fail(f"'{first_name}' samples in {what(first)} but '{name}' in {what(c)}: "
@@ -177,10 +183,18 @@ class Interpreter:
                 first.latent_shape(event_shape(node.domain))
             except ValueError as e:
                 raise self.fail(str(e), node.id) from None
+        for name, e in experts:
+            if getattr(e, "adopts_codec", False):
+                try:
+                    e.use_codec(first)
+                except ValueError as err:
+                    raise self.fail(f"'{name}' cannot follow the product into its latent space: {err}", node.id) from None
         return first
 
     @staticmethod
-    def settings(s: g.SamplerSettings, problem=None):
+    def settings(s: g.SamplerSettings, problem=None, invert=None):
+        """The engine's settings; ``invert`` is the canvas ``init = inversion`` starts
+        from, already in the experts' space (see :meth:`inversion_input`)."""
         from poelang import infer
 
         shift = s.shift
@@ -192,9 +206,23 @@ class Interpreter:
             cond_updates=s.cond_updates, cond_lambda=s.cond_lambda, resample=s.resample,
             resample_when=s.resample_when, ess_threshold=s.ess_threshold,
             resample_times=tuple(s.resample_times) or (0.25, 0.5, 0.75), weighting=s.weighting,
-            annealing=s.annealing, init=s.init, seed=s.seed, output=s.output, num_samples=s.num_samples,
-            max_batch=s.max_batch, adaptive_temper=s.adaptive_temper,
+            annealing=s.annealing, init=s.init, invert=invert, invert_iters=s.invert_iters, path=s.path,
+            chunk=s.chunk, sim_updates=s.sim_updates, sim_lambda=s.sim_lambda, seed=s.seed, output=s.output,
+            num_samples=s.num_samples, max_batch=s.max_batch, adaptive_temper=s.adaptive_temper,
         )
+
+    def inversion_input(self, node: g.SampleNode, codec):
+        """The value ``invert`` names, as the experts see it: pixels in [-1, 1]
+        (or a vector), encoded by the sample's codec when its experts use one."""
+        import torch
+
+        invert = node.settings.invert
+        data = self.value(invert.ref) if isinstance(invert, g.Ref) else torch.tensor(invert, dtype=torch.float64)
+        data = torch.as_tensor(data)
+        if codec is not None:
+            with torch.no_grad():
+                data = codec.encode(data.unsqueeze(0).float())[0]
+        return data
 
     def run_sample(self, node: g.SampleNode):
         from poelang import infer
@@ -202,8 +230,19 @@ class Interpreter:
         if node.id in self.result.samples:
             return self.result.samples[node.id]
         problem, codec = self.problem(node)
-        settings = self.settings(node.settings, problem)
-        with _Progress(node.id, node.settings.levels, enabled=self.progress) as bar:
+        for factor, graph_factor in zip(problem.factors, node.factors):  # sim_updates act on these
+            expert_node = self.graph.node(graph_factor.expert)
+            factor.simulator = isinstance(expert_node, g.ExpertNode) and expert_node.kind == "simulator"
+        invert = self.inversion_input(node, codec) if node.settings.init == "inversion" else None
+        try:
+            settings = self.settings(node.settings, problem, invert)
+        except infer.SettingsError as e:
+            raise self.fail(str(e), node.id) from None
+        levels = node.settings.levels
+        if node.settings.path == "autoregressive":  # every chunk runs levels 0..T
+            chunks = len(infer.chunk_frames(problem.shape[0], min(node.settings.chunk, problem.shape[0])))
+            levels = chunks * (levels + 1) - 1
+        with _Progress(node.id, levels, enabled=self.progress) as bar:
             def on_level(info):
                 bar.update(info)
                 if self.callback is not None:

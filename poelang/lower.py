@@ -187,6 +187,8 @@ class Lowerer:
         domain = None
         if product is not None:
             domain = self.check_product(product, statement)
+        if settings is not None and domain is not None and not self.check_settings_for(settings, domain, statement):
+            settings = None
         if product is None or domain is None or settings is None:
             self._define(name, Symbol(BAD, statement.name_span, "sample", used=True))
             return
@@ -271,7 +273,7 @@ class Lowerer:
                 continue
             if from_program:
                 seen_in_program.add(setting.name)
-            value = self.setting_value(setting.value)
+            value = self.invert_value(setting.value) if setting.name == "invert" else self.setting_value(setting.value)
             if value is _INVALID:
                 ok = False
                 continue
@@ -285,6 +287,7 @@ class Lowerer:
             values[setting.name] = value
             spans[setting.name] = setting.span
             value_spans[setting.name] = setting.value.span
+        self._setting_value_spans = value_spans
         try:
             return g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
@@ -298,6 +301,63 @@ class Lowerer:
                     span = spans[named[0]] if named else statement.span
                 self.diag.error(f"{'setting ' + repr(loc[0]) + ': ' if loc else ''}{message}", span)
             return None
+
+    def invert_value(self, expr: ast.Expr) -> Any:
+        """`invert = bg`: a value (image, video, a vector sample) or a list of numbers, not a constant symbol."""
+        val = self.eval(expr)
+        if val.bad:
+            return _INVALID
+        self._invert_type = val.type
+        if isinstance(val.type, NoneT):
+            return None
+        if isinstance(val.arg, g.Ref) and isinstance(val.type, (ImageT, VideoT, ListT)):
+            return val.arg
+        if isinstance(val.literal, list) and val.literal and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in val.literal):
+            return [float(v) for v in val.literal]
+        self.diag.error(f"invert takes the image, video or vector to invert, got {_a(val.type)}", expr.span)
+        return _INVALID
+
+    def check_settings_for(self, settings: g.SamplerSettings, domain: Domain, statement: ast.Sample) -> bool:
+        """The settings that depend on what is sampled: `path = autoregressive`
+        needs a video (and no more frames per chunk than it has), `invert` must
+        be the sample's own kind and size."""
+        spans = getattr(self, "_setting_value_spans", {})
+        ok = True
+        if settings.path == "autoregressive":
+            span = spans.get("path", statement.span)
+            if domain.kind != "video":
+                self.diag.error(f"path = autoregressive samples a video frame by frame, but '{statement.name}' is "
+                                f"{'an' if domain.kind == 'image' else 'a'} {domain}", span)
+                ok = False
+            elif domain.shape[0] is not None and settings.chunk > domain.shape[0]:
+                self.diag.error(f"chunk = {settings.chunk} is more than the video's {domain.shape[0]} frames",
+                                spans.get("chunk", span))
+                ok = False
+        if settings.invert is not None:
+            span = spans.get("invert", statement.span)
+            t = getattr(self, "_invert_type", None)
+            if isinstance(settings.invert, list):
+                if domain.kind != "vector":
+                    self.diag.error(f"invert is a vector of {len(settings.invert)} numbers, but '{statement.name}' "
+                                    f"is over {domain}", span)
+                    ok = False
+                elif domain.shape[0] is not None and len(settings.invert) != domain.shape[0]:
+                    self.diag.error(f"invert has {len(settings.invert)} numbers, but '{statement.name}' is over {domain}",
+                                    span)
+                    ok = False
+            elif isinstance(t, ImageT) and domain.kind == "image" or isinstance(t, VideoT) and domain.kind == "video":
+                dims = (t.h, t.w) if isinstance(t, ImageT) else (t.f, t.h, t.w)
+                if not same_dims(dims, domain.shape):
+                    what = _hw(dims) if isinstance(t, ImageT) else f"{dims[0] or '?'} frames of {_hw(dims[1:])}"
+                    canvas = _hw(domain.shape) if domain.kind == "image" else (
+                        f"{domain.shape[0] or '?'} frames of {_hw(domain.shape[1:])}")
+                    self.diag.error(f"invert is {what} but the canvas is {canvas}", span)
+                    ok = False
+            elif not (isinstance(t, ListT) and domain.kind == "vector"):
+                self.diag.error(f"cannot invert {_a(t)} into a sample over {domain}", span)
+                ok = False
+        return ok
 
     def setting_value(self, expr: ast.Expr) -> Any:
         """Settings are constants; a bare name is a symbol (`mcmc = langevin`)."""
@@ -855,7 +915,9 @@ class Lowerer:
                 self.diag.warning(f"file not found: {info.values['path']} (the run will need it)", spans["path"])
         if spec.name == "box_mask":
             self._check_box_in_canvas(bound.get("region"), info, spans)
-        return self._value_node(spec.name, graph_args, result, hint)
+        val = self._value_node(spec.name, graph_args, result, hint)
+        self.spans.setdefault(val.arg.ref, span)  # run-time failures (a missing file) point at the call
+        return val
 
     def _check_box_in_canvas(self, region: Val | None, info: Bound, spans: dict[str, Span]) -> None:
         size = info.values.get("size")

@@ -50,26 +50,55 @@ def write_value(path: str, fmt: str, data: Any, options: dict) -> str:
         with atomic_path(path) as tmp:
             Image.fromarray(to_uint8_image(image)).save(tmp, format="PNG" if fmt == "png" else "JPEG")
     elif fmt in ("gif", "mp4"):
-        import imageio.v3 as iio
-
         video = t[0] if hasattr(data, "samples") else t
-        frames = np.stack([to_uint8_image(f) for f in video])
-        with atomic_path(path) as tmp:
-            fps = float(options.get("fps", 8))
-            if fmt == "gif":
-                iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
-            else:
-                iio.imwrite(tmp, frames, extension=".mp4", fps=fps)
+        write_video(path, np.stack([to_uint8_image(f) for f in video]), float(options.get("fps", 8)), fmt)
     else:  # pragma: no cover - the checker admits only the formats above
         raise ValueError(f"unknown format {fmt}")
     return path
+
+
+def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str) -> None:
+    """Frames uint8 [f,h,w,3] (or [f,h,w], grey) as a looping GIF or an H.264 MP4, atomically.
+
+    MP4 goes through imageio-ffmpeg, else PyAV; frames of an odd size get one
+    more row or column (a copy of the last) because H.264's yuv420p needs even
+    sizes. Neither installed: an OSError that says what to install.
+    """
+    import imageio.v3 as iio
+
+    if frames.ndim == 3:
+        frames = np.repeat(frames[..., None], 3, axis=-1)
+    with atomic_path(path) as tmp:
+        if fmt == "gif":
+            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
+            return
+        pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+        if pad_h or pad_w:
+            frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        try:
+            import imageio_ffmpeg  # noqa: F401
+
+            iio.imwrite(tmp, frames, plugin="FFMPEG", extension=".mp4", fps=fps, quality=8, macro_block_size=2,
+                        ffmpeg_log_level="error")
+            return
+        except ImportError:
+            pass
+        try:
+            import av  # noqa: F401
+        except ImportError:
+            raise OSError("writing .mp4 needs imageio-ffmpeg or av: pip install imageio-ffmpeg") from None
+        iio.imwrite(tmp, frames, plugin="pyav", extension=".mp4", codec="libx264", fps=float(fps),
+                    out_pixel_format="yuv420p")
 
 
 # --- traces --------------------------------------------------------------------
 
 MAX_LEVEL_ROWS = 12
 MAX_PARTICLE_COLUMNS = 16
+MAX_VIDEO_COLUMNS = 8
 CELL = 96
+FRAME_CELL = 48  # height of a frame in a video's strip on the contact sheet
+STRIP_FRAMES = 8  # frames per strip on the contact sheet
 
 
 def _levels_to_show(n: int) -> list[int]:
@@ -122,17 +151,60 @@ def contact_sheet(result) -> "Image":
             sheet.paste(_scatter(points, weights, extent, center), (x, y + 40))
             ImageDraw.Draw(sheet).text((x + 4, y + 4), f"level {info.level}  sigma={info.sigma:.3f}\nESS={info.ess:.1f}", fill="black")
         return sheet
-    columns = min(rows[0].x0_hat.shape[0], MAX_PARTICLE_COLUMNS)
-    sheet = Image.new("RGB", (label_width + CELL * columns, CELL * len(rows)), "white")
+    video = len(shape) == 4
+    columns = min(rows[0].x0_hat.shape[0], MAX_VIDEO_COLUMNS if video else MAX_PARTICLE_COLUMNS)
+    width = STRIP_FRAMES * FRAME_CELL if video else CELL  # a video's cell is a strip of its frames
+    sheet = Image.new("RGB", (label_width + (width + 8) * columns, CELL * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, info in enumerate(rows):
         draw.text((4, i * CELL + 4), f"level {info.level}\nsigma={info.sigma:.3f}\nESS={info.ess:.1f}", fill="black")
         for j in range(columns):
             x = info.x0_hat[j]
-            frame = x[0] if x.dim() == 4 else x  # videos: the first frame
-            thumb = Image.fromarray(to_uint8_image(frame)).resize((CELL - 4, CELL - 4))
-            sheet.paste(thumb, (label_width + j * CELL + 2, i * CELL + 2))
+            if video:
+                cell = frame_strip(x, FRAME_CELL, STRIP_FRAMES)
+                sheet.paste(cell, (label_width + j * (width + 8) + 2, i * CELL + (CELL - FRAME_CELL) // 2))
+            else:
+                thumb = Image.fromarray(to_uint8_image(x)).resize((CELL - 4, CELL - 4))
+                sheet.paste(thumb, (label_width + j * (width + 8) + 2, i * CELL + 2))
     return sheet
+
+
+def _frame_indices(n: int, most: int) -> list[int]:
+    """Up to `most` frame indices spread evenly over n frames, first and last included."""
+    if n <= most:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
+
+
+def frame_strip(video, height: int, most: int = 16) -> "Image":
+    """One row of a video's frames ([f,3,h,w] in [-1, 1]), each `height` px high, up to `most` evenly spaced."""
+    from PIL import Image
+
+    frames = [video[k] for k in _frame_indices(video.shape[0], most)]
+    h, w = frames[0].shape[-2:]
+    cell_w = max(1, round(w * height / h))
+    strip = Image.new("RGB", (cell_w * len(frames), height), "white")
+    for k, frame in enumerate(frames):
+        image = Image.fromarray(to_uint8_image(frame)).resize((cell_w, height), Image.NEAREST)
+        strip.paste(image, (k * cell_w, 0))
+    return strip
+
+
+def _final_strips(result) -> str:
+    """HTML: one strip of frames per final particle of a video sample (its weight and score beside it)."""
+    particles = getattr(result, "particles", None)
+    if particles is None or particles.dim() != 5:
+        return ""
+    weights = torch.exp(result.log_weights.double())
+    rows = []
+    for i in range(min(particles.shape[0], MAX_PARTICLE_COLUMNS)):
+        strip = frame_strip(particles[i], max(64, int(particles.shape[-2])), 16)
+        data = base64.b64encode(_png_bytes(strip)).decode()
+        score = float(result.scores[i]) if result.scores.numel() > i else float("nan")
+        rows.append(f'<tr><td>particle {i}<br>weight {float(weights[i]):.3g}<br>score {score:.3g}</td>'
+                    f'<td><img class="strip" alt="frames of particle {i}" src="data:image/png;base64,{data}"></td></tr>')
+    return ("<h2>Final particles</h2><p>Each row is one particle's video, frames left to right.</p>"
+            '<table class="strips">' + "\n".join(rows) + "</table>")
 
 
 def _png_bytes(image) -> bytes:
@@ -162,11 +234,13 @@ def write_trace(folder: str, sample_id: str, result) -> list[str]:
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>poelang trace: {html.escape(sample_id)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} img{{max-width:100%;border:1px solid #ccc}}</style></head>
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} img{{max-width:100%;border:1px solid #ccc}}
+img.strip{{image-rendering:pixelated}}</style></head>
 <body><h1>{html.escape(sample_id)} ~ … trace</h1>
 <p>Each row is an annealing level (σ from 1 to 0); each column a particle's predicted clean sample x̂₀
-(vectors: a scatter of the first two coordinates, dot size by weight).</p>
+(videos: a strip of its frames; vectors: a scatter of the first two coordinates, dot size by weight).</p>
 <img id="sheet" alt="contact sheet" src="data:image/png;base64,{base64.b64encode(sheet).decode()}">
+{_final_strips(result)}
 <h2>Plan</h2><pre>{html.escape(json.dumps(_jsonable(result.plan), indent=1))}</pre>
 <h2>Levels</h2><table><tr><th>level</th><th>σ</th><th>ESS</th><th>resampled</th><th>scores</th><th>log weights</th><th>ancestors</th></tr>
 {rows}</table></body></html>

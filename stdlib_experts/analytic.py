@@ -218,13 +218,62 @@ class SimulatorGaussian(GaussianFlow):
 
     Per masked coordinate a Gaussian with mean c and variance 1/(2w); the
     unmasked coordinates are outside its ``support`` (no opinion).
+
+    It has no latent space of its own (``adopts_codec``): multiplied with
+    experts that sample in a codec's latent space, it follows them. The
+    interpreter calls :meth:`use_codec` before each sample: the centre becomes
+    ``codec.encode(c)`` and the mask is pooled to the codec's tokens (a latent
+    pixel is supported where more than half of its token's pixels are), so
+    the Gaussian is exp(-w ||m' ⊙ (z - encode(c))||^2) on latents z. For
+    :class:`~stdlib_experts.codecs.PixelCodec` that is the same density (its
+    latents are the pixels, rearranged); for a VAE the weight is in latent
+    units. ``use_codec(None)`` returns to pixels.
     """
+
+    adopts_codec = True
 
     def __init__(self, center: Any, weight: float, mask: Any = None, name: str = "simulator") -> None:
         if not weight > 0:
             raise ValueError("weight must be positive")
         self.weight = float(weight)
         super().__init__(center, var=1.0 / (2.0 * weight), name=name, support=mask)
+        self.codec = None
+        self._views = {None: (self._mu.reshape(self.event_shape), self.support)}  # codec key → (centre, support)
+
+    def use_codec(self, codec) -> None:
+        """Sample in `codec`'s latent space from now on (None: pixels); encodings are computed once per codec."""
+        key = None if codec is None else codec.key
+        if key == (None if self.codec is None else self.codec.key):
+            return
+        if key not in self._views:
+            self._views[key] = self._encode(codec)
+        center, support = self._views[key]
+        GaussianFlow.__init__(self, center, var=1.0 / (2.0 * self.weight), name=self.name, support=support)
+        self.codec = codec
+
+    def _encode(self, codec):
+        """(centre, support) of the pixel target and mask in `codec`'s latent space."""
+        pixels, support = self._views[None]
+        shape = tuple(pixels.shape)
+        if len(shape) not in (3, 4) or shape[-3] != 3:
+            raise ValueError(f"a simulator on a target of shape {shape} cannot sample in a latent space: "
+                             "it needs an image (3, h, w) or a video (f, 3, h, w)")
+        latent_shape = tuple(codec.latent_shape(shape))
+        target = pixels.float()
+        with torch.no_grad():
+            if len(shape) == 4 and getattr(codec, "temporal", None) is None:  # an image codec: frame by frame
+                latent = torch.cat([codec.encode(target[i:i + 4]).cpu() for i in range(0, shape[0], 4)])
+            else:
+                latent = codec.encode(target.unsqueeze(0))[0]
+        if tuple(latent.shape) != latent_shape:
+            raise ValueError(f"the codec encoded the simulator's target to {tuple(latent.shape)}, "
+                             f"not {latent_shape}")
+        latent_support = None
+        if support is not None:
+            pooled = codec.pool_mask(support.select(-3, 0).float())  # [(f',) h', w']
+            keep = (pooled > 0.5).to(torch.float64).unsqueeze(-3)
+            latent_support = keep.expand(latent_shape).clone()
+        return latent.to(torch.float64).cpu(), latent_support
 
 
 class MixtureFlow:

@@ -136,7 +136,10 @@ def load_simulator(args: dict, context):
     mask = args.get("mask")
     support = None
     if mask is not None:  # the simulator has an opinion where its (soft) mask is above one half
-        support = (_tensor(mask) > 0.5).to(target.dtype).expand(target.shape).clone()
+        m = _tensor(mask) > 0.5
+        if m.dim() == 3 and target.dim() == 4:  # per-frame masks [f, h, w] of a video [f, 3, h, w]
+            m = m.unsqueeze(1)
+        support = m.to(target.dtype).expand(target.shape).clone()
     return SimulatorGaussian(target, float(args["weight"]), mask=support, name=context.name)
 
 

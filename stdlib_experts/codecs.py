@@ -1,9 +1,10 @@
-"""Latent spaces that image experts sample in, and FLUX's token packing.
+"""Latent spaces that image and video experts sample in, and FLUX's token packing.
 
 A codec maps pixel images ``[B, 3, H, W]`` in [-1, 1] to the state the
-experts' flows run on, ``[B, C, H / scale, W / scale]``, and back. FLUX
-transformers then *pack* that state into tokens of 2×2 latent pixels, so a
-region or a mask must follow the token grid: ``align = 2 * scale`` pixels.
+experts' flows run on, ``[B, C, H / scale, W / scale]``, and back (videos
+``[B, f, 3, H, W]``: :class:`WanVaeCodec`). FLUX and Wan transformers then
+*patch* that state into tokens of 2×2 latent pixels, so a region or a mask
+must follow the token grid: ``align = 2 * scale`` pixels.
 
 The interpreter asks every generative expert for its ``codec``: the experts
 of one product must share one (compared with ``key``), the canvas becomes
@@ -88,6 +89,86 @@ class VaeCodec(Codec):
     def decode(self, latents: Tensor) -> Tensor:
         z = latents.to(self.vae.device, self.vae.dtype) / self.scaling + self.shift
         return self.vae.decode(z, return_dict=False)[0].to(latents.dtype).clamp(-1, 1)
+
+
+class WanVaeCodec(Codec):
+    """Wan2.1's causal video VAE (``AutoencoderKLWan``) with WanPipeline's latent normalisation.
+
+    Videos ``[B, f, 3, H, W]`` in [-1, 1] become ``[B, f', C, H / 8, W / 8]``
+    with ``f' = (f - 1) / 4 + 1``: the first frame has a latent frame of its
+    own, each later latent frame stands for 4 pixel frames. Latents are kept
+    frames-first, like the pixels, so that regions and per-frame masks index
+    them the same way; the Wan experts move channels first for the
+    transformer. A token is 2×2 latent pixels (Wan's patch ``(1, 2, 2)``), so
+    regions follow a 16-px grid.
+    """
+
+    def __init__(self, vae, fingerprint: str = ""):
+        self.vae = vae
+        c = vae.config
+        self.scale = int(getattr(c, "scale_factor_spatial", None) or 2 ** len(c.temperal_downsample))
+        self.temporal = int(getattr(c, "scale_factor_temporal", None) or 2 ** sum(c.temperal_downsample))
+        self.channels = c.z_dim
+        self.mean = torch.tensor(c.latents_mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        self.std = torch.tensor(c.latents_std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+        self.key = ("wan-vae", fingerprint or id(vae))
+
+    def latent_frames(self, frames: int) -> int:
+        if frames < 1 or (frames - 1) % self.temporal:
+            near = max(1, (frames - 1) // self.temporal * self.temporal + 1)
+            raise ValueError(
+                f"a Wan video has {self.temporal}k + 1 frames (the VAE keeps the first frame and compresses "
+                f"the others {self.temporal}:1), got {frames}: use {near} or {near + self.temporal}"
+            )
+        return (frames - 1) // self.temporal + 1
+
+    def latent_shape(self, pixel_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(pixel_shape) != 4:
+            raise ValueError(f"the Wan VAE encodes videos (f, 3, h, w), not a tensor of shape {tuple(pixel_shape)}")
+        f, _, h, w = pixel_shape
+        c, lh, lw = super().latent_shape((3, h, w))
+        return (self.latent_frames(f), c, lh, lw)
+
+    def pool_mask(self, mask: Tensor) -> Tensor:
+        """``[H, W]`` → ``[h, w]``, ``[f, H, W]`` → ``[f', h, w]`` (each latent frame averages its pixel frames)."""
+        if mask.dim() < 3:
+            return super().pool_mask(mask)
+        first, rest = mask[..., :1, :, :], mask[..., 1:, :, :]
+        self.latent_frames(mask.shape[-3])
+        if rest.shape[-3]:
+            rest = rest.unflatten(-3, (-1, self.temporal)).float().mean(dim=-3)
+            first = torch.cat([first.float(), rest], dim=-3)
+        return super().pool_mask(first)
+
+    def normalise(self, latents: Tensor) -> Tensor:
+        """Raw VAE latents ``[B, C, f', h, w]`` → the flow's (WanPipeline's ``(z - mean) / std``)."""
+        return (latents.float() - self.mean.to(latents.device)) * (1.0 / self.std.to(latents.device))
+
+    @torch.no_grad()
+    def encode_channels_first(self, video: Tensor) -> Tensor:
+        """``[B, 3, f, H, W]`` → normalised ``[B, C, f', h, w]``, the posterior mean (WanPipeline's ``argmax``)."""
+        latents = self.vae.encode(video.to(execution_device(self.vae), self.vae.dtype)).latent_dist.mode()
+        return self.normalise(latents)
+
+    def encode(self, pixels: Tensor) -> Tensor:
+        latents = self.encode_channels_first(pixels.transpose(1, 2))
+        return latents.transpose(1, 2).to(pixels.device, pixels.dtype)
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor) -> Tensor:
+        z = latents.transpose(1, 2).to(execution_device(self.vae), torch.float32)
+        z = z / (1.0 / self.std.to(z.device)) + self.mean.to(z.device)  # WanPipeline's arithmetic, to the bit
+        video = self.vae.decode(z.to(self.vae.dtype), return_dict=False)[0]
+        return video.transpose(1, 2).to(latents.device, latents.dtype).clamp(-1, 1)
+
+
+def execution_device(module) -> torch.device:
+    """Where a module's inputs go: its device, or the accelerator when diffusers streams it there (group offloading)."""
+    try:
+        from diffusers.utils.torch_utils import get_module_execution_device
+    except ImportError:  # an older diffusers: no offloading hooks to ask
+        return module.device
+    return get_module_execution_device(module)
 
 
 class PixelCodec(Codec):

@@ -6,14 +6,16 @@ They make every example real on a CPU with no downloads. ``mini_flux``,
 [dev], Fill and Depth (:mod:`stdlib_experts.flux`); they sample 32×32 images
 in pixel space. ``mini_vqa`` is a trained image-caption classifier (a
 reward), ``mini_rules`` the rule checker on a trained segmenter (a
-non-differentiable reward). Captions use the mini world's closed vocabulary;
+non-differentiable reward). ``mini_video`` is frame-wise (FramePack's role in
+the paper): each frame from the two before it, on the autoregressive path. Captions use the mini world's closed vocabulary;
 another word is a diagnostic that lists it.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from poelang.experts.spec import Bound, ExpertSpec, Param, image_domain
+from poelang.experts.spec import Bound, ExpertSpec, Param, image_domain, video_domain
 from poelang.experts.unavailable import ExpertUnavailable
 
 WEIGHTS = Path(__file__).parent / "mini" / "weights"
@@ -73,6 +75,38 @@ def load_mini_flux_depth(args: dict, context):
     return flux.load_flux_depth(_flux_args(args, "mini_flux_depth"), context)
 
 
+class MiniVideoFlow:
+    """mini_video as a frame-wise expert (``chunk_velocity``, see poelang.infer.protocol).
+
+    Frame 0 is the given first frame: its flow is that of a point mass, ``(x - x0) / sigma``. Each later frame is
+    the FLUX-layout transformer's flow conditioned, like Control, on the packed latents of the two frames before it
+    (the first frame twice for frame 1: objects start at rest).
+    """
+
+    def __init__(self, name: str, flow, first):
+        self.name, self.flow, self.codec = name, flow, flow.codec
+        self.first = first  # [1, C, h, w] latent of frame 0
+
+    def chunk_velocity(self, x, sigma, context):
+        import torch
+
+        from .codecs import pack
+
+        b, c = x.shape[:2]
+        if c != 1:
+            raise ValueError(f"mini_video draws one frame at a time (chunk = 1), got chunks of {c} frames")
+        k = context.shape[1]
+        if k == 0:
+            s = sigma.to(x.dtype).view(-1, *([1] * (x.dim() - 1))).clamp_min(1e-6)
+            return (x - self.first.to(x)[:, None]) / s
+        previous, before = context[:, -1], context[:, -2] if k >= 2 else context[:, -1]
+        self.flow.condition = torch.cat([pack(previous), pack(before)], dim=2).to(self.flow.device, self.flow.dtype)
+        try:
+            return self.flow.velocity(x[:, 0], sigma)[:, None]
+        finally:
+            self.flow.condition = None
+
+
 class MiniVQAScore:
     """log P(yes) of mini_vqa that the image shows the caption; batched over particles."""
 
@@ -104,6 +138,22 @@ class MiniRules:
         from stdlib_experts.mini import judges
 
         return torch.tensor(judges.check(x0.float().cpu(), self.caption), dtype=x0.dtype, device=x0.device)
+
+
+def load_mini_video(args: dict, context):
+    import torch
+
+    from stdlib_experts import flux
+
+    if context.region is not None:
+        raise ExpertUnavailable("mini_video paints whole frames; it cannot take a region")
+    frame_context = replace(context, event_shape=tuple(context.event_shape[1:]), canvas=tuple(context.canvas[1:]))
+    flow = flux.load_flux(_flux_args({k: v for k, v in args.items() if k != "image"}, "mini_video"), frame_context)
+    image = torch.as_tensor(args["image"], dtype=torch.float32)
+    if tuple(image.shape[-2:]) != tuple(context.event_shape[-2:]):
+        raise ExpertUnavailable(f"the first frame is {tuple(image.shape[-2:])} but the video's frames are "
+                                f"{tuple(context.event_shape[-2:])}")
+    return MiniVideoFlow(context.name, flow, flow.codec.encode(image[None]))
 
 
 def load_mini_vqa(args: dict, context):
@@ -142,6 +192,14 @@ EXPERTS = [
         (Param("prompt", "Text", "", "what the image shows"),
          Param("depth", "Depth?", None, "the control depth (inverse depth, near is bright); none: constant"), _SIZE),
         loader="stdlib_experts.mini_experts:load_mini_flux_depth", domain=image_domain("depth"), family="mini",
+        check=_check_words("prompt"),
+    ),
+    ExpertSpec(
+        "mini_video", "generative",
+        "mini video: a clip of the mini world from its first frame, frame by frame (path = autoregressive)",
+        (Param("prompt", "Text", "", "what the clip shows"), Param("image", "Image", doc="the first frame"),
+         Param("frames", "Int", 8, "number of frames (trained on 8 at 8 fps)"), _SIZE),
+        loader="stdlib_experts.mini_experts:load_mini_video", domain=video_domain("image"), family="mini",
         check=_check_words("prompt"),
     ),
     ExpertSpec(

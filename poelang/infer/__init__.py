@@ -12,13 +12,17 @@ Modules: ``flow`` (velocity/score/x0 conversions), ``schedules``,
 ``product`` (composition of experts), ``kernels`` (Euler, Langevin, MALA,
 HMC), ``conditional`` (Eq. 7), ``rewards``, ``resampling``, ``numerics``
 (logsumexp, ESS), ``state`` (the particle container), ``smc`` (the loop),
-``result``.
+``result``, ``inversion`` (flow-ODE inversion of an input, for
+``init='inversion'``), ``autoregressive`` (``path='autoregressive'``: a video
+chunk by chunk, paper App. C).
 """
+from .autoregressive import AutoregressiveSampler, WindowField, chunk_frames
 from .errors import SamplerError, SettingsError
 from .flow import eps_from_velocity, score_from_velocity, velocity_from_score, x0_from_velocity
+from .inversion import invert
 from .numerics import effective_sample_size, logsumexp, normalized_weights
 from .product import FieldValues, ProductField
-from .protocol import Factor, GenerativeExpert, Problem, RewardExpert, RewardFactor
+from .protocol import Factor, GenerativeExpert, Problem, RewardExpert, RewardFactor, is_framewise
 from .resampling import RESAMPLERS, register as register_resampler, resample
 from .result import LevelInfo, Result
 from .schedules import make_schedule
@@ -27,6 +31,7 @@ from .smc import Plan, Sampler, resolve_plan, sample
 from .state import ParticleState
 
 __all__ = [
+    "AutoregressiveSampler",
     "Factor",
     "FieldValues",
     "GenerativeExpert",
@@ -43,8 +48,12 @@ __all__ = [
     "Sampler",
     "Settings",
     "SettingsError",
+    "WindowField",
+    "chunk_frames",
     "effective_sample_size",
     "eps_from_velocity",
+    "invert",
+    "is_framewise",
     "logsumexp",
     "make_schedule",
     "normalized_weights",

@@ -13,6 +13,10 @@ loss. The parents' velocity is their composed (weighted-average) velocity.
 
 These updates are a heuristic move: they do not leave any known target
 invariant, so a run that uses them is on the approximate ('flow') path.
+
+:func:`simulator_updates` is the other heuristic pull of the paper (App. C,
+the video runs): gradient steps toward the simulation on the simulator
+experts' own log density, after the model's move.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from typing import Sequence
 
 import torch
 
+from . import flow
 from .product import ProductField
 
 Tensor = torch.Tensor
@@ -50,4 +55,33 @@ def conditional_updates(
     for _ in range(rounds):
         for child in children:
             x = conditional_update(field, x, sigma, child, lam)
+    return x
+
+
+def simulator_updates(
+    field: ProductField, x: Tensor, sigma: float, sims: Sequence[int], lam: float, rounds: int
+) -> Tensor:
+    """``rounds`` gradient steps on the log density of the simulator factors only
+    (paper App. C: after the model's move, "8 gradient updates" on the
+    simulator Gaussian's loss):
+
+        x <- x + lam * sigma^2 / A * sum_{i in sims} a_i m_i pad_i(s_i(x_i, sigma))
+
+    with s_i the expert's score (from its velocity) and A the coverage of the
+    whole product, the same preconditioning as the MCMC step: for a Gaussian
+    simulator expert (variance >= sigma^2 at level sigma) a step with lam < 1
+    moves x part of the way toward its noised centre and never past it. No
+    step at sigma = 0, where the score is undefined. Deterministic, and not
+    invariant for any known target: a run using it is on the 'flow' path.
+    """
+    if sigma <= 0 or rounds == 0 or not sims:
+        return x
+    eta = lam * sigma * sigma / field.coverage
+    for _ in range(rounds):
+        pull = torch.zeros_like(x)
+        for i in sims:
+            xi = field.crop(i, x)
+            vi = field.expert_velocity(i, xi, sigma)
+            field._accumulate(pull, i, flow.score_from_velocity(xi, vi, sigma, field.sigma_min))
+        x = x + eta * pull
     return x

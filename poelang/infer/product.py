@@ -121,7 +121,7 @@ class ProductField:
                 f"whole canvas) or widen the regions/masks"
             )
         self.coverage = coverage  # A_c
-        self.has_log_prob = all(f.has_log_prob for f in self.factors)
+        self.has_log_prob = all(self.factor_has_log_prob)
         self.binary_weights = all(f.mask is None for f in self.factors)
 
     # -- crops ---------------------------------------------------------------
@@ -151,24 +151,42 @@ class ProductField:
     def _sigma(self, n: int, sigma: float) -> Tensor:
         return torch.full((n,), float(sigma), dtype=self.dtype, device=self.device)
 
+    # The three methods below are the only places an expert is called; a field
+    # over part of the canvas (the autoregressive path's chunk) overrides them.
+    # ``rows`` is the slice of the full batch that ``xs`` holds.
+    def _fusable(self, i: int) -> bool:
+        return hasattr(self.factors[i].expert, "velocity_and_log_prob")
+
+    def _call_velocity(self, i: int, xs: Tensor, sig: Tensor, rows: slice, fused: bool):
+        """(v, log_p or None) of factor i on the batch xs."""
+        expert = self.factors[i].expert
+        if fused:
+            return expert.velocity_and_log_prob(xs, sig)
+        return expert.velocity(xs, sig), None
+
+    def _call_log_prob(self, i: int, xs: Tensor, sig: Tensor, rows: slice) -> Tensor:
+        return self.factors[i].expert.log_prob(xs, sig)
+
+    @property
+    def factor_has_log_prob(self) -> List[bool]:
+        """Whether each factor can give its log density on this field."""
+        return [f.has_log_prob for f in self.factors]
+
     def expert_velocity(self, i: int, xi: Tensor, sigma: float, *, grad: bool = False,
                         with_log_prob: bool = False):
         """Factor i's velocity on its crop, batched, checked for NaN/inf; with
         ``with_log_prob`` also its log density (one fused call when the expert
         has ``velocity_and_log_prob``), returned as (v, log_p)."""
-        expert = self.factors[i].expert
-        fused = with_log_prob and hasattr(expert, "velocity_and_log_prob")
+        fused = with_log_prob and self._fusable(i)
         parts, lps = [], []
         ctx = torch.enable_grad() if grad else torch.no_grad()
         with ctx:
             for sl in _chunks(xi.shape[0], self.max_batch):
                 xs = xi[sl]
                 sig = self._sigma(xs.shape[0], sigma)
+                v, lp = self._call_velocity(i, xs, sig, sl, fused)
                 if fused:
-                    v, lp = expert.velocity_and_log_prob(xs, sig)
                     lps.append(lp)
-                else:
-                    v = expert.velocity(xs, sig)
                 if not isinstance(v, torch.Tensor) or v.shape != xs.shape:
                     got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
                     raise SamplerError(
@@ -199,12 +217,11 @@ class ProductField:
         return v
 
     def expert_log_prob(self, i: int, xi: Tensor, sigma: float) -> Tensor:
-        expert = self.factors[i].expert
         parts = []
         with torch.no_grad():
             for sl in _chunks(xi.shape[0], self.max_batch):
                 xs = xi[sl]
-                parts.append(expert.log_prob(xs, self._sigma(xs.shape[0], sigma)))
+                parts.append(self._call_log_prob(i, xs, self._sigma(xs.shape[0], sigma), sl))
         lp = parts[0] if len(parts) == 1 else torch.cat(parts)
         self.counts["log_prob"] += xi.shape[0]
         self.counts["calls"] += xi.shape[0]

@@ -22,6 +22,37 @@ import torch at import time:
   coordinates are not counted in the coverage, and ``log_prob`` must not
   depend on them.
 
+**Frame-wise (autoregressive) expert** -- optional, for ``path='autoregressive'``
+(paper App. C; e.g. FramePack). The canvas is a video whose first event dim
+is the frame axis, ``[B, f, *frame]`` (pixels ``(f, 3, h, w)``, or a codec's
+latent kept frames-first: Wan's ``(f', C, h, w)``). The engine samples it
+chunk by chunk; for chunk ``x_k`` with the frames before it fixed:
+
+* ``chunk_velocity(x, sigma, context) -> v``: ``x`` is ``[B, c, *frame]``,
+  the chunk's c frames at noise level sigma (the factor's spatial crop when it
+  has a region); ``sigma`` is ``[B]``; ``context`` is ``[B, k, *frame]``, the
+  k frames before the chunk, clean (sigma = 0), row b belonging to particle b
+  (``k = 0`` for the first chunk; ``k`` is also the chunk's first frame
+  index). Returns the velocity of the noised conditional
+  ``p_sigma(x_k | x_<k)``, ``[B, c, *frame]``.
+* ``chunk_log_prob(x, sigma, context) -> [B]`` (optional, with
+  ``has_log_prob = True``): ``log p_sigma(x_k | x_<k)``, normalised in x_k,
+  equal to ``log N(x; 0, I)`` at sigma = 1. With it the chunk's levels can be
+  exact (annealed importance sampling), and the whole video is then an exact
+  draw from the product (the chunk weights multiply over chunks).
+* ``chunk_velocity_and_log_prob(x, sigma, context)`` (optional): both in one
+  pass.
+
+A frame-wise expert needs no joint ``velocity``; it can then be sampled on
+the autoregressive path only. Every other expert on that path must be
+*separable over frames* (its density a product over frames: the simulator's
+Gaussian, diagonal analytic experts): the engine calls its ``velocity`` /
+``log_prob`` on the whole canvas with the chunk in place and zeros elsewhere
+and keeps the chunk's part. An expert may say ``frame_separable = False``
+(a joint video model) or ``True``; when it says nothing the engine probes it
+once (does the velocity of one frame change when the others do?) and refuses
+a joint expert with a message.
+
 **Discriminative expert / reward**
 
 * ``name: str``
@@ -55,6 +86,7 @@ __all__ = [
     "Problem",
     "Settings",
     "expert_name",
+    "is_framewise",
 ]
 
 
@@ -70,6 +102,11 @@ class RewardExpert(Protocol):
     name: str
 
     def score(self, x0: Tensor) -> Tensor: ...
+
+
+def is_framewise(expert: Any) -> bool:
+    """Whether the expert follows the frame-wise protocol (``chunk_velocity``)."""
+    return callable(getattr(expert, "chunk_velocity", None))
 
 
 def expert_name(expert: Any, fallback: str) -> str:
@@ -89,6 +126,9 @@ class Factor:
              log-density path (MALA/HMC/AIS); use ``region`` or the expert's
              ``support`` there.
     parents: indices of the factors this one is conditioned on (paper Eq. 7).
+    simulator: a simulator's expert (a Gaussian around simulated frames): the
+             ``sim_updates`` setting takes gradient steps on these factors'
+             log density (paper App. C).
     """
 
     expert: Any
@@ -96,6 +136,7 @@ class Factor:
     region: Optional[Region] = None
     mask: Optional[Tensor] = None
     parents: Tuple[int, ...] = ()
+    simulator: bool = False
 
     @property
     def name(self) -> str:
@@ -141,7 +182,7 @@ class Problem:
         n = len(self.factors)
         for i, f in enumerate(self.factors):
             label = f"factor {i} ({f.name})"
-            if not hasattr(f.expert, "velocity"):
+            if not (hasattr(f.expert, "velocity") or is_framewise(f.expert)):
                 raise SettingsError(f"{label} has no velocity(x, sigma): not a generative expert")
             if not (f.exponent > 0):
                 raise SettingsError(f"{label}: exponent must be positive, got {f.exponent}")

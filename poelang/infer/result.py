@@ -7,7 +7,7 @@ particles it was resampled from, and the effective sample size.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -31,6 +31,9 @@ class LevelInfo:
     accept_rate  mean MH acceptance of this level's moves (MALA/HMC), else None.
     step_scale   the adapted factor on the MCMC step size, else None.
     temper       the reward's tempering factor lambda (1 unless adaptive).
+    frames       autoregressive path: [first, end) frames of the chunk this
+                 level samples (``level`` then counts on across chunks, each
+                 chunk's levels 0..T); None on the joint path.
     """
 
     level: int
@@ -45,6 +48,7 @@ class LevelInfo:
     accept_rate: Optional[float] = None
     step_scale: Optional[float] = None
     temper: float = 1.0
+    frames: Optional[Tuple[int, int]] = None
 
 
 @dataclass

@@ -31,6 +31,7 @@ WEIGHTINGS = ("exact", "greedy")
 RESAMPLE_WHEN = ("always", "ess", "times")
 ANNEALING = ("auto", "ais", "flow")
 OUTPUTS = ("auto", "best", "all", "sample")
+PATHS = ("joint", "autoregressive")
 
 
 @dataclass
@@ -71,8 +72,33 @@ class Settings:
                            'flow': the paper's Euler transition + MCMC.
                            'auto': 'ais' when possible, else 'flow'.
     init ['noise']         'noise' (the product at sigma = 1: N(0, I / A_c) per
-                           coordinate) or a tensor [L, *shape] or [*shape] at
-                           the schedule's first sigma (e.g. from inversion).
+                           coordinate), 'inversion' (the flow-ODE inversion of
+                           ``invert``, see :mod:`~poelang.infer.inversion`), or
+                           a tensor [L, *shape] or [*shape] of particles at the
+                           schedule's first sigma.
+    invert [None]          init='inversion': the clean canvas to invert, [*shape]
+                           (every particle starts from its inversion) or
+                           [L, *shape] (one input per particle); in the experts'
+                           space (latents when they sample through a codec).
+    invert_iters [2]       fixed-point iterations per inversion step that make
+                           each step the exact inverse of the sampler's Euler
+                           step (0: plain explicit Euler, the paper's).
+    path ['joint']         'joint': every level moves the whole canvas (the
+                           paper's linear path). 'autoregressive': a video is
+                           sampled chunk by chunk along its first event dim
+                           (frames); each chunk runs all the levels with the
+                           frames before it fixed (paper App. C); see
+                           :mod:`~poelang.infer.autoregressive`.
+    chunk [1]              path='autoregressive': frames per chunk (the last
+                           chunk may be shorter).
+    sim_updates [0]        per level, after the MCMC move: gradient steps on the
+                           log density of the factors marked ``simulator`` only,
+                           x <- x + sim_lambda * sigma^2 / A * sum_sim a m s_sim
+                           (App. C: "8 gradient updates on the Gaussian loss");
+                           a heuristic, like Eq. 7, so the run is on the 'flow'
+                           path.
+    sim_lambda [0.5]       step of those updates, relative to sigma^2 / A (< 1 is
+                           stable for a Gaussian simulator expert).
     seed [0]
     output ['auto']        'best', 'all', 'sample' (num_samples draws from the
                            weighted particles); 'auto' = 'sample' when exact,
@@ -130,6 +156,12 @@ class Settings:
     weighting: str = "exact"
     annealing: str = "auto"
     init: Any = "noise"
+    invert: Any = None
+    invert_iters: int = 2
+    path: str = "joint"
+    chunk: int = 1
+    sim_updates: int = 0
+    sim_lambda: float = 0.5
     seed: int = 0
     output: str = "auto"
     num_samples: int = 1
@@ -203,7 +235,23 @@ class Settings:
             raise bad("keep_trace must be True, False or 'scores'")
         if self.dtype not in ("float32", "float64"):
             raise bad("dtype must be 'float32' or 'float64'")
-        if isinstance(self.init, str) and self.init != "noise":
-            raise bad(f"init must be 'noise' or a tensor, got {self.init!r}")
+        if isinstance(self.init, str) and self.init not in ("noise", "inversion"):
+            raise bad(f"init must be 'noise', 'inversion' or a tensor, got {self.init!r}")
+        if isinstance(self.init, str) and self.init == "inversion" and self.invert is None:
+            raise bad("init='inversion' needs invert=<the clean canvas to invert>")
+        if self.invert is not None and not (isinstance(self.init, str) and self.init == "inversion"):
+            raise bad("invert is used only with init='inversion'")
+        if self.invert_iters < 0:
+            raise bad(f"invert_iters must be >= 0, got {self.invert_iters}")
+        if self.path not in PATHS:
+            raise bad(f"path {self.path!r} is not one of {', '.join(PATHS)}")
+        if self.chunk < 1:
+            raise bad(f"chunk must be >= 1, got {self.chunk}")
+        if self.path == "autoregressive" and not (isinstance(self.init, str) and self.init == "noise"):
+            raise bad("path='autoregressive' starts every chunk from noise: init must be 'noise'")
+        if self.sim_updates < 0:
+            raise bad(f"sim_updates must be >= 0, got {self.sim_updates}")
+        if not self.sim_lambda > 0:
+            raise bad(f"sim_lambda must be positive, got {self.sim_lambda}")
         if self.target_accept is not None and not 0 < self.target_accept < 1:
             raise bad("target_accept must be in (0, 1)")

@@ -6,7 +6,8 @@ paper's order ('flow' path, and 'ais' without reward moves)::
     transition   flow: one Euler step with the composed velocity
                  ais:  weight by gamma_n(x) / gamma_{n-1}(x), no move
     mcmc         K moves at sigma_n on the product (Langevin / MALA / HMC)
-    conditional  Eq. 7 updates of the factors that have parents (flow only)
+    conditional  Eq. 7 updates of the factors that have parents (flow only),
+                 then ``sim_updates`` gradient steps on the simulator factors
     reweight     score x0_hat with the rewards; multiply the weights by
                  exp(twist_n - twist_{n-1})  (exact)  or set them to
                  exp(twist_n)                          (greedy)
@@ -15,6 +16,11 @@ paper's order ('flow' path, and 'ais' without reward moves)::
 and, when the rewards take part in the moves ('ais' with reward_moves), the
 order of an SMC sampler: transition + reweight at the unmoved particles,
 resample, then MCMC moves that leave gamma_n * exp(twist_n) invariant.
+
+The initial particles are noise from the product at sigma = 1, or the
+flow-ODE inversion of a given canvas (:mod:`.inversion`). The
+autoregressive path (:mod:`.autoregressive`) runs these same levels once per
+chunk of frames.
 
 Why 'exact' is exact. The reward potentials telescope: the product over
 levels of exp(twist_n - twist_{n-1}) times the initial exp(twist_0) is
@@ -35,8 +41,9 @@ from typing import Callable, List, Optional
 
 import torch
 
-from .conditional import conditional_updates
+from .conditional import conditional_updates, simulator_updates
 from .errors import SamplerError, SettingsError
+from .inversion import invert
 from .kernels import euler_step, gaussian_noise, make_kernel
 from .numerics import effective_sample_size, log_mean_exp, logsumexp, normalized_weights
 from .product import FieldValues, ProductField
@@ -62,16 +69,18 @@ class Plan:
     output: str
     euler: bool
     reward_moves: bool
-    init: str
+    init: str  # 'noise', 'inversion' or 'tensor'
     exact: str  # what the output is exact for, in words
     notes: List[str] = field(default_factory=list)
+    path: str = "joint"  # or 'autoregressive'
+    chunks: List[List[int]] = field(default_factory=list)  # autoregressive: [first, end) frames of each chunk
 
 
 def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sigmas: Tensor) -> Plan:
     """Choose the annealing path, kernel and output; say why in ``notes``."""
     s = settings
     blockers = []
-    without = [f.name for f in problem.factors if not f.has_log_prob]
+    without = [n for n, ok in zip(field_.names, field_.factor_has_log_prob) if not ok]
     if without:
         blockers.append(f"expert(s) {', '.join(repr(n) for n in without)} have no log density")
     if not field_.binary_weights:
@@ -80,6 +89,10 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         blockers.append("conditional (Eq. 7) updates are on")
     if not isinstance(s.init, str):
         blockers.append("init is a given tensor")
+    elif s.init == "inversion":
+        blockers.append("init is an inversion (the particles do not start from the product at sigma = 1)")
+    if s.sim_updates > 0:
+        blockers.append("simulator updates (sim_updates) are on")
     if float(sigmas[0]) != 1.0:
         blockers.append("the schedule does not start at sigma = 1")
     if s.weighting != "exact":
@@ -130,9 +143,10 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         output=output,
         euler=annealing == "flow",
         reward_moves=reward_moves,
-        init="noise" if isinstance(s.init, str) else "tensor",
+        init=s.init if isinstance(s.init, str) else "tensor",
         exact=exact,
         notes=notes,
+        path=s.path,
     )
 
 
@@ -149,6 +163,23 @@ class Sampler:
     def __init__(self, problem: Problem, settings: Settings, device: str | torch.device = "cpu") -> None:
         settings.validate()
         problem.validate()
+        if settings.path != "joint" and type(self) is Sampler:
+            raise SettingsError(
+                f"path={settings.path!r} is sampled by AutoregressiveSampler (or sample()), not Sampler"
+            )
+        if settings.path == "joint":
+            for f in problem.factors:
+                if not hasattr(f.expert, "velocity"):
+                    raise SettingsError(
+                        f"expert '{f.name}' is frame-wise only (it has chunk_velocity, no velocity over the "
+                        f"whole video): sample it with path='autoregressive'"
+                    )
+        self.sims = [i for i, f in enumerate(problem.factors) if f.simulator]
+        if settings.sim_updates > 0 and not self.sims:
+            raise SettingsError(
+                f"sim_updates={settings.sim_updates} takes gradient steps on the simulator experts, "
+                f"but no factor of the product is a simulator"
+            )
         self.problem = problem
         self.settings = settings
         self.device = torch.device(device)
@@ -156,14 +187,7 @@ class Sampler:
         self.shape = tuple(problem.shape)
         self.sigmas = make_schedule(settings.schedule, settings.levels, settings.shift)
         self.T = self.sigmas.shape[0] - 1
-        self.field = ProductField(
-            problem.factors,
-            self.shape,
-            device=self.device,
-            dtype=self.dtype,
-            max_batch=settings.max_batch,
-            sigma_min=settings.sigma_min,
-        )
+        self.field = self.make_field()
         self.rewards = RewardSet(problem.rewards, settings.max_batch)
         self.plan = resolve_plan(problem, settings, self.field, self.sigmas)
         self.kernel = make_kernel(self.plan.kernel, settings.hmc_leapfrog)
@@ -180,6 +204,17 @@ class Sampler:
         self.resample_levels = {int(round(f * self.T)) for f in settings.resample_times}
         acc = settings.target_accept
         self.target_accept = acc if acc is not None else getattr(self.kernel, "default_accept", None)
+
+    def make_field(self) -> ProductField:
+        """The product's field over the canvas (the autoregressive path: over the first chunk)."""
+        return ProductField(
+            self.problem.factors,
+            self.shape,
+            device=self.device,
+            dtype=self.dtype,
+            max_batch=self.settings.max_batch,
+            sigma_min=self.settings.sigma_min,
+        )
 
     # -- small helpers -------------------------------------------------------
     @property
@@ -204,10 +239,20 @@ class Sampler:
             f"has zero density at every particle"
         )
 
+    def _canvas(self, x: Tensor) -> Tensor:
+        """The whole canvas of a batch of positions (the autoregressive path
+        embeds its chunk among the frames around it)."""
+        return x
+
+    def _score(self, x0: Tensor, where: str) -> Tensor:
+        """Per-reward scores [L, J] of whole canvases."""
+        return self.rewards.evaluate(x0, where)
+
     def _x0_hat(self, state: ParticleState, sigma: float) -> Tensor:
+        """Predicted clean canvas of every particle."""
         if sigma <= 0:
-            return state.x
-        return self.field.x0_hat(state.x, state.velocity, sigma)
+            return self._canvas(state.x)
+        return self._canvas(self.field.x0_hat(state.x, state.velocity, sigma))
 
     def _with_velocity(self, state: ParticleState, sigma: float) -> ParticleState:
         if sigma > 0 and state.velocity is None:
@@ -223,7 +268,9 @@ class Sampler:
         like = torch.zeros((), dtype=self.dtype, device=self.device)
         log_w = torch.zeros(L, dtype=torch.float64, device=self.device)
         here = FieldValues(velocity=None)
-        if isinstance(s.init, str):
+        if isinstance(s.init, str) and s.init == "inversion":
+            x = self.inverted(L)
+        elif isinstance(s.init, str):
             A = self.field.coverage
             x = gaussian_noise((L,) + self.shape, self.move_gen, like) / torch.sqrt(A)
             if self.plan.annealing == "ais":
@@ -251,6 +298,20 @@ class Sampler:
             score=here.score,
             log_density=here.log_density,
         )
+
+    def inverted(self, L: int) -> Tensor:
+        """Particles at sigmas[0] from the flow-ODE inversion of ``settings.invert``
+        along the product's composed velocity (one input for all, or one each)."""
+        data = torch.as_tensor(self.settings.invert).to(device=self.device, dtype=self.dtype)
+        if tuple(data.shape) == self.shape:
+            data = data.unsqueeze(0)
+        elif tuple(data.shape) != (L,) + self.shape:
+            raise SettingsError(
+                f"the canvas to invert has shape {tuple(data.shape)}; the experts sample {self.shape} "
+                f"(or give one per particle: {(L,) + self.shape})"
+            )
+        x = invert(self.field, data, self.sigmas, self.settings.invert_iters)
+        return x.expand((L,) + self.shape).clone() if x.shape[0] != L else x
 
     def transition(self, state: ParticleState, sigma_from: float, sigma_to: float) -> ParticleState:
         """flow: Euler step with the cached composed velocity.
@@ -284,7 +345,7 @@ class Sampler:
         def target(y: Tensor, full: bool = True) -> FieldValues:
             fv = self.field.evaluate(y, sigma, score=True, log_density=needs_density and full)
             if with_rewards and full:
-                raw = self.rewards.evaluate(self.field.x0_hat(y, fv.velocity, sigma), where)
+                raw = self._score(self._canvas(self.field.x0_hat(y, fv.velocity, sigma)), where)
                 fv.rewards, fv.twist = raw, self._twist(raw, final=False)
             return fv
 
@@ -322,10 +383,18 @@ class Sampler:
         x = conditional_updates(self.field, state.x, sigma, self.children, s.cond_lambda, s.cond_updates)
         return state.with_(x=x, velocity=None, score=None, log_density=None)
 
+    def simulator(self, state: ParticleState, sigma: float) -> ParticleState:
+        """``sim_updates`` gradient steps on the simulator factors' log density."""
+        s = self.settings
+        if s.sim_updates == 0 or sigma <= 0:
+            return state
+        x = simulator_updates(self.field, state.x, sigma, self.sims, s.sim_lambda, s.sim_updates)
+        return state.with_(x=x, velocity=None, score=None, log_density=None)
+
     def reweight(self, state: ParticleState, sigma: float, final: bool, where: str) -> ParticleState:
         """Score x0_hat; pay the reward potential's increment into the weights."""
         state = self._with_velocity(state, sigma)
-        raw = self.rewards.evaluate(self._x0_hat(state, sigma), where)
+        raw = self._score(self._x0_hat(state, sigma), where)
         if self.exact:
             if self.settings.adaptive_temper:
                 self.temper = 1.0
@@ -391,13 +460,20 @@ class Sampler:
             state = state.with_(log_weights=torch.zeros_like(state.log_weights))
         return state, ess, True
 
+    def _level_index(self, n: int) -> int:
+        """The trace's level number of level n (the autoregressive path counts on across chunks)."""
+        return n
+
+    def _frames(self):
+        return None
+
     def record(self, n, sigma, weighted, x0, ess, resampled, ancestors, accept, callback) -> None:
         """Append a LevelInfo (the particles as weighted, before resampling)."""
         keep = self.settings.keep_trace
         if keep is False and callback is None:
             return
         info = LevelInfo(
-            level=n,
+            level=self._level_index(n),
             sigma=sigma,
             x0_hat=x0.detach().cpu().clone() if keep is True else None,
             rewards=weighted.rewards.detach().cpu().clone(),
@@ -409,6 +485,7 @@ class Sampler:
             accept_rate=accept,
             step_scale=self.step_scale if self.kernel.needs_log_density else None,
             temper=self.temper,
+            frames=self._frames(),
         )
         if keep is not False:
             self.trace.append(info)
@@ -429,6 +506,7 @@ class Sampler:
         else:  # the paper's order: move, then score and resample
             state, accept = self.mcmc(state, sigma)
             state = self.conditional(state, sigma)
+            state = self.simulator(state, sigma)
             state = self.reweight(state, sigma, final, where)
             weighted, x0 = state, self._x0_hat(state, sigma)
             state, ess, resampled = self.maybe_resample(state, n)
@@ -489,6 +567,12 @@ def sample(
     """Sample the product of experts of ``problem``.
 
     ``callback(level_info)`` is called after every level, including level 0
-    (the initial noise), with a :class:`LevelInfo`.
+    (the initial noise), with a :class:`LevelInfo`; on the autoregressive
+    path, after every level of every chunk.
     """
-    return Sampler(problem, settings or Settings(), device).run(callback)
+    settings = settings or Settings()
+    if settings.path == "autoregressive":
+        from .autoregressive import AutoregressiveSampler  # noqa: PLC0415 (it subclasses Sampler)
+
+        return AutoregressiveSampler(problem, settings, device).run(callback)
+    return Sampler(problem, settings, device).run(callback)

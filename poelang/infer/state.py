@@ -33,6 +33,9 @@ class ParticleState:
                               next Euler step / x0_hat; None when stale.
     score        [L, *shape]  composed score at (x, sigma); None when stale.
     log_density  [L]          log gamma_sigma(x) when densities are known.
+    context      [L, k, ...]  autoregressive path: the frames sampled before the
+                              current chunk (clean), which belong to the particle
+                              as much as x does; None on the joint path.
 
     The cached fields are valid at the current sigma only; the sampler sets
     them to None whenever x or sigma changes without recomputing them.
@@ -46,6 +49,7 @@ class ParticleState:
     velocity: Optional[Tensor] = None
     score: Optional[Tensor] = None
     log_density: Optional[Tensor] = None
+    context: Optional[Tensor] = None
 
     @property
     def size(self) -> int:

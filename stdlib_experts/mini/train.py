@@ -4,6 +4,7 @@
     python -m stdlib_experts.mini.train flux   --data build/mini_data --minutes 25
     python -m stdlib_experts.mini.train fill   --data build/mini_data --minutes 8
     python -m stdlib_experts.mini.train depth  --data build/mini_data --minutes 8
+    python -m stdlib_experts.mini.train video  --data build/mini_clips --minutes 12
 
 ``mini_flux`` is a FluxTransformer2DModel with CLIP and T5 text encoders, all
 small, trained from scratch by flow matching (x_sigma = (1 - sigma) x0 +
@@ -11,7 +12,9 @@ sigma eps, target eps - x0, FLUX's convention) in pixel space
 (:class:`~stdlib_experts.codecs.PixelCodec`). ``mini_flux_fill`` and
 ``mini_flux_depth`` start from it, as FLUX.1 Fill and Depth start from
 FLUX.1 [dev]: the input projection grows zero-initialised columns for the
-condition tokens, and the text encoders stay frozen, so all three ship
+condition tokens, and so does ``mini_video``, a frame-wise model whose
+condition is the two previous frames (two frames show a velocity, one does
+not); it is sampled frame by frame on the autoregressive path, and the text encoders stay frozen, so all three ship
 byte-identical encoders that a program loads once. Everything is seeded; the
 saved weights are float16 (the loaders upcast on a CPU).
 """
@@ -48,18 +51,24 @@ def make_dataset(out: Path, images: int, seed: int, size: int = 32) -> None:
     world.write_images(str(Path(out) / "images.npz"), images, size, seed, split="train")
 
 
-def load_dataset(folder: Path) -> dict:
-    data = np.load(Path(folder) / "images.npz", allow_pickle=False)
+def load_dataset(folder: Path, name: str = "images") -> dict:
+    """``folder/images.npz`` (renders) or ``folder/clips.npz`` (simulated clips) as a dict of arrays."""
+    data = np.load(Path(folder) / f"{name}.npz", allow_pickle=False)
     return {k: data[k] for k in data.files}
 
 
-def depth_image(depth: np.ndarray | torch.Tensor):
-    """Depth in meters → the control image the depth experts read: inverse depth in [0, 1], near is bright."""
-    from stdlib_experts.mini.world import FAR_DEPTH, Z_NEAR
+def depth_image(depth):
+    """Depth in meters → the control image the depth experts read: what ``render(...).depth`` gives a program.
 
-    lib = torch if isinstance(depth, torch.Tensor) else np
-    inv = (1.0 / lib.clip(depth, Z_NEAR * 4, FAR_DEPTH) - 1.0 / FAR_DEPTH) / (1.0 / (Z_NEAR * 4) - 1.0 / FAR_DEPTH)
-    return lib.clip(inv, 0.0, 1.0) ** 0.5  # the square root spreads the ground's gradient over more grey levels
+    Inverse depth scaled to [0, 1] per image (1 at its nearest point, 0 at the sky), like the relative depth maps
+    FLUX.1 Depth is conditioned on; ``depth`` is one map ``[H, W]`` or a stack ``[N, H, W]``.
+    """
+    from stdlib_experts.mini.world import FAR_DEPTH
+    from stdlib_experts.scene import Z_FAR, inverse_depth
+
+    depth = np.asarray(depth, np.float32)
+    depth = np.where(depth >= FAR_DEPTH * 0.999, Z_FAR, depth)  # the world's sky is nearer than the engine's
+    return inverse_depth(depth) if depth.ndim == 2 else np.stack([inverse_depth(d) for d in depth])
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -121,6 +130,11 @@ def fill_condition(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.cat([pack(CODEC.encode(masked)), pack_mask(masks, CODEC.scale)], dim=2)
 
 
+def video_condition(previous: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """mini_video's input: the packed previous frame, then the one before it (the first frame twice at the start)."""
+    return torch.cat([pack(CODEC.encode(previous)), pack(CODEC.encode(before))], dim=2)
+
+
 def depth_condition(depth: torch.Tensor) -> torch.Tensor:
     control = (depth * 2 - 1).unsqueeze(1).expand(-1, 3, -1, -1)
     return pack(CODEC.encode(control))
@@ -158,20 +172,25 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
     """Flow-matching training of one expert for ``minutes``; returns the EMA models."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    images = torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
     captions = [str(c) for c in data["captions"]]
-    objects = [json.loads(s) for s in data["objects_json"]]
-    depth = torch.from_numpy(depth_image(data["depth"].astype(np.float32)))
-    if kind == "flux" and resume:
+    if kind == "video":  # clips [N, F, H, W, 3]: frame t is the target, frames t-1 and t-2 the condition
+        clips = torch.from_numpy(data["rgb"]).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+        images = clips[:, 0]
+    else:
+        images = torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        objects = [json.loads(s) for s in data["objects_json"]]
+        depth = torch.from_numpy(depth_image(data["depth"]))
+    if kind == "flux" and resume:  # the transformer only: experts grown from mini_flux keep its text encoders
         clip, t5, tokenizer, model = load_trained(base)
-        params = list(model.parameters()) + list(clip.parameters()) + list(t5.parameters())
+        clip.requires_grad_(False), t5.requires_grad_(False)
+        params = list(model.parameters())
     elif kind == "flux":
         clip, t5, tokenizer = text_models(seed)
         model = transformer(TOKEN, seed)
         params = list(model.parameters()) + list(clip.parameters()) + list(t5.parameters())
     else:
         clip, t5, tokenizer, flux = load_trained(base)
-        in_channels = TOKEN + (TOKEN + 4 * CODEC.scale ** 2 if kind == "fill" else TOKEN)
+        in_channels = TOKEN + {"fill": TOKEN + 4 * CODEC.scale ** 2, "depth": TOKEN, "video": 2 * TOKEN}[kind]
         model = grow_inputs(flux, in_channels)
         clip.requires_grad_(False), t5.requires_grad_(False)
         params = list(model.parameters())
@@ -181,9 +200,15 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
     started, step, losses = time.perf_counter(), 0, []
     while time.perf_counter() - started < minutes * 60:
         idx = rng.integers(0, len(images), batch)
-        x0 = CODEC.encode(images[idx])
         text = [captions[i] for i in idx]
         condition = None
+        if kind == "video":
+            t = torch.from_numpy(rng.integers(1, clips.shape[1], batch))
+            rows = torch.from_numpy(idx)
+            x0 = CODEC.encode(clips[rows, t])
+            condition = video_condition(clips[rows, t - 1], clips[rows, (t - 2).clamp(min=0)])
+        else:
+            x0 = CODEC.encode(images[idx])
         if kind == "fill":
             masks, object_captions = fill_masks(data["masks"][idx], rng, [objects[i] for i in idx])
             text = [c or t for c, t in zip(object_captions, text)]
@@ -257,7 +282,7 @@ def load_trained(folder: Path):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stdlib_experts.mini.train")
-    parser.add_argument("what", choices=["data", "flux", "fill", "depth"])
+    parser.add_argument("what", choices=["data", "flux", "fill", "depth", "video"])
     parser.add_argument("--data", type=Path, default=Path("build/mini_data"))
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--images", type=int, default=20000)
@@ -273,10 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "data":
         make_dataset(args.out or args.data, args.images, args.seed)
         return
-    name = {"flux": "mini_flux", "fill": "mini_flux_fill", "depth": "mini_flux_depth"}[args.what]
+    name = {"flux": "mini_flux", "fill": "mini_flux_fill", "depth": "mini_flux_depth", "video": "mini_video"}[args.what]
     out = args.out or WEIGHTS / name
     before = json.loads((out / "training.json").read_text()) if args.resume else {"steps": 0, "minutes": 0}
-    models = train(args.what, load_dataset(args.data), args.minutes, args.seed + before["steps"], args.batch, args.lr,
+    data = load_dataset(args.data, "clips" if args.what == "video" else "images")
+    models = train(args.what, data, args.minutes, args.seed + before["steps"], args.batch, args.lr,
                    base=WEIGHTS / "mini_flux", resume=args.resume, steps_before=before["steps"])
     save(models, out, args.what, args.seed, before["minutes"] + args.minutes)
     print(f"saved {out} ({models['steps']} steps, loss {models['loss']:.4f})")

@@ -30,19 +30,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from stdlib_experts import scene as _look  # numpy only; genesis loads lazily
+from stdlib_experts.scene import init_genesis, quat_to_matrix  # noqa: F401 - public here too
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Vocabulary
 
 COLORS = ("red", "green", "blue", "yellow", "purple", "white")
 # sRGB base colours, far apart in hue and brightness so that a 32-pixel render still tells them apart under shading
-COLOR_RGB = {
-    "red": (0.86, 0.07, 0.07),
-    "green": (0.08, 0.66, 0.12),
-    "blue": (0.10, 0.25, 0.95),
-    "yellow": (0.97, 0.85, 0.05),
-    "purple": (0.58, 0.12, 0.78),
-    "white": (0.96, 0.96, 0.96),
-}
+# (the palette of `stdlib_experts.scene`, which simulate() and render() share)
+COLOR_RGB = {color: _look.COLOR_RGB[color] for color in COLORS}
 SHAPES = ("sphere", "cube", "cylinder", "cone")
 PLURALS = {"sphere": "spheres", "cube": "cubes", "cylinder": "cylinders", "cone": "cones"}
 SIZES = ("small", "large")
@@ -62,8 +59,8 @@ VOCABULARY = tuple(
     )
 )
 
-GROUND_RGB = (0.50, 0.50, 0.50)
-SKY_RGB = (0.62, 0.78, 0.93)
+GROUND_RGB = _look.GROUND_RGB
+SKY_RGB = _look.SKY_RGB
 # The ground slab spans y in GROUND_Y; its far edge is the horizon seen across the top of the image
 GROUND_Y = (-8.0, 4.6)
 GROUND_HALF_X = 8.0
@@ -180,18 +177,6 @@ def object_pose(obj: Obj, z: float | None = None, quat: np.ndarray | None = None
         pose[:3, :3] = quat_to_matrix(quat)
     pose[:3, 3] = (obj.x, obj.y, obj.height / 2 if z is None else z)
     return pose
-
-
-def quat_to_matrix(quat) -> np.ndarray:
-    """Rotation matrix of a (w, x, y, z) quaternion, genesis's convention."""
-    w, x, y, z = np.asarray(quat, float) / np.linalg.norm(quat)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -416,22 +401,6 @@ class Render:
         return index
 
 
-_GENESIS_READY = False
-
-
-def init_genesis() -> None:
-    """Initialise genesis once per process on the CPU backend (its renderer and solvers need it)."""
-    global _GENESIS_READY
-    if _GENESIS_READY:
-        return
-    import genesis as gs
-
-    if not getattr(gs, "_initialized", False):
-        # No seed: genesis would reseed the global random, numpy and torch generators of the whole process
-        gs.init(backend=gs.cpu, logging_level="warning")
-    _GENESIS_READY = True
-
-
 def _shape_mesh(shape: str, size: str):
     """The trimesh of a shape, centred on its bounding box, as both the renderer and the simulator use it."""
     import trimesh
@@ -459,25 +428,23 @@ SEG_STEP = 40
 class Renderer:
     """Renders scenes of the mini world with genesis's vendored pyrender: one GL scene and pool, built once.
 
-    The fork draws through a JIT renderer that keeps per-primitive tables; it reads node poses from the scene at every
-    render, but material colours only when meshes are added, so recolouring writes the base colour into its table
-    (`JITRenderer.pbr_mat`) as well as into the material. Each render takes two passes: RGB (4x multisampled), then
-    segmentation with depth, unsampled, so that masks and depth agree pixel for pixel.
+    The GL scene is a :class:`stdlib_experts.scene.GLScene` (the renderer of simulate() and render() too); this class
+    fills it with a pool of meshes per (shape, size), parked out of view, and a render only moves pool meshes into
+    view and recolours them. Each render takes two passes: RGB (4x multisampled), then segmentation with depth,
+    unsampled, so that masks and depth agree pixel for pixel.
     """
 
     def __init__(self, size: int = DEFAULT_SIZE):
         if not MIN_SIZE <= size <= MAX_SIZE:
             raise ValueError(f"size must be in {MIN_SIZE}..{MAX_SIZE}, got {size}")
-        init_genesis()
         import trimesh
-        from genesis.ext import pyrender
-        from genesis.ext.pyrender.jit_render import JITRenderer
 
         self.size = size
-        self.scene = pyrender.Scene(ambient_light=np.full(3, 0.38), bg_color=(*SKY_RGB, 1.0))
+        self.gl = _look.GLScene(size, size, camera_pose(), math.radians(FOV_DEG), Z_NEAR, FAR_DEPTH, SKY_RGB,
+                                sun=self._light_pose())
         ground = trimesh.creation.box(extents=(2 * GROUND_HALF_X, GROUND_Y[1] - GROUND_Y[0], 0.02))
         ground.apply_translation((0.0, sum(GROUND_Y) / 2, -0.01))
-        self.ground = self.scene.add(pyrender.Mesh.from_trimesh(ground, material=self._material(GROUND_RGB)))
+        self.ground = self.gl.add(ground, GROUND_RGB)
         self.pool: dict[tuple[str, str], list] = {}
         for shape in SHAPES:
             for size_name in SIZES:
@@ -486,52 +453,15 @@ class Renderer:
                 if smooth:
                     mesh = mesh.smooth_shaded
                 self.pool[(shape, size_name)] = [
-                    self.scene.add(
-                        pyrender.Mesh.from_trimesh(mesh, material=self._material(COLOR_RGB["white"]), smooth=smooth),
-                        pose=_PARKED,
-                    )
-                    for _ in range(MAX_OBJECTS)
+                    self.gl.add(mesh, COLOR_RGB["white"], smooth=smooth, pose=_PARKED) for _ in range(MAX_OBJECTS)
                 ]
-        camera = pyrender.PerspectiveCamera(yfov=math.radians(FOV_DEG), znear=Z_NEAR, zfar=FAR_DEPTH, aspectRatio=1.0)
-        self.scene.add(camera, pose=camera_pose())
-        self.scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=2.6), pose=self._light_pose())
-        self._jit = JITRenderer(self.scene, [], [], np.zeros((1, 3)))
-        self._offscreen = pyrender.OffscreenRenderer()
-        self._target = pyrender.Renderer(size, size, self._jit)
+        self.gl.finish()
         self._in_view: list = []
-        self._render_gl({})  # uploads the meshes, so that the primitive table below is final
-        self._row = {
-            node: self._jit._primitive_index[node.mesh.primitives[0]] for nodes in self.pool.values() for node in nodes
-        }
-
-    @staticmethod
-    def _material(rgb):
-        from genesis.ext import pyrender
-
-        return pyrender.MetallicRoughnessMaterial(baseColorFactor=(*rgb, 1.0), metallicFactor=0.0, roughnessFactor=0.9)
 
     @staticmethod
     def _light_pose() -> np.ndarray:
         """A sun high above, from the left and behind the camera, so that tops, fronts and sides shade apart."""
-        direction = np.array([0.45, 0.55, -1.0])  # where the light travels
-        z = -direction / np.linalg.norm(direction)
-        x = np.cross([0.0, 1.0, 0.0], z)
-        x /= np.linalg.norm(x)
-        pose = np.eye(4)
-        pose[:3, 0], pose[:3, 1], pose[:3, 2] = x, np.cross(z, x), z
-        return pose
-
-    def _render_gl(self, seg_map: dict):
-        self._offscreen.make_current()
-        try:
-            (rgb,) = self._offscreen.render(self.scene, self._target, rgb=True, skip_markers=True)
-            self._offscreen._seg_node_map = seg_map
-            seg, depth = self._offscreen.render(
-                self.scene, self._target, rgb=False, seg=True, depth=True, skip_markers=True
-            )
-        finally:
-            self._offscreen.make_uncurrent()
-        return rgb, seg, depth
+        return _look.sun_pose([0.45, 0.55, -1.0])  # where the light travels
 
     def render_posed(self, objects, poses) -> Render:
         """Render objects at explicit 4x4 poses (as a simulator gives them)."""
@@ -543,17 +473,16 @@ class Renderer:
             key = (obj.shape, obj.size)
             node = self.pool[key][used.get(key, 0)]
             used[key] = used.get(key, 0) + 1
-            self.scene.set_pose(node, np.asarray(pose, float))
-            self._jit.pbr_mat[self._row[node], :3] = COLOR_RGB[obj.color]
-            node.mesh.primitives[0].material.baseColorFactor = (*COLOR_RGB[obj.color], 1.0)
+            self.gl.set_pose(node, pose)
+            self.gl.set_color(node, COLOR_RGB[obj.color])
             nodes.append(node)
         for node in self._in_view:
             if node not in nodes:
-                self.scene.set_pose(node, _PARKED)
+                self.gl.set_pose(node, _PARKED)
         self._in_view = nodes
         seg_map = {node: np.array([SEG_STEP * (k + 1), 0, 0]) for k, node in enumerate(nodes)}
         seg_map[self.ground] = np.array([0, 255, 0])
-        rgb, seg, depth = self._render_gl(seg_map)
+        rgb, seg, depth = self.gl.render(seg_map)
         index = np.rint(seg[..., 0] / SEG_STEP).astype(np.int64)
         masks = np.stack([index == k + 1 for k in range(len(nodes))]) if nodes else np.zeros((0, *index.shape), bool)
         return Render(rgb.copy(), depth.astype(np.float32), masks, tuple(objects))

@@ -1,0 +1,390 @@
+"""The paper's three tasks in miniature, on the shipped mini experts (CPU, no downloads).
+
+    python benchmarks/mini_paper.py [--task a b c] [--n 50] [--levels 20] [--seed 0]
+
+Every case is held out: captions whose hash puts them in the test split
+(``world.split_of``), scenes drawn from seeds no training set used. Every
+method runs through ``poelang`` programs, so the figures are the ones a user
+gets. Success is judged by a model that is not steered on:
+
+(a) regional text-to-image with counting and relations: the rule checker
+    (segmenter + rules) on vanilla mini_flux, best-of-N at equal compute
+    (N picked so that generative-expert compute matches PoE with the largest
+    L; the best by mini_vqa), and PoE (scene × regional experts ×
+    exp(2·mini_vqa), SMC) with L = 1, 4, 16.
+(b) object insertion at a pose: background MSE outside the object and
+    foreground IoU / MSE against the graphics engine's render of the object.
+(c) physics-instructed video: per-frame foreground IoU against the simulator.
+
+Compute is counted in transformer tokens (batch rows × image tokens of every
+generative expert call), so a regional expert over half the canvas counts
+half; rewards' cost is not counted (it is small beside the generators' here).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import poelang  # noqa: E402
+from stdlib_experts import flux  # noqa: E402
+from stdlib_experts.mini import judges, rules, world  # noqa: E402
+
+# --- compute accounting -----------------------------------------------------------------------------------------
+
+
+class TokenCounter:
+    """Counts generative compute: batch rows × image tokens of every FluxFlow call."""
+
+    def __init__(self):
+        self.tokens = 0
+
+    def __enter__(self):
+        original = self.original = flux.FluxFlow.velocity
+        counter = self
+
+        def counted(expert, x, sigma):
+            counter.tokens += x.shape[0] * (x.shape[-2] // 2) * (x.shape[-1] // 2)
+            return original(expert, x, sigma)
+
+        flux.FluxFlow.velocity = counted
+        return self
+
+    def __exit__(self, *exc):
+        flux.FluxFlow.velocity = self.original
+
+
+def run(source: str, seed: int):
+    """One poelang run of a program text; returns (images [N, 3, H, W] in [-1, 1], tokens spent)."""
+    program = poelang.parse(source, "<mini_paper>", base_dir=ROOT)
+    if not program.ok:
+        raise SystemExit(program.render_diagnostics())
+    with TokenCounter() as counter:
+        result = program.run(seed=seed)
+    sample = next(iter(result.samples.values()))
+    return sample.samples, counter.tokens
+
+
+def held_out(n: int, seed: int, keep) -> list[tuple[world.Scene, str]]:
+    """n (scene, caption) pairs of the test split for which keep(caption) holds."""
+    rng = np.random.default_rng([seed, 2026])
+    cases = []
+    while len(cases) < n:
+        scene = world.sample_scene(rng)
+        text = world.caption(scene, rng)
+        if world.split_of(text) == "test" and keep(text) and text not in {c for _, c in cases}:
+            cases.append((scene, text))
+    return cases
+
+
+@dataclass
+class Row:
+    method: str
+    score: float
+    stderr: float
+    tokens: float
+    seconds: float
+
+
+def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+# --- (a) regional text-to-image ---------------------------------------------------------------------------------
+
+SMC = """
+    weighting = greedy
+    resample = median
+    resample_when = times
+    resample_times = [0.25, 0.5, 0.75]"""
+
+
+def regional_product(text: str) -> str:
+    """The PoE of task (a): the scene expert, regional experts for a left/right pair, the VQA judge."""
+    lines = [f'scene = mini_flux("{text}")', f'judge = mini_vqa("{text}")']
+    factors = ["scene"]
+    for clause in rules.parse_caption(text):
+        if clause.relation in ("left of", "right of"):
+            left, right = (clause.subject, clause.object) if clause.relation == "left of" else (clause.object, clause.subject)
+            for name, phrase, box in (("left", left, "0%, 0%, 50%, 100%"), ("right", right, "50%, 0%, 100%, 100%")):
+                words = " ".join(w for w in ("a", phrase.size, phrase.color, phrase.shape) if w)
+                lines.append(f'{name} = mini_flux("{words}", size=(32, 16))')
+                factors.append(f"{name}[box({box})]")
+            break
+    return "\n".join(lines) + "\nx ~ " + " * ".join(factors) + " * exp(2 * judge)"
+
+
+def counting_or_relation(text: str) -> bool:
+    """One clause: a count of two or three ("two red cubes") or a relation of two objects ("a red cube left of ...")."""
+    clauses = rules.parse_caption(text)
+    return len(clauses) == 1 and (clauses[0].relation is not None or clauses[0].subject.count > 1)
+
+
+def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...]) -> None:
+    cases = held_out(n, seed, keep=counting_or_relation)
+    methods: dict[str, list] = {}
+    best_ofs: list[int] = []
+
+    def record(name, images, tokens, seconds, text):
+        methods.setdefault(name, []).append((judges.check(images[:1], text)[0], tokens, seconds))
+
+    for i, (_, text) in enumerate(cases):
+        case_seed = seed * 1000 + i
+        started = time.perf_counter()
+        images, tokens = run(f'x ~ mini_flux("{text}") with {{\n    levels = {levels}\n    particles = 1\n'
+                             "    mcmc_steps = 0\n    cond_updates = 0\n}", case_seed)
+        record("vanilla mini_flux", images, tokens, time.perf_counter() - started, text)
+        vanilla_tokens = tokens
+        poe_tokens = 0
+        for L in particles:
+            started = time.perf_counter()
+            images, tokens = run(regional_product(text) + f" with {{\n    levels = {levels}\n    particles = {L}{SMC}\n}}",
+                                 case_seed)
+            record(f"PoE, L = {L}", images, tokens, time.perf_counter() - started, text)
+            poe_tokens = tokens
+        best_of = max(1, round(poe_tokens / vanilla_tokens))
+        started = time.perf_counter()
+        images, tokens = run(f'judge = mini_vqa("{text}")\nx ~ mini_flux("{text}") * exp(2 * judge) with {{\n'
+                             f"    levels = {levels}\n    particles = {best_of}\n    mcmc_steps = 0\n    cond_updates = 0\n"
+                             "    resample = none\n    weighting = greedy\n}", case_seed)
+        record("best-of-N, equal compute", images, tokens, time.perf_counter() - started, text)
+        best_ofs.append(best_of)
+        print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[-1][0])}" for k, v in methods.items()),
+              file=sys.stderr, flush=True)
+    rows = []
+    for name, values in methods.items():
+        ok = np.array([v[0] for v in values], float)
+        rows.append((name, f"{ok.mean():.2f} ± {ok.std(ddof=1) / np.sqrt(len(ok)):.2f}" if len(ok) > 1 else f"{ok.mean():.2f}",
+                     f"{np.mean([v[1] for v in values]) / np.mean([v[1] for v in methods['vanilla mini_flux']]):.1f}",
+                     f"{np.mean([v[2] for v in values]):.2f}"))
+    print_table(f"(a) regional text-to-image, {len(cases)} held-out captions, {levels} levels: success by the rule checker "
+                f"(best-of-N: N = {min(best_ofs)}-{max(best_ofs)} ODE samples, the best by mini_vqa)",
+                ("method", "success", "compute (× vanilla)", "s / caption"), rows)
+
+
+# --- (b) object insertion ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class InsertionCase:
+    text: str  # the inserted object's noun phrase
+    background: np.ndarray  # uint8 (H, W, 3): the scene without the object
+    target: np.ndarray  # uint8 (H, W, 3): the scene with it (ground truth)
+    mask: np.ndarray  # bool (H, W): where the object is seen in the target
+    cls: int  # the object's segmentation class
+    depth: np.ndarray  # float (H, W) in [0, 1]: the graphics engine's control depth of the object on the ground
+
+
+def insertion_cases(n: int, seed: int) -> list[InsertionCase]:
+    """Held-out scenes of two or three objects; one object (wholly visible, not tiny) is taken out and put back."""
+    from dataclasses import replace
+
+    from stdlib_experts.mini.train import depth_image
+
+    rng = np.random.default_rng([seed, 2027])
+    cases = []
+    while len(cases) < n:
+        scene = world.sample_scene(rng, n_objects=int(rng.integers(2, 4)))
+        if world.split_of(world.caption(scene, rng)) != "test":
+            continue
+        k = int(rng.integers(len(scene.objects)))
+        full = world.render_scene(scene)
+        if full.masks[k].sum() < 12:
+            continue
+        obj = scene.objects[k]
+        rest = replace(scene, objects=tuple(o for i, o in enumerate(scene.objects) if i != k))
+        alone = world.render_scene(replace(scene, objects=(obj,)))
+        cases.append(InsertionCase(world.noun_phrase(1, obj.color, obj.shape), world.render_scene(rest).rgb, full.rgb,
+                                   full.masks[k], rules.class_index(obj.color, obj.shape), depth_image(alone.depth)))
+    return cases
+
+
+INSERTION = {
+    "PoE (fill × depth given fill)": "fill * (depth given fill)[hole]",
+    "PoE without conditioning": "fill * depth[hole]",
+    "fill alone": "fill",
+}
+
+
+def insertion_program(case_dir: Path, text: str, product: str, levels: int) -> str:
+    return f"""bg = load_image("{case_dir}/background.png")
+hole = dilate(load_mask("{case_dir}/mask.png"), 1px)
+fill = mini_flux_fill(prompt="{text}", image=bg, mask=hole)
+depth = mini_flux_depth(prompt="{text}", depth=load_depth("{case_dir}/depth.png"))
+x ~ {product} with {{
+    levels = {levels}
+    particles = 1
+    mcmc_steps = 1
+    cond_updates = {2 if "given" in product else 0}
+    cond_lambda = 0.02
+}}"""
+
+
+def sdedit(case: InsertionCase, levels: int, seed: int, start: float = 0.6) -> torch.Tensor:
+    """SDEdit: the engine's render pasted into the background, noised to sigma = start, denoised by mini_flux_fill."""
+    from poelang.interpreter import ExpertContext
+    from stdlib_experts import mini_experts
+
+    composite = np.where(case.mask[..., None], case.target, case.background)
+    image = torch.from_numpy(composite).permute(2, 0, 1).float() / 127.5 - 1
+    hole = torch.from_numpy(case.mask).float()
+    hole = torch.nn.functional.max_pool2d(hole[None, None], 3, stride=1, padding=1)[0, 0]
+    context = ExpertContext("sdedit", (3, 32, 32), "cpu", ROOT, (3, 32, 32), None)
+    expert = mini_experts.load_mini_flux_fill({"prompt": case.text, "image": image, "mask": hole, "size": (32, 32)}, context)
+    x0 = expert.codec.encode(image[None])
+    g = torch.Generator().manual_seed(seed)
+    sigmas = torch.linspace(start, 0, max(2, round(levels * start)) + 1)
+    x = (1 - start) * x0 + start * torch.randn(x0.shape, generator=g)
+    with torch.no_grad():
+        for s0, s1 in zip(sigmas[:-1], sigmas[1:]):
+            x = x + (s1 - s0) * expert.velocity(x, torch.full((1,), float(s0)))
+    return expert.codec.decode(x)
+
+
+def insertion_metrics(image: torch.Tensor, case: InsertionCase) -> tuple[float, float, float]:
+    """(background MSE outside the dilated object, foreground IoU by the segmenter, foreground MSE), images in [0, 1]."""
+    from scipy.ndimage import binary_dilation
+
+    x = (image[0].permute(1, 2, 0).clamp(-1, 1).numpy() + 1) / 2
+    outside = ~binary_dilation(case.mask, iterations=2)
+    bg_mse = float(((x - case.background / 255.0) ** 2)[outside].mean())
+    fg_mse = float(((x - case.target / 255.0) ** 2)[case.mask].mean())
+    found = judges.segment(image)[0] == case.cls
+    iou = float((found & case.mask).sum() / max((found | case.mask).sum(), 1))
+    return bg_mse, iou, fg_mse
+
+
+def task_b(n: int, levels: int, seed: int) -> None:
+    import tempfile
+
+    from PIL import Image
+
+    results: dict[str, list] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, case in enumerate(insertion_cases(n, seed)):
+            case_dir = Path(tmp) / f"case{i}"
+            case_dir.mkdir()
+            Image.fromarray(case.background).save(case_dir / "background.png")
+            Image.fromarray((case.mask * 255).astype(np.uint8)).save(case_dir / "mask.png")
+            Image.fromarray((case.depth * 255).round().astype(np.uint8)).save(case_dir / "depth.png")
+            for name, product in INSERTION.items():
+                images, _ = run(insertion_program(case_dir, case.text, product, levels), seed * 1000 + i)
+                results.setdefault(name, []).append(insertion_metrics(images, case))
+            results.setdefault("SDEdit (render pasted, σ = 0.6)", []).append(
+                insertion_metrics(sdedit(case, levels, seed * 1000 + i), case))
+            print(f"  [{i + 1}/{n}] {case.text}: " + ", ".join(f"{k.split(' (')[0]} IoU={v[-1][1]:.2f}" for k, v in results.items()),
+                  file=sys.stderr, flush=True)
+    rows = []
+    for name, values in results.items():
+        v = np.array(values)
+        se = v.std(0, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.zeros(3)
+        rows.append((name, f"{v[:, 0].mean():.4f} ± {se[0]:.4f}", f"{v[:, 1].mean():.2f} ± {se[1]:.2f}",
+                     f"{v[:, 2].mean():.4f} ± {se[2]:.4f}"))
+    print_table(f"(b) object insertion, {n} held-out scenes, {levels} levels",
+                ("method", "background MSE ↓", "foreground IoU ↑", "foreground MSE ↓"), rows)
+
+
+# --- (c) physics-instructed video --------------------------------------------------------------------------------
+
+MINI_CAMERA = "camera(position=(0.0, -5.953, 4.589), lookat=(0.0, 0.6, 0.0), fov=28deg)"  # the mini world's
+
+
+def drop_cases(n: int, seed: int) -> list[tuple[str, str, int]]:
+    """n drops: (object call, caption, segmentation class) of a sphere or cube released above the ground."""
+    rng = np.random.default_rng([seed, 2028])
+    cases = []
+    for _ in range(n):
+        shape, color, size = rng.choice(["sphere", "cube"]), rng.choice(world.COLORS), rng.choice(world.SIZES)
+        width = world.SIZE_WIDTH[size]
+        x, y, z = rng.uniform(-1.6, 1.6), rng.uniform(-0.5, 2.5), width / 2 + rng.uniform(0.8, 1.5)
+        if shape == "sphere":
+            call = f'sphere(radius={width / 2:.3f}, position=({x:.3f}, {y:.3f}, {z:.3f}), color="{color}", name="obj")'
+        else:
+            yaw = rng.uniform(0, 90)
+            call = (f'cube(size={width:.3f}, position=({x:.3f}, {y:.3f}, {z:.3f}), rotation=(0deg, 0deg, {yaw:.1f}deg), '
+                    f'color="{color}", name="obj")')
+        cases.append((call, f"a {color} {shape}", rules.class_index(str(color), str(shape))))
+    return cases
+
+
+def video_program(call: str, text: str, levels: int, with_simulator: bool) -> str:
+    product = "video * physics" if with_simulator else "video"
+    return f"""cam = {MINI_CAMERA}
+obj = {call}
+sim = simulate([obj], camera=cam, frames=8, fps=8, size=(32, 32))
+video = mini_video(prompt="{text}", image=frame(sim.rgb, 0), frames=8)
+physics = simulator(target=sim.rgb, mask=dilate(object_mask(sim, "obj"), 1px), weight=20.0)
+x ~ {product} with {{
+    path = autoregressive
+    levels = {levels}
+    particles = 4
+    sim_updates = {8 if with_simulator else 0}
+}}"""
+
+
+def task_c(n: int, levels: int, seed: int) -> None:
+    from stdlib_experts import scene
+
+    results: dict[str, list] = {}
+    for i, (call, text, cls) in enumerate(drop_cases(n, seed)):
+        for name, with_simulator in (("PoE (mini_video × simulator)", True), ("mini_video alone", False)):
+            source = video_program(call, text, levels, with_simulator)
+            program = poelang.parse(source, "<mini_paper>", base_dir=ROOT)
+            result = program.run(seed=seed * 1000 + i)
+            video = next(iter(result.samples.values())).samples[0]  # [f, 3, h, w]
+            truth = program_value(program, result, "object_mask")
+            found = judges.segment(video) == cls
+            ious = [(f & t).sum() / max((f | t).sum(), 1) for f, t in zip(found, truth)]
+            results.setdefault(name, []).append(ious)
+        print(f"  [{i + 1}/{n}] {text}: " + ", ".join(f"{k.split(' (')[0]} IoU={np.mean(v[-1][1:]):.2f}" for k, v in results.items()),
+              file=sys.stderr, flush=True)
+        scene.clear_memory()
+    frames = len(next(iter(results.values()))[0])
+    rows = []
+    for name, values in results.items():
+        v = np.array(values)
+        rows.append((name, *(f"{m:.2f}" for m in v.mean(0)), f"{v[:, 1:].mean():.2f} ± {v[:, 1:].mean(1).std(ddof=1) / np.sqrt(len(v)):.2f}"))
+    print_table(f"(c) physics-instructed video, {n} held-out drops, {levels} levels: foreground IoU against the simulator "
+                "per frame (frame 0 is given)", ("method", *(f"f{k}" for k in range(frames)), "mean f1-f7"), rows)
+
+
+def program_value(program, result, op: str):
+    """The boolean per-frame mask of the program's `object_mask(sim, "obj")`, recomputed (the simulation is cached)."""
+    from poelang.interpreter import Interpreter
+
+    node = next(v for v in program.graph.values if v.op == op)
+    return Interpreter(program).value(node.id).numpy() > 0.5
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", nargs="+", choices=["a", "b", "c"], default=["a", "b", "c"])
+    parser.add_argument("--n", type=int, default=50, help="held-out cases per task")
+    parser.add_argument("--levels", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--particles", type=int, nargs="+", default=[1, 4, 16])
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if "a" in args.task:
+        task_a(args.n, args.levels, args.seed, tuple(args.particles))
+    if "b" in args.task:
+        task_b(args.n, args.levels, args.seed)
+    if "c" in args.task:
+        task_c(args.n, args.levels, args.seed)
+
+
+if __name__ == "__main__":
+    main()
