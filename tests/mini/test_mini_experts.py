@@ -125,3 +125,74 @@ def test_quickstart_runs_in_under_a_minute(tmp_path, monkeypatch):
     assert time.perf_counter() - started < 60
     assert (tmp_path / "quickstart.png").stat().st_size > 0
     assert (tmp_path / "trace" / "trace.html").exists()
+
+
+def _insertion_cases(n: int, seed: int = 4321):
+    """Held-out scenes of two objects; one is taken out: (background, mask, noun phrase, colour)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < n:
+        scene = world.sample_scene(rng, n_objects=2)
+        full = world.render_scene(scene)
+        if full.masks[1].sum() < 12:
+            continue
+        obj = scene.objects[1]
+        background = world.render_scene(replace(scene, objects=scene.objects[:1])).rgb
+        cases.append((background, full.masks[1], world.noun_phrase(1, obj.color, obj.shape), obj.color))
+    return cases
+
+
+def test_mini_flux_fill_keeps_the_picture_and_paints_the_object_in_the_hole():
+    from scipy.ndimage import binary_dilation
+
+    hits, errors = 0, []
+    for i, (background, mask, text, color) in enumerate(_insertion_cases(6)):
+        image = torch.from_numpy(background).permute(2, 0, 1).float() / 127.5 - 1
+        hole = torch.from_numpy(binary_dilation(mask, iterations=1)).float()
+        expert = mini_experts.load_mini_flux_fill({"prompt": text, "image": image, "mask": hole, "size": (32, 32)},
+                                                  _context())
+        out = _sample(expert, 1, levels=20, seed=i)
+        x = (out[0].permute(1, 2, 0).numpy() + 1) / 2
+        outside = ~binary_dilation(mask, iterations=2)
+        errors.append(((x - background / 255.0) ** 2)[outside].mean())
+        labels = judges.segment(out)[0][mask]
+        colors = [rules.class_name(int(c))[0] for c in labels if c]
+        hits += colors.count(color) >= 0.3 * mask.sum()
+    assert max(errors) < 0.004, errors  # the picture outside the hole is kept
+    assert hits >= 4, f"the requested colour fills the hole in {hits}/6"
+
+
+def test_mini_video_starts_from_its_first_frame_exactly():
+    image = torch.rand(3, 32, 32) * 2 - 1
+    context = ExpertContext("video", (8, 3, 32, 32), "cpu", ROOT, (8, 3, 32, 32), None)
+    expert = mini_experts.load_mini_video({"prompt": "a red sphere", "image": image, "frames": 8, "size": (32, 32)}, context)
+    first = expert.codec.encode(image[None])[:, None]
+    x = torch.randn(2, 1, *first.shape[2:])
+    sigma = torch.full((2,), 0.4)
+    step = x - 0.4 * expert.chunk_velocity(x, sigma, first[:, :0].expand(2, 0, -1, -1, -1))
+    assert torch.allclose(step, first.expand(2, -1, -1, -1, -1), atol=1e-5)  # Euler to sigma = 0 lands on it
+    v = expert.chunk_velocity(x, sigma, first.expand(2, 1, -1, -1, -1))
+    assert v.shape == x.shape and torch.isfinite(v).all()
+    with pytest.raises(ValueError, match="one frame at a time"):
+        expert.chunk_velocity(torch.randn(2, 2, *first.shape[2:]), sigma, first.expand(2, 1, -1, -1, -1))
+
+
+@pytest.mark.slow
+def test_mini_physics_video_follows_the_simulated_fall(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    pytest.importorskip("genesis")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("POELANG_CACHE", str(tmp_path / "cache"))
+    assert main(["run", "-q", str(ROOT / "programs" / "mini" / "physics_video.poe")]) == 0
+    video = iio.imread(tmp_path / "physics_video.gif", index=None)[..., :3].astype(float)
+    simulated = iio.imread(tmp_path / "physics_video_simulation.gif", index=None)[..., :3].astype(float)
+    assert video.shape == simulated.shape == (8, 32, 32, 3)
+
+    def red(frames):  # the ball is the only red thing in the mini world's picture
+        return (frames[..., 0] > 150) & (frames[..., 1] < 90) & (frames[..., 2] < 90)
+
+    ious = [(a & b).sum() / max((a | b).sum(), 1) for a, b in zip(red(video), red(simulated))]
+    assert np.mean(ious[1:]) >= 0.5, ious
