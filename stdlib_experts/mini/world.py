@@ -772,6 +772,12 @@ def _meta(size: int, seed: int, split: str, **extra) -> np.ndarray:
     return np.array(json.dumps(meta))
 
 
+def _save(path: str, scenes: list[Scene], captions: list[str], **arrays) -> None:
+    """One dataset file: the arrays, the captions with their split, and the scenes' attributes."""
+    np.savez_compressed(path, captions=np.array(captions), split=np.array([split_of(c) for c in captions]),
+                        **arrays, **_attribute_arrays(scenes))
+
+
 def write_images(path: str, n: int, size: int, seed: int, split: str = "train") -> float:
     """Write n captioned renders to `path` (.npz); returns renders per second."""
     rng = np.random.default_rng([seed, 0])
@@ -788,16 +794,7 @@ def write_images(path: str, n: int, size: int, seed: int, split: str = "train") 
         scenes.append(scene)
         captions.append(text)
     rate = n / max(time.time() - started, 1e-9)
-    np.savez_compressed(
-        path,
-        rgb=rgb,
-        depth=depth,
-        masks=masks,
-        captions=np.array(captions),
-        split=np.array([split_of(c) for c in captions]),
-        meta=_meta(size, seed, split),
-        **_attribute_arrays(scenes),
-    )
+    _save(path, scenes, captions, rgb=rgb, depth=depth, masks=masks, meta=_meta(size, seed, split))
     return rate
 
 
@@ -822,19 +819,8 @@ def write_clips(path: str, m: int, size: int, seed: int, split: str = "train", f
         scenes.append(scene)
         captions.append(text)
     seconds = (time.time() - started) / max(m, 1)
-    np.savez_compressed(
-        path,
-        rgb=rgb,
-        depth=depth,
-        masks=masks,
-        captions=np.array(captions),
-        split=np.array([split_of(c) for c in captions]),
-        dropped=dropped,
-        positions=positions,
-        quats=quats,
-        meta=_meta(size, seed, split, frames=frames, fps=fps, sim_dt=SIM_DT),
-        **_attribute_arrays(scenes),
-    )
+    _save(path, scenes, captions, rgb=rgb, depth=depth, masks=masks, dropped=dropped, positions=positions, quats=quats,
+          meta=_meta(size, seed, split, frames=frames, fps=fps, sim_dt=SIM_DT))
     return seconds
 
 

@@ -10,8 +10,6 @@ pipelines the mean too.
 """
 from __future__ import annotations
 
-import dataclasses
-import socket
 
 import pytest
 import torch
@@ -22,13 +20,13 @@ pytest.importorskip("transformers")
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution  # noqa: E402
 
 import poelang  # noqa: E402
-from poelang import infer  # noqa: E402
 from poelang.experts.unavailable import ExpertUnavailable  # noqa: E402
 from poelang.interpreter import ExpertContext, Interpreter, _Decoded  # noqa: E402
 from stdlib_experts import flux, hub  # noqa: E402
 from stdlib_experts.codecs import image_ids, pack, pack_mask, unpack  # noqa: E402
 
 from . import tiny_flux  # noqa: E402
+from .parity import offline, poelang_run  # noqa: E402
 
 PROMPT = "two red cats in a sunny living room"
 SIZE = 32
@@ -113,23 +111,13 @@ def _write_inputs(folder):
     Image.fromarray(depth).save(folder / "depth.png")
 
 
-def _poelang_run(source: str, folder):
-    program = poelang.parse(source, str(folder / "p.poe"), base_dir=folder)
-    program.raise_for_errors()
-    interp = Interpreter(program)
-    node = program.graph.samples[0]
-    problem, codec = interp.problem(node)
-    noise = torch.randn((1,) + problem.shape, generator=torch.Generator().manual_seed(0))
-    settings = dataclasses.replace(interp.settings(node.settings, problem), init=noise)
-    return interp, problem, codec, noise, infer.sample(problem, settings)
-
 
 @pytest.mark.parametrize("kind", ["t2i", "fill", "depth"])
 def test_one_expert_run_reproduces_the_diffusers_pipeline(kind, models, tmp_path):
     _write_inputs(tmp_path)
     template, _ = PROGRAMS[kind]
     source = template.format(p=PROMPT, m=models[kind]) + SETTINGS
-    interp, problem, codec, noise, result = _poelang_run(source, tmp_path)
+    interp, problem, codec, noise, result = poelang_run(source, tmp_path)
     assert result.plan["kernel"] == "none" and problem.shape == (tiny_flux.LATENT_CHANNELS, 16, 16)
 
     pipe = tiny_flux.pipeline_class(kind).from_pretrained(models[kind])
@@ -153,7 +141,7 @@ def test_two_flux_experts_share_the_vae_and_text_encoders(models, tmp_path):
               f'fill = flux_fill(prompt="{PROMPT}", image=bg, mask=hole, model="{models["fill"]}")\n'
               f'depth = flux_depth(prompt="a red armchair", size=(32, 32), model="{models["depth"]}")\n'
               f'x ~ fill * (depth given fill)[hole]' + SETTINGS)
-    _, problem, _, _, result = _poelang_run(source, tmp_path)
+    _, problem, _, _, result = poelang_run(source, tmp_path)
     loads = {}
     for (_, sub), n in hub.LOADS.items():
         loads[sub] = loads.get(sub, 0) + n
@@ -225,13 +213,7 @@ def test_prompt_is_encoded_once(models):
 
 
 def test_missing_model_names_it_and_touches_no_network(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv(hub.ALLOW_DOWNLOAD_ENV, raising=False)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    offline(monkeypatch, tmp_path)
     with pytest.raises(ExpertUnavailable) as e:
         flux.load_flux({"prompt": "x", "guidance": 3.5, "model": "nobody/missing-flux", "dtype": "float32"}, context())
     assert "nobody/missing-flux" in str(e.value) and "hf download nobody/missing-flux" in str(e.value)

@@ -11,8 +11,6 @@ the pipelines channels first, hence the transposes.
 """
 from __future__ import annotations
 
-import dataclasses
-import socket
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from stdlib_experts import hub, wan  # noqa: E402
 from stdlib_experts.codecs import WanVaeCodec  # noqa: E402
 
 from . import tiny_wan  # noqa: E402
+from .parity import offline, poelang_run  # noqa: E402
 
 PROMPT = "a red ball falls on the wooden table"
 SIZE, FRAMES, LATENT_FRAMES = 32, 9, 3
@@ -238,16 +237,6 @@ def settings(schedule: str) -> str:
     return f" with {{\n    schedule = {schedule}\n    particles = 1\n    mcmc = none\n    annealing = flow\n}}\n"
 
 
-def _poelang_run(source: str, folder):
-    program = poelang.parse(source, str(folder / "p.poe"), base_dir=folder)
-    program.raise_for_errors()
-    interp = Interpreter(program)
-    node = program.graph.samples[0]
-    problem, codec = interp.problem(node)
-    noise = torch.randn((1,) + problem.shape, generator=torch.Generator().manual_seed(0))
-    run_settings = dataclasses.replace(interp.settings(node.settings, problem), init=noise)
-    return interp, problem, codec, noise, infer.sample(problem, run_settings)
-
 
 @pytest.mark.parametrize("kind", ["t2v", "i2v", "vace"])
 def test_one_expert_run_reproduces_the_diffusers_pipeline(kind, models, tmp_path):
@@ -256,7 +245,7 @@ def test_one_expert_run_reproduces_the_diffusers_pipeline(kind, models, tmp_path
     _write_inputs(tmp_path)
     sigmas = euler_sigmas()
     source = PROGRAMS[kind].format(p=PROMPT, m=models[kind]) + settings(str(sigmas))
-    interp, problem, codec, noise, result = _poelang_run(source, tmp_path)
+    interp, problem, codec, noise, result = poelang_run(source, tmp_path)
     assert result.plan["kernel"] == "none" and problem.shape == LATENT
     assert result.sigmas.tolist() == sigmas  # the pipeline's σ, taken as they are (levels ignored)
 
@@ -432,13 +421,7 @@ def test_prompt_is_encoded_once(models):
 
 
 def test_missing_model_names_it_and_touches_no_network(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv(hub.ALLOW_DOWNLOAD_ENV, raising=False)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    offline(monkeypatch, tmp_path)
     with pytest.raises(ExpertUnavailable) as e:
         wan.load_wan_i2v({"prompt": "x", "image": torch.zeros(3, SIZE, SIZE), "guidance": 5.0,
                           "model": "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "dtype": "float32"}, context())

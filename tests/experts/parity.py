@@ -1,0 +1,35 @@
+"""What the real-expert tests share: a one-expert poelang run from fixed noise, and an offline hub."""
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+import torch
+
+import poelang
+from poelang import infer
+from poelang.interpreter import Interpreter
+from stdlib_experts import hub
+
+
+def poelang_run(source: str, folder):
+    """Sample the program's first product from seeded noise: (interpreter, problem, codec, noise, result)."""
+    program = poelang.parse(source, str(folder / "p.poe"), base_dir=folder)
+    program.raise_for_errors()
+    interp = Interpreter(program)
+    node = program.graph.samples[0]
+    problem, codec = interp.problem(node)
+    noise = torch.randn((1,) + problem.shape, generator=torch.Generator().manual_seed(0))
+    settings = dataclasses.replace(interp.settings(node.settings, problem), init=noise)
+    return interp, problem, codec, noise, infer.sample(problem, settings)
+
+
+def offline(monkeypatch, tmp_path) -> None:
+    """An empty Hugging Face cache, downloads not allowed, and any socket connection a test failure."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv(hub.ALLOW_DOWNLOAD_ENV, raising=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
