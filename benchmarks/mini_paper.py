@@ -1,6 +1,6 @@
 """The paper's three tasks in miniature, on the shipped mini experts (CPU, no downloads).
 
-    python benchmarks/mini_paper.py [--task a b c] [--n 50] [--levels 20] [--seed 0]
+    python benchmarks/mini_paper.py [--task a b c d] [--n 50] [--levels 20] [--seed 0]
 
 Every case is held out: captions whose hash puts them in the test split
 (``world.split_of``), scenes drawn from seeds no training set used. Every
@@ -15,6 +15,10 @@ gets. Success is judged by a model that is not steered on:
 (b) object insertion at a pose: background MSE outside the object and
     foreground IoU / MSE against the graphics engine's render of the object.
 (c) physics-instructed video: per-frame foreground IoU against the simulator.
+(d) physics-instructed video editing (a clip's dropped ball thrown instead):
+    ball IoU against the edit's simulation, MSE to the input clip away from
+    the ball, for PoE from the clip's inversion, PoE from noise, and the
+    inversion alone (which keeps the old motion).
 
 Compute is counted in transformer tokens (batch rows × image tokens of every
 generative expert call), so a regional expert over half the canvas counts
@@ -361,6 +365,85 @@ def task_c(n: int, levels: int, seed: int) -> None:
                 "per frame (frame 0 is given)", ("method", *(f"f{k}" for k in range(frames)), "mean f1-f7"), rows)
 
 
+# --- (d) physics-instructed video editing --------------------------------------------------------------------------
+
+
+def edit_cases(n: int, seed: int) -> list[dict]:
+    """n clips of a sphere dropped beside a cube, each edited into a throw away from the cube."""
+    rng = np.random.default_rng([seed, 2029])
+    cases = []
+    for _ in range(n):
+        color, other = rng.choice(world.COLORS, 2, replace=False)
+        side = rng.choice([-1.0, 1.0])  # the throw's direction; the cube stands on the other side
+        radius, edge = world.SIZE_WIDTH[rng.choice(world.SIZES)] / 2, world.SIZE_WIDTH[rng.choice(world.SIZES)]
+        x, y, z = -side * rng.uniform(0.0, 0.6), rng.uniform(0.0, 1.5), radius + rng.uniform(0.8, 1.4)
+        cases.append(dict(
+            color=str(color), other=str(other), radius=radius, edge=edge, start=(x, y, z),
+            cube=(x - side * rng.uniform(1.1, 1.5), y + rng.uniform(-0.4, 0.4), edge / 2),
+            yaw=rng.uniform(0, 90), vx=side * rng.uniform(0.8, 1.4)))
+    return cases
+
+
+def edit_program(case: dict, levels: int, inversion: bool, with_simulator: bool) -> str:
+    (x, y, z), (cx, cy, cz) = case["start"], case["cube"]
+    ball = f'radius={case["radius"]:.3f}, position=({x:.3f}, {y:.3f}, {z:.3f}), color="{case["color"]}", name="obj"'
+    start = "init = inversion\n    invert = original" if inversion else "init = noise"
+    return f"""cam = {MINI_CAMERA}
+still = cube(size={case["edge"]:.3f}, position=({cx:.3f}, {cy:.3f}, {cz:.3f}), rotation=(0deg, 0deg, {case["yaw"]:.1f}deg), color="{case["other"]}", name="still")
+clip = simulate([sphere({ball}), still], camera=cam, frames=8, fps=8, size=(32, 32))
+throw = simulate([sphere({ball}, velocity=({case["vx"]:.3f}, 0.0, 0.0)), still], camera=cam, frames=8, fps=8, size=(32, 32))
+original = clip.rgb
+video = mini_video(prompt="a {case["color"]} sphere and a {case["other"]} cube", image=frame(original, 0), frames=8)
+ball = dilate(object_mask(throw, "obj") | object_mask(clip, "obj"), 1px)
+physics = simulator(target=throw.rgb, mask=ball, weight=20.0)
+x ~ {"video * physics" if with_simulator else "video"} with {{
+    path = autoregressive
+    {start}
+    levels = {levels}
+    particles = 4
+    mcmc = none
+    sim_updates = {8 if with_simulator else 0}
+}}"""
+
+
+def task_d(n: int, levels: int, seed: int) -> None:
+    """Ball IoU against the edit's simulation, per frame; MSE to the input clip away from the ball (old and new)."""
+    from scipy.ndimage import binary_dilation
+
+    from poelang.interpreter import Interpreter
+    from stdlib_experts import scene
+
+    methods = (("PoE, inverted start (the program)", True, True), ("PoE from noise", False, True),
+               ("inversion alone (no edit)", True, False))
+    iou: dict[str, list] = {}
+    mse: dict[str, list] = {}
+    for i, case in enumerate(edit_cases(n, seed)):
+        cls = rules.class_index(case["color"], "sphere")
+        for name, inversion, with_simulator in methods:
+            program = poelang.parse(edit_program(case, levels, inversion, with_simulator), "<mini_paper>", base_dir=ROOT)
+            result = program.run(seed=seed * 1000 + i)
+            video = next(iter(result.samples.values())).samples[0]  # [f, 3, h, w]
+            interp = Interpreter(program)
+            clip, throw = (interp.value(v.id) for v in program.graph.values if v.op == "simulate")
+            new, old = throw.object_mask("obj").numpy() > 0.5, clip.object_mask("obj").numpy() > 0.5
+            found = judges.segment(video) == cls
+            iou.setdefault(name, []).append([(f & t).sum() / max((f | t).sum(), 1) for f, t in zip(found, new)])
+            away = ~np.stack([binary_dilation(a | b, iterations=2) for a, b in zip(new, old)])
+            error = ((video - clip.rgb).pow(2).mean(1).numpy() / 4)[away]  # [-1, 1] → [0, 1] units
+            mse.setdefault(name, []).append(float(error.mean()))
+        print(f"  [{i + 1}/{n}] " + ", ".join(f"{k.split(',')[0].split(' (')[0]} IoU={np.mean(v[-1][1:]):.2f}"
+                                            for k, v in iou.items()), file=sys.stderr, flush=True)
+        scene.clear_memory()
+    rows = []
+    for name, *_ in methods:
+        v, m = np.array(iou[name]), np.array(mse[name])
+        rows.append((name, f"{v[:, 1:].mean():.2f} ± {v[:, 1:].mean(1).std(ddof=1) / np.sqrt(len(v)):.2f}",
+                     f"{m.mean():.4f} ± {m.std(ddof=1) / np.sqrt(len(m)):.4f}"))
+    print_table(f"(d) physics-instructed video editing, {n} held-out clips, {levels} levels: a dropped sphere edited "
+                "into a throw", ("method", "ball IoU vs the edit's simulation (f1-f7)", "MSE to the input, away from the ball"),
+                rows)
+
+
 def program_value(program, result, op: str):
     """The boolean per-frame mask of the program's `object_mask(sim, "obj")`, recomputed (the simulation is cached)."""
     from poelang.interpreter import Interpreter
@@ -371,7 +454,7 @@ def program_value(program, result, op: str):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", nargs="+", choices=["a", "b", "c"], default=["a", "b", "c"])
+    parser.add_argument("--task", nargs="+", choices=["a", "b", "c", "d"], default=["a", "b", "c", "d"])
     parser.add_argument("--n", type=int, default=50, help="held-out cases per task")
     parser.add_argument("--levels", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -384,6 +467,8 @@ def main(argv: list[str] | None = None) -> None:
         task_b(args.n, args.levels, args.seed)
     if "c" in args.task:
         task_c(args.n, args.levels, args.seed)
+    if "d" in args.task:
+        task_d(args.n, args.levels, args.seed)
 
 
 if __name__ == "__main__":

@@ -157,8 +157,6 @@ class SamplerSettings(_Model):
             raise ValueError("init = inversion needs invert = <the image or video to invert>")
         if self.invert is not None and self.init != "inversion":
             raise ValueError("invert is used by init = inversion; add init = inversion")
-        if self.init == "inversion" and self.path == "autoregressive":
-            raise ValueError("init = inversion is not available on path = autoregressive (each chunk starts from noise)")
         return self
 
 

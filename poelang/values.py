@@ -157,10 +157,31 @@ def load_depth(ctx: Context, path, size=None):
     return _open_image(ctx, path, size, "L")
 
 
+def _gif_repeats(path: Path) -> list[int] | None:
+    """How many frames each stored GIF frame stands for. GIF writers (Pillow's, so imageio's and poelang's)
+    store a run of identical frames once, with the run's total duration: a ball at rest at the end of a clip
+    would come back as fewer frames. One frame lasts 1/fps where the file says its fps (poelang's GIFs do, in
+    their comment), else as long as the shortest stored frame."""
+    import re
+
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as image:
+        found = re.search(rb"fps=([0-9.]+)", image.info.get("comment", b"") or b"")
+        durations = [f.info.get("duration", 0) or 0 for f in ImageSequence.Iterator(image)]
+    one = 1000 / float(found.group(1)) if found else min((d for d in durations if d > 0), default=0)
+    return [max(1, round(d / one)) for d in durations] if one else None
+
+
 def load_video(ctx: Context, path, size=None, frames=None):
     import imageio.v3 as iio
+    import numpy as np
 
-    data = iio.imread(ctx.base_dir / path, index=None)
+    full = ctx.base_dir / path
+    data = iio.imread(full, index=None)
+    if full.suffix.lower() == ".gif" and (repeats := _gif_repeats(full)) and len(repeats) == len(data):
+        data = np.repeat(data, repeats, axis=0)
+    data = data[..., :3]
     video = torch.from_numpy(data[: frames or len(data)]).float().permute(0, 3, 1, 2) / 127.5 - 1
     if size is not None:
         video = torch.nn.functional.interpolate(video, size=(int(size[0]), int(size[1])), mode="bilinear")

@@ -70,7 +70,9 @@ def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str) -> None:
         frames = np.repeat(frames[..., None], 3, axis=-1)
     with atomic_path(path) as tmp:
         if fmt == "gif":
-            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
+            # Pillow stores a run of identical frames once, for the run's duration; the comment keeps the frame
+            # rate so that a reader (load_video) gets every frame back
+            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0, comment=f"fps={fps:g}".encode())
             return
         pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
         if pad_h or pad_w:

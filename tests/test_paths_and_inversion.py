@@ -69,8 +69,6 @@ def test_settings_reach_the_graph():
     ('x ~ gaussian(mean=[0.0]) with { path = autoregressive }', "but 'x' is a vector[1]"),
     (f'v = load_video("{CLIP}", size=(16, 16), frames=8)\nx ~ simulator(target=v) with {{ path = autoregressive, chunk = 9 }}',
      "chunk = 9 is more than the video's 8 frames"),
-    (f'v = load_video("{CLIP}", size=(16, 16), frames=8)\nx ~ simulator(target=v) with {{ path = autoregressive, '
-     "init = inversion, invert = v }", "init = inversion is not available on path = autoregressive"),
     ('x ~ gaussian(mean=[0.0]) with { path = sideways }', "expected 'joint' or 'autoregressive'"),
     ('x ~ gaussian(mean=[0.0]) with { chunk = 0 }', "setting 'chunk': must be ≥ 1"),
 ])
@@ -184,6 +182,20 @@ def test_autoregressive_video_run_marks_simulators_and_traces_chunks():
     clip = V.load_video(V.Context(ROOT, "cpu"), CLIP, size=(16, 16), frames=8)
     without = program.run(sim_updates=0).samples["x"].samples
     assert (result.samples - clip).pow(2).mean() < (without - clip).pow(2).mean()
+
+
+def test_video_inversion_round_trip_on_the_autoregressive_path():
+    """The interpreter's plumbing (the engine's test, tests/infer/test_autoregressive.py, checks a frame-wise
+    expert): chunk by chunk, each inverted; with no MCMC the video comes back."""
+    clip = V.load_video(V.Context(ROOT, "cpu"), CLIP, size=(16, 16), frames=6)
+    program = poelang.parse(f'v = load_video("{CLIP}", size=(16, 16), frames=6)\n'
+                            "x ~ simulator(target=v, weight=1.0) "
+                            "with { path = autoregressive, chunk = 4, init = inversion, invert = v, mcmc = none, "
+                            "levels = 30, particles = 2 }", "t.poe")
+    assert program.ok, program.render_diagnostics()
+    result = program.run().samples["x"]
+    assert result.plan["init"] == "inversion" and result.plan["chunks"] == [[0, 4], [4, 6]]
+    assert float((result.samples[0] - clip).abs().max()) < 1e-4
 
 
 DOC = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")

@@ -508,3 +508,16 @@ def test_video_writer_pads_odd_sizes_and_writes_atomically(tmp_path):
     assert iio.imread(tmp_path / "a.mp4", index=None).shape == (5, 32, 34, 3)
     assert iio.imread(tmp_path / "a.gif", index=None).shape[:3] == (5, 31, 33)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4"]
+
+
+def test_a_gif_with_still_frames_reads_back_frame_for_frame(tmp_path):
+    """Pillow stores a run of identical frames once; load_video gives every frame back (a ball at rest)."""
+    from poelang import values as V
+    from poelang.writers import write_video
+
+    frames = np.zeros((6, 8, 8, 3), np.uint8)
+    frames[1:4] = 200  # frames 1-3 identical, as are 4-5
+    write_video(str(tmp_path / "still.gif"), frames, 8.0, "gif")
+    video = V.load_video(V.Context(tmp_path), "still.gif")
+    assert video.shape == (6, 3, 8, 8)
+    assert ((video[:, 0, 0, 0] + 1) * 127.5).round().tolist() == [0, 200, 200, 200, 0, 0]

@@ -21,6 +21,10 @@ resampling), with the particle's earlier frames carried in
 weights carry over from chunk to chunk and the next chunk's level 0 resamples
 on them.
 
+With ``init='inversion'`` a chunk starts from the inversion of the input
+video's frames [a, b) along the chunk's field, bound to each particle's own
+earlier frames (:meth:`AutoregressiveSampler.inverted`).
+
 Why it is exact on analytic experts. By the chain rule the target is
 prod_k gamma_0(x_k | x_<k) (times the rewards). On the 'ais' path a chunk
 starts from the normalised gamma_1 = N(0, I/A) and its annealed importance
@@ -43,6 +47,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from .errors import SamplerError, SettingsError
+from .inversion import invert
 from .product import ProductField
 from .protocol import Factor, Problem, is_framewise
 from .result import Result
@@ -302,9 +307,26 @@ class AutoregressiveSampler(Sampler):
     def initial_state(self) -> ParticleState:
         return super().initial_state().with_(context=self.field.context)
 
+    def inverted(self, L: int) -> Tensor:
+        """init = inversion: the chunk's frames of ``settings.invert`` (a whole video, one for all particles or
+        one each) inverted along the chunk's field, which is bound to each particle's own earlier frames. The
+        chunk's conditional flow given those frames is the one its levels descend, so where nothing else
+        moves the particles (and the earlier frames came back as the input's) the video is the input again."""
+        data = torch.as_tensor(self.settings.invert).to(device=self.device, dtype=self.dtype)
+        if tuple(data.shape) == self.canvas_shape:
+            data = data.unsqueeze(0)
+        elif tuple(data.shape) != (L,) + self.canvas_shape:
+            raise SettingsError(
+                f"the video to invert has shape {tuple(data.shape)}; the experts sample {self.canvas_shape} "
+                f"(or give one per particle: {(L,) + self.canvas_shape})"
+            )
+        a, b = self.chunks[self.k]
+        chunk = data[:, a:b].expand((L,) + self.shape).contiguous()
+        return invert(self.field, chunk, self.sigmas, self.settings.invert_iters)
+
     # -- the loop ---------------------------------------------------------------
     def run(self, callback: Optional[Callback] = None) -> Result:
-        """For each chunk: noise, level 0, T levels; then append it to the context."""
+        """For each chunk: noise (or the inversion), level 0, T levels; then append it to the context."""
         L = self.settings.particles
         context = torch.zeros((L, 0) + self.canvas_shape[1:], dtype=self.dtype, device=self.device)
         carried = None

@@ -247,8 +247,9 @@ class Settings:
             raise bad(f"path {self.path!r} is not one of {', '.join(PATHS)}")
         if self.chunk < 1:
             raise bad(f"chunk must be >= 1, got {self.chunk}")
-        if self.path == "autoregressive" and not (isinstance(self.init, str) and self.init == "noise"):
-            raise bad("path='autoregressive' starts every chunk from noise: init must be 'noise'")
+        if self.path == "autoregressive" and not isinstance(self.init, str):
+            raise bad("path='autoregressive' starts every chunk from noise or an inversion: init must be "
+                      "'noise' or 'inversion', not a tensor")
         if self.sim_updates < 0:
             raise bad(f"sim_updates must be >= 0, got {self.sim_updates}")
         if not self.sim_lambda > 0:

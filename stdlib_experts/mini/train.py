@@ -167,7 +167,7 @@ def fill_masks(index_map: np.ndarray, rng: np.random.Generator, objects: list) -
 
 
 def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: float, base: Path | None,
-          log_every: int = 50, resume: bool = False, steps_before: int = 0) -> dict:
+          log_every: int = 50, resume: bool = False, steps_before: int = 0, decay: bool = False) -> dict:
     """Flow-matching training of one expert for ``minutes``; returns the EMA models."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -231,8 +231,11 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
-        for group in optimizer.param_groups:  # short warm-up, then constant
-            group["lr"] = lr * min(1.0, (step + 1) / 200)
+        # a short warm-up, then constant, or with --decay falling linearly to zero when the time is up (a final
+        # anneal sharpens a model that has plateaued at a constant rate)
+        left = 1 - (time.perf_counter() - started) / (minutes * 60) if decay else 1.0
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 200) * max(left, 0.0)
         optimizer.step()
         with torch.no_grad():
             decay = min(0.999, (1 + step) / (10 + step))
@@ -291,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue training the saved mini_flux")
+    parser.add_argument("--decay", action="store_true", help="let the learning rate fall linearly to zero")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -302,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     before = json.loads((out / "training.json").read_text()) if args.resume else {"steps": 0, "minutes": 0}
     data = load_dataset(args.data, "clips" if args.what == "video" else "images")
     models = train(args.what, data, args.minutes, args.seed + before["steps"], args.batch, args.lr,
-                   base=WEIGHTS / "mini_flux", resume=args.resume, steps_before=before["steps"])
+                   base=WEIGHTS / "mini_flux", resume=args.resume, steps_before=before["steps"], decay=args.decay)
     save(models, out, args.what, args.seed, before["minutes"] + args.minutes)
     print(f"saved {out} ({models['steps']} steps, loss {models['loss']:.4f})")
 

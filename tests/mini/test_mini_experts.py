@@ -191,8 +191,36 @@ def test_mini_physics_video_follows_the_simulated_fall(tmp_path, monkeypatch):
     simulated = iio.imread(tmp_path / "physics_video_simulation.gif", index=None)[..., :3].astype(float)
     assert video.shape == simulated.shape == (8, 32, 32, 3)
 
-    def red(frames):  # the ball is the only red thing in the mini world's picture
-        return (frames[..., 0] > 150) & (frames[..., 1] < 90) & (frames[..., 2] < 90)
-
-    ious = [(a & b).sum() / max((a | b).sum(), 1) for a, b in zip(red(video), red(simulated))]
+    ious = [(a & b).sum() / max((a | b).sum(), 1) for a, b in zip(_red(video), _red(simulated))]
     assert np.mean(ious[1:]) >= 0.5, ious
+
+
+def _red(frames):  # the ball is the only red thing in these scenes
+    return (frames[..., 0] > 150) & (frames[..., 1] < 90) & (frames[..., 2] < 90)
+
+
+@pytest.mark.slow
+def test_mini_physics_edit_moves_the_ball_and_keeps_the_rest_of_the_clip(tmp_path, monkeypatch):
+    """The edited clip follows the new throw (ball IoU against its simulation) and, away from where the ball was
+    and goes, is the input clip (the inverted start). Measured: IoU 0.86, background MSE 0.00013 (images in
+    [0, 1]); from noise instead of the inversion 0.68 and 0.0057; the inversion alone (no edit) keeps the old
+    fall, IoU 0.12."""
+    from scipy.ndimage import binary_dilation
+
+    from poelang import values
+
+    pytest.importorskip("genesis")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("POELANG_CACHE", str(tmp_path / "cache"))
+    assert main(["run", "-q", str(ROOT / "programs" / "mini" / "physics_edit.poe")]) == 0
+
+    def load(name):  # [f, h, w, 3] in 0..255, every frame (a GIF stores still runs once)
+        return ((values.load_video(values.Context(tmp_path), name) + 1) * 127.5).permute(0, 2, 3, 1).numpy()
+
+    edited, clip, throw = (load(f"physics_edit{s}.gif") for s in ("", "_input", "_simulation"))
+    assert edited.shape == clip.shape == throw.shape == (8, 32, 32, 3)
+    ious = [(a & b).sum() / max((a | b).sum(), 1) for a, b in zip(_red(edited), _red(throw))]
+    assert np.mean(ious[1:]) >= 0.75, ious
+    away = ~np.stack([binary_dilation(a | b, iterations=2) for a, b in zip(_red(clip), _red(throw))])
+    background = float((((edited - clip) / 255.0) ** 2).mean(-1)[away].mean())
+    assert background <= 0.0005, background
