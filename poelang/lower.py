@@ -24,7 +24,7 @@ from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
 from poelang.syntax import ast
 from poelang.types import (
-    AnyT, BoolT, Domain, ExpertT, FunctionT, ImageT, ListT, MaskT, ModuleT, NoneT, NumberT, ProductT,
+    AnyT, BoolT, Domain, ExpertT, ImageT, ListT, MaskT, ModuleT, NoneT, NumberT, ProductT,
     RegionT, RewardT, SimulationT, TextT, TraceT, TupleT, Type, VideoT, DepthT, accepts, same_dims,
     spatial_size,
 )

@@ -9,10 +9,13 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from poelang._lazy import lazy_import
 from poelang.outputs import atomic_path, write_bytes_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 torch = lazy_import("torch")
 np = lazy_import("numpy")

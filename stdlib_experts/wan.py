@@ -41,6 +41,10 @@ class WanFlow:
     per-layer scale.
     """
 
+    # A joint video model: every frame attends to every other, so on path = autoregressive (more than one chunk)
+    # the engine refuses it with a message instead of probing a 14B transformer to find out.
+    frame_separable = False
+
     def __init__(self, name: str, transformer, codec, text, guidance: float, *, condition=None,
                  image_embeds=None, control=None, control_scale: float = 1.0, schedule_shift: float = 3.0,
                  train_steps: int = 1000):

@@ -5,7 +5,6 @@ Regenerate with `pytest --update-golden`, then read the diff as a reviewer.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

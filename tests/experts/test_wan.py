@@ -460,3 +460,32 @@ def test_video_doc_examples_check():
     for block in blocks:
         program = poelang.parse(block, "docs/experts/video.md")
         assert program.ok, program.render_diagnostics()
+
+
+def test_editing_starts_from_the_inversion_in_the_wan_latent(models, tmp_path):
+    """programs/video/physics_edit.poe's start on the tiny I2V model: the inversion of the simulated video, in Wan's
+    latent, regenerates it (no MCMC); a joint video model is refused on the autoregressive path without probing."""
+    import imageio.v3 as iio
+
+    g = torch.Generator().manual_seed(6)
+    iio.imwrite(tmp_path / "sim.gif", (torch.rand(FRAMES, SIZE, SIZE, 3, generator=g) * 255).byte().numpy(),
+                extension=".gif")
+    head = (f'sim = load_video("sim.gif", size=({SIZE}, {SIZE}), frames={FRAMES})\n'
+            f'video = wan_i2v(prompt="{PROMPT}", image=frame(sim, 0), frames={FRAMES}, model="{models["i2v"]}")\n'
+            f'physics = simulator(target=sim, weight=2.0)\n')
+    source = head + ("x ~ video * physics with {\n    init = inversion\n    invert = sim\n    levels = 12\n"
+                     "    particles = 1\n    mcmc = none\n    cond_updates = 0\n    invert_iters = 4\n}\n")
+    program = poelang.parse(source, str(tmp_path / "p.poe"), base_dir=tmp_path)
+    program.raise_for_errors()
+    interp = Interpreter(program)
+    node = program.graph.samples[0]
+    problem, codec = interp.problem(node)
+    sim = interp.value("sim")
+    result = interp.run_sample(node)
+    assert result.plan["init"] == "inversion"
+    torch.testing.assert_close(result.samples[0], codec.decode(codec.encode(sim[None]))[0], atol=1e-3, rtol=0)
+
+    refused = poelang.parse(head + "x ~ video * physics with { path = autoregressive, levels = 2, particles = 1 }\n",
+                            str(tmp_path / "q.poe"), base_dir=tmp_path)
+    with pytest.raises(poelang.interpreter.RunError, match="frame_separable = False"):
+        Interpreter(refused).run(write=False)

@@ -27,7 +27,6 @@ import torch
 from poelang.infer import Factor, Problem, RewardFactor, Settings, flow, sample
 from poelang.infer.kernels import Langevin
 from poelang.infer.product import ProductField
-from poelang.infer.smc import Sampler
 from stdlib_experts.analytic import GaussianFlow, gaussian_product, mixture_product
 
 Z = 5.0

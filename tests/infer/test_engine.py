@@ -21,7 +21,7 @@ from poelang.infer import (
     sample,
 )
 from poelang.infer.conditional import conditional_update
-from stdlib_experts.analytic import GaussianFlow, HalfSpaceReward, MixtureFlow, QuadraticReward
+from stdlib_experts.analytic import GaussianFlow, HalfSpaceReward, QuadraticReward
 
 
 class FlowOnly:

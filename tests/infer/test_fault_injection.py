@@ -11,7 +11,6 @@ the last test pins that down too.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from poelang.infer import Factor, Problem, Settings, flow, sample
 
@@ -24,7 +23,7 @@ from .checks import (
     exact_noised_mixture,
     weighted_moments,
 )
-from stdlib_experts.analytic import HalfSpaceReward, MixtureFlow, QuadraticReward
+from stdlib_experts.analytic import HalfSpaceReward, QuadraticReward
 
 FAST = Settings(levels=40, particles=800, mcmc_steps=2, keep_trace=False)
 
