@@ -205,11 +205,10 @@ def test_mini_physics_edit_moves_the_ball_and_keeps_the_rest_of_the_clip(tmp_pat
     and goes, is the input clip (the inverted start). Measured: IoU 0.86, background MSE 0.00013 (images in
     [0, 1]); from noise instead of the inversion 0.68 and 0.0057; the inversion alone (no edit) keeps the old
     fall, IoU 0.12."""
-    from scipy.ndimage import binary_dilation
-
     from poelang import values
 
     pytest.importorskip("genesis")
+    from scipy.ndimage import binary_dilation  # genesis-world brings scipy
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("POELANG_CACHE", str(tmp_path / "cache"))
     assert main(["run", "-q", str(ROOT / "programs" / "mini" / "physics_edit.poe")]) == 0
