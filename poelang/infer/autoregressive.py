@@ -312,14 +312,7 @@ class AutoregressiveSampler(Sampler):
         one each) inverted along the chunk's field, which is bound to each particle's own earlier frames. The
         chunk's conditional flow given those frames is the one its levels descend, so where nothing else
         moves the particles (and the earlier frames came back as the input's) the video is the input again."""
-        data = torch.as_tensor(self.settings.invert).to(device=self.device, dtype=self.dtype)
-        if tuple(data.shape) == self.canvas_shape:
-            data = data.unsqueeze(0)
-        elif tuple(data.shape) != (L,) + self.canvas_shape:
-            raise SettingsError(
-                f"the video to invert has shape {tuple(data.shape)}; the experts sample {self.canvas_shape} "
-                f"(or give one per particle: {(L,) + self.canvas_shape})"
-            )
+        data = self.inversion_input(L, self.canvas_shape, "video")
         a, b = self.chunks[self.k]
         chunk = data[:, a:b].expand((L,) + self.shape).contiguous()
         return invert(self.field, chunk, self.sigmas, self.settings.invert_iters)

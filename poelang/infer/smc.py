@@ -302,16 +302,21 @@ class Sampler:
     def inverted(self, L: int) -> Tensor:
         """Particles at sigmas[0] from the flow-ODE inversion of ``settings.invert``
         along the product's composed velocity (one input for all, or one each)."""
-        data = torch.as_tensor(self.settings.invert).to(device=self.device, dtype=self.dtype)
-        if tuple(data.shape) == self.shape:
-            data = data.unsqueeze(0)
-        elif tuple(data.shape) != (L,) + self.shape:
-            raise SettingsError(
-                f"the canvas to invert has shape {tuple(data.shape)}; the experts sample {self.shape} "
-                f"(or give one per particle: {(L,) + self.shape})"
-            )
+        data = self.inversion_input(L, self.shape, "canvas")
         x = invert(self.field, data, self.sigmas, self.settings.invert_iters)
         return x.expand((L,) + self.shape).clone() if x.shape[0] != L else x
+
+    def inversion_input(self, L: int, shape: tuple, what: str) -> Tensor:
+        """``settings.invert`` as [1, *shape] (one input for all particles) or [L, *shape] (one each)."""
+        data = torch.as_tensor(self.settings.invert).to(device=self.device, dtype=self.dtype)
+        if tuple(data.shape) == tuple(shape):
+            return data.unsqueeze(0)
+        if tuple(data.shape) != (L,) + tuple(shape):
+            raise SettingsError(
+                f"the {what} to invert has shape {tuple(data.shape)}; the experts sample {tuple(shape)} "
+                f"(or give one per particle: {(L,) + tuple(shape)})"
+            )
+        return data
 
     def transition(self, state: ParticleState, sigma_from: float, sigma_to: float) -> ParticleState:
         """flow: Euler step with the cached composed velocity.
