@@ -314,6 +314,14 @@ class AutoregressiveSampler(Sampler):
         moves the particles (and the earlier frames came back as the input's) the video is the input again."""
         data = self.inversion_input(L, self.canvas_shape, "video")
         a, b = self.chunks[self.k]
+        if a == 0 and data.shape[0] == 1:  # no earlier frames and one input: one inversion serves every particle
+            context = self.field.context
+            self.field.bind(context[:1])
+            try:
+                x = invert(self.field, data[:, a:b], self.sigmas, self.settings.invert_iters)
+            finally:
+                self.field.bind(context)
+            return x.expand((L,) + self.shape).clone()
         chunk = data[:, a:b].expand((L,) + self.shape).contiguous()
         return invert(self.field, chunk, self.sigmas, self.settings.invert_iters)
 

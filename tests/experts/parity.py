@@ -33,3 +33,11 @@ def offline(monkeypatch, tmp_path) -> None:
         raise AssertionError("network access attempted")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def loads_by_component() -> dict:
+    """How many times each component (transformer, vae, …) was loaded from disk, over every model directory."""
+    loads: dict = {}
+    for (_, sub), n in hub.LOADS.items():
+        loads[sub] = loads.get(sub, 0) + n
+    return loads
