@@ -34,6 +34,14 @@ _COMMON = (
 )
 
 
+# FluxPipeline's true classifier-free guidance; FLUX.1 [dev] is guidance-distilled and needs none, so it is off
+_TRUE_CFG = (
+    Param("true_cfg", "Number", 1.0, "classifier-free guidance scale s: the flow of p(x|prompt)^s p(x|negative)^(1-s); "
+          "above 1 each step runs the transformer on both prompts"),
+    Param("negative_prompt", "Text", "", "what true_cfg steers away from"),
+)
+
+
 def _with(params: tuple[Param, ...], model: str, guidance: float) -> tuple[Param, ...]:
     common = tuple(Param(p.name, p.type, guidance, p.doc) if p.name == "guidance" else p for p in _COMMON)
     return params + common + (Param("model", "Text", model, "local diffusers directory or Hugging Face id"),)
@@ -48,16 +56,25 @@ class FluxFlow:
     ``condition``: packed condition tokens ``[1, N, C']`` concatenated to the
     latent tokens along channels (Fill: masked-image latents and mask; Depth:
     control latents), or None for text-to-image.
+
+    ``negative`` and ``true_cfg``: classifier-free guidance as FluxPipeline's
+    ``true_cfg_scale`` does it, ``v = v_neg + s (v - v_neg)`` with ``v_neg``
+    the velocity given the negative prompt's embeddings -- the flow of
+    p(x | prompt)^s p(x | negative)^(1-s), one batched call on both prompts.
     """
 
     def __init__(self, name: str, transformer, codec, text, guidance: float, condition=None,
-                 schedule_shift: float = 3.0):
+                 schedule_shift: float = 3.0, negative=None, true_cfg: float = 1.0):
         import torch
 
         self.name = name
         self.transformer = transformer
         self.codec = codec
         self.prompt_embeds, self.pooled, self.text_ids = text
+        self.true_cfg = float(true_cfg)
+        if self.true_cfg != 1.0:  # both prompts in one batch: [prompt; negative]
+            self.prompt_embeds = torch.cat([self.prompt_embeds, negative[0]])
+            self.pooled = torch.cat([self.pooled, negative[1]])
         self.condition = condition
         self.schedule_shift = schedule_shift
         self.dtype = transformer.dtype
@@ -83,18 +100,25 @@ class FluxFlow:
         tokens = pack(x.to(self.device, self.dtype))
         if self.condition is not None:
             tokens = torch.cat([tokens, self.condition.expand(b, -1, -1)], dim=2)
-        self.calls += b
+        prompts = self.prompt_embeds.shape[0]  # 1, or 2 with guidance: every particle is seen with both prompts
+        if prompts > 1:
+            tokens = tokens.repeat(prompts, 1, 1)
+        n = b * prompts
+        self.calls += n
         # no torch.no_grad() here: Eq. 7 differentiates a child expert's velocity (the engine decides)
         out = self.transformer(
             hidden_states=tokens,
-            timestep=sigma.to(self.device, self.dtype).expand(b),
-            guidance=None if self.guidance is None else self.guidance.expand(b),
-            pooled_projections=self.pooled.expand(b, -1),
-            encoder_hidden_states=self.prompt_embeds.expand(b, -1, -1),
+            timestep=sigma.to(self.device, self.dtype).expand(b).repeat(prompts),
+            guidance=None if self.guidance is None else self.guidance.expand(n),
+            pooled_projections=self.pooled.repeat_interleave(b, dim=0),
+            encoder_hidden_states=self.prompt_embeds.repeat_interleave(b, dim=0),
             txt_ids=self.text_ids,
             img_ids=self.img_ids(h, w),
             return_dict=False,
         )[0]
+        if prompts > 1:
+            positive, negative = out.chunk(2)
+            out = negative + self.true_cfg * (positive - negative)
         return unpack(out, h, w).to(x.device, x.dtype)
 
 
@@ -199,9 +223,11 @@ def _flow(args: dict, context, condition_of=None) -> FluxFlow:
     # FluxPipeline pads T5 prompts to 512 tokens; a tokenizer made for shorter texts (the mini experts') says less
     max_len = int(args.get("max_sequence_length") or min(512, model.tokenizer_2.model_max_length))
     text = model.encode_prompt(args.get("prompt", ""), max_len)
+    true_cfg = float(args.get("true_cfg", 1.0))
+    negative = model.encode_prompt(args.get("negative_prompt", ""), max_len) if true_cfg != 1.0 else None
     condition = condition_of(model, box, h, w) if condition_of else None
     return FluxFlow(context.name, model.transformer, codec, text, float(args["guidance"]), condition,
-                    schedule_shift=model.schedule_shift((lh // 2) * (lw // 2)))
+                    schedule_shift=model.schedule_shift((lh // 2) * (lw // 2)), negative=negative, true_cfg=true_cfg)
 
 
 def load_flux(args: dict, context) -> FluxFlow:
@@ -261,7 +287,7 @@ def _as_mask(value, context):
 EXPERTS = [
     ExpertSpec(
         "flux", "generative", "FLUX.1 [dev] text-to-image flow model",
-        _with((Param("prompt", "Text", doc="what the image shows"),), "black-forest-labs/FLUX.1-dev", 3.5),
+        _with((Param("prompt", "Text", doc="what the image shows"), *_TRUE_CFG), "black-forest-labs/FLUX.1-dev", 3.5),
         loader="stdlib_experts.flux:load_flux", domain=image_domain(), family="flux",
     ),
     ExpertSpec(

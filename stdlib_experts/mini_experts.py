@@ -20,6 +20,9 @@ from poelang.experts.unavailable import ExpertUnavailable
 
 WEIGHTS = Path(__file__).parent / "mini" / "weights"
 SIZE = (32, 32)
+# mini_flux learned the empty caption too (1 example in 10); guidance at this scale is what makes its shapes follow
+# the caption (docs/results.md, "mini_flux and guidance")
+TRUE_CFG = 3.0
 
 
 def _vocabulary() -> tuple[str, ...]:
@@ -60,7 +63,7 @@ def _flux_args(args: dict, name: str) -> dict:
 def load_mini_flux(args: dict, context):
     from stdlib_experts import flux
 
-    return flux.load_flux(_flux_args(args, "mini_flux"), context)
+    return flux.load_flux(_flux_args({"true_cfg": TRUE_CFG, **args}, "mini_flux"), context)
 
 
 def load_mini_flux_fill(args: dict, context):
@@ -175,9 +178,12 @@ _SIZE = Param("size", "Size", SIZE, "canvas (h, w) in pixels when no image fixes
 EXPERTS = [
     ExpertSpec(
         "mini_flux", "generative", "mini FLUX: caption → 32×32 image of the mini world (CPU, shipped weights)",
-        (Param("prompt", "Text", doc="a caption of the mini world, e.g. \"two red cubes\""), _SIZE),
+        (Param("prompt", "Text", doc="a caption of the mini world, e.g. \"two red cubes\""), _SIZE,
+         Param("true_cfg", "Number", TRUE_CFG, "classifier-free guidance scale s: the flow of "
+               "p(x|prompt)^s p(x|negative)^(1-s); 1 turns it off and halves the cost of a step"),
+         Param("negative_prompt", "Text", "", "what true_cfg steers away from; \"\" is the unconditional model")),
         loader="stdlib_experts.mini_experts:load_mini_flux", domain=image_domain(), family="mini",
-        check=_check_words("prompt"),
+        check=_check_words("prompt", "negative_prompt"),
     ),
     ExpertSpec(
         "mini_flux_fill", "generative", "mini FLUX Fill: paints the masked part of an image",

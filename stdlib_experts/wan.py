@@ -91,7 +91,7 @@ class WanFlow:
             latents = torch.cat([latents, self.condition.expand(b, -1, -1, -1, -1)], dim=1)
         # WanPipeline passes the scheduler's float32 timesteps, whatever the weights' dtype
         timestep = (sigma.to(self.device, torch.float32) * self.train_steps).expand(b)
-        self.calls += b
+        self.calls += b if self.negative_embeds is None else 2 * b  # transformer evaluations of one item
         # no torch.no_grad() here: Eq. 7 differentiates a child expert's velocity (the engine decides)
         v = self._forward(latents, timestep, self.prompt_embeds)
         if self.negative_embeds is not None:

@@ -167,8 +167,13 @@ def fill_masks(index_map: np.ndarray, rng: np.random.Generator, objects: list) -
 
 
 def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: float, base: Path | None,
-          log_every: int = 50, resume: bool = False, steps_before: int = 0, decay: bool = False) -> dict:
-    """Flow-matching training of one expert for ``minutes``; returns the EMA models."""
+          log_every: int = 50, resume: bool = False, steps_before: int = 0, decay: bool = False,
+          drop_captions: float = 0.0) -> dict:
+    """Flow-matching training of one expert for ``minutes``; returns the EMA models.
+
+    ``drop_captions``: the fraction of examples trained on the empty caption, so that the model also learns the
+    unconditional flow that classifier-free guidance (``true_cfg``) extrapolates away from.
+    """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     captions = [str(c) for c in data["captions"]]
@@ -214,6 +219,8 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
             condition = fill_condition(images[idx], torch.from_numpy(masks)[:, None])
         elif kind == "depth":
             condition = depth_condition(depth[idx])
+        if drop_captions:
+            text = ["" if drop else t for t, drop in zip(text, rng.random(batch) < drop_captions)]
         embeds, pooled = encode_text(clip, t5, tokenizer, text)
         sigma = torch.sigmoid(torch.randn(batch))  # logit-normal, as SD3 / FLUX train
         eps = torch.randn_like(x0)
@@ -238,9 +245,9 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
             group["lr"] = lr * min(1.0, (step + 1) / 200) * max(left, 0.0)
         optimizer.step()
         with torch.no_grad():
-            decay = min(0.999, (1 + step) / (10 + step))
+            ema_decay = min(0.999, (1 + step) / (10 + step))
             for e, p in zip(ema.parameters(), model.parameters()):
-                e.lerp_(p, 1 - decay)
+                e.lerp_(p, 1 - ema_decay)
         losses.append(float(loss.detach()))
         step += 1
         if step % log_every == 0:
@@ -250,8 +257,12 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
             "loss": float(np.mean(losses[-200:]))}
 
 
-def save(models: dict, out: Path, kind: str, seed: int, minutes: float) -> None:
-    """A FLUX-layout directory: transformer/, text_encoder(_2)/, tokenizer(_2)/, scheduler/, codec.json."""
+def save(models: dict, out: Path, run: dict, history: list[dict]) -> None:
+    """A FLUX-layout directory: transformer/, text_encoder(_2)/, tokenizer(_2)/, scheduler/, codec.json.
+
+    training.json lists every run that led to these weights (a resumed model keeps its base's runs), so the
+    weights can be reproduced command by command.
+    """
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     tmp = out.with_name(out.name + ".tmp")
@@ -265,11 +276,21 @@ def save(models: dict, out: Path, kind: str, seed: int, minutes: float) -> None:
     models["tokenizer"].save_pretrained(tmp / "tokenizer_2")
     FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False).save_pretrained(tmp / "scheduler")
     (tmp / "codec.json").write_text(json.dumps({"pixels": CODEC.factor}) + "\n")
+    runs = [*history, {**run, "steps": models["steps"] - sum(r["steps"] for r in history),
+                       "final_loss": round(models["loss"], 5)}]
     (tmp / "training.json").write_text(json.dumps(
-        {"kind": kind, "seed": seed, "minutes": minutes, "steps": models["steps"], "final_loss": models["loss"]},
-        indent=1) + "\n")
+        {"kind": run["kind"], "minutes": sum(r["minutes"] for r in runs), "steps": models["steps"],
+         "final_loss": runs[-1]["final_loss"], "runs": runs}, indent=1) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+
+
+def runs_of(folder: Path) -> list[dict]:
+    """The runs recorded in a saved expert's training.json (older files recorded one run without a list)."""
+    record = json.loads((Path(folder) / "training.json").read_text())
+    if "runs" in record:
+        return record["runs"]
+    return [{k: record[k] for k in ("kind", "seed", "minutes", "steps", "final_loss") if k in record}]
 
 
 def load_trained(folder: Path):
@@ -287,14 +308,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("what", choices=["data", "flux", "fill", "depth", "video"])
     parser.add_argument("--data", type=Path, default=Path("build/mini_data"))
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--base", type=Path, default=WEIGHTS / "mini_flux",
+                        help="the mini_flux that --resume continues and that fill/depth/video grow from")
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue training the saved mini_flux")
+    parser.add_argument("--resume", action="store_true", help="continue training the --base mini_flux")
     parser.add_argument("--decay", action="store_true", help="let the learning rate fall linearly to zero")
+    parser.add_argument("--drop-captions", type=float, default=0.0,
+                        help="fraction of examples trained on the empty caption (for classifier-free guidance)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -303,11 +328,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     name = {"flux": "mini_flux", "fill": "mini_flux_fill", "depth": "mini_flux_depth", "video": "mini_video"}[args.what]
     out = args.out or WEIGHTS / name
-    before = json.loads((out / "training.json").read_text()) if args.resume else {"steps": 0, "minutes": 0}
+    history = runs_of(args.base) if args.resume else []
+    steps_before = sum(r["steps"] for r in history)
     data = load_dataset(args.data, "clips" if args.what == "video" else "images")
-    models = train(args.what, data, args.minutes, args.seed + before["steps"], args.batch, args.lr,
-                   base=WEIGHTS / "mini_flux", resume=args.resume, steps_before=before["steps"], decay=args.decay)
-    save(models, out, args.what, args.seed, before["minutes"] + args.minutes)
+    models = train(args.what, data, args.minutes, args.seed + steps_before, args.batch, args.lr, base=args.base,
+                   resume=args.resume, steps_before=steps_before, decay=args.decay, drop_captions=args.drop_captions)
+    run = {"kind": args.what, "seed": args.seed, "minutes": args.minutes, "lr": args.lr, "batch": args.batch,
+           "decay": args.decay, "drop_captions": args.drop_captions, "resumed": args.resume}
+    save(models, out, run, history)
     print(f"saved {out} ({models['steps']} steps, loss {models['loss']:.4f})")
 
 

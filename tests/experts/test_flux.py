@@ -135,6 +135,21 @@ def test_one_expert_run_reproduces_the_diffusers_pipeline(kind, models, tmp_path
     torch.testing.assert_close((codec.decode(result.samples) + 1) / 2, images, rtol=1e-4, atol=1e-4)
 
 
+def test_true_cfg_reproduces_the_pipelines_true_cfg_scale(models, tmp_path):
+    """flux(true_cfg = s, negative_prompt = n) samples what FluxPipeline(true_cfg_scale = s, negative_prompt = n) does."""
+    negative = "a blurry photo"
+    source = (f'x ~ flux(prompt="{PROMPT}", model="{models["t2i"]}", size=(32, 32), true_cfg=2.5, '
+              f'negative_prompt="{negative}")' + SETTINGS)
+    _, _, _, noise, result = poelang_run(source, tmp_path)
+    pipe = tiny_flux.pipeline_class("t2i").from_pretrained(models["t2i"])
+    common = dict(prompt=PROMPT, height=SIZE, width=SIZE, num_inference_steps=4, guidance_scale=3.5,
+                  max_sequence_length=24, latents=pack(noise), output_type="latent")
+    guided = pipe(**common, negative_prompt=negative, true_cfg_scale=2.5).images
+    torch.testing.assert_close(result.samples, unpack(guided, 16, 16), rtol=1e-4, atol=1e-4)
+    plain = pipe(**common).images
+    assert (result.samples - unpack(plain, 16, 16)).abs().max() > 1e-2  # the guidance did something
+
+
 def test_two_flux_experts_share_the_vae_and_text_encoders(models, tmp_path):
     _write_inputs(tmp_path)
     source = (f'bg = load_image("bg.png", size=(32, 32))\nhole = box_mask(box(25%, 25%, 75%, 75%), size=(32, 32))\n'
