@@ -1,5 +1,6 @@
 """The examples of docs/language.md: ```poe blocks check clean, ```poe-error
-blocks are rejected with the diagnostic quoted after them."""
+blocks are rejected with the diagnostic quoted after them. The expert pages'
+(docs/experts/*.md) ```poe blocks check clean too."""
 from __future__ import annotations
 
 import re
@@ -29,6 +30,19 @@ def test_doc_example(kind, text, expected, line):
         assert not program.ok
         assert expected is not None, "a poe-error block must be followed by the expected diagnostic"
         assert any(expected.removeprefix("error: ") in d.message for d in program.errors), program.render_diagnostics()
+
+
+EXPERT_PAGES = sorted((ROOT / "docs" / "experts").glob("*.md"))
+
+
+@pytest.mark.parametrize("page", EXPERT_PAGES, ids=[p.stem for p in EXPERT_PAGES])
+def test_expert_page_examples_check(page):
+    text = page.read_text(encoding="utf-8")
+    blocks = [(m.group(1), text[: m.start()].count("\n") + 2) for m in re.finditer(r"```poe\n(.*?)```", text, re.S)]
+    assert blocks, "an expert page shows at least one program"
+    for block, line in blocks:
+        program = poelang.parse(block, f"docs/experts/{page.name}:{line}")
+        assert program.ok, program.render_diagnostics()
 
 
 def test_readme_tutorial_programs_check():

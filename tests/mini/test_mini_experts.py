@@ -16,6 +16,7 @@ import torch
 pytest.importorskip("diffusers")
 
 from poelang.cli import main  # noqa: E402
+from poelang.infer import flow  # noqa: E402
 from poelang.interpreter import ExpertContext  # noqa: E402
 from stdlib_experts import mini_experts  # noqa: E402
 from stdlib_experts.mini import judges, rules, world  # noqa: E402
@@ -47,13 +48,8 @@ def _context(shape=(3, 32, 32)):
 
 def _sample(expert, n: int, levels: int = 30, seed: int = 0) -> torch.Tensor:
     """Plain Euler on the expert's flow from noise: the expert alone, no steering."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((n, expert.codec.channels, 16, 16), generator=g)
-    sigmas = torch.linspace(1, 0, levels + 1)
-    with torch.no_grad():
-        for s0, s1 in zip(sigmas[:-1], sigmas[1:]):
-            x = x + (s1 - s0) * expert.velocity(x, torch.full((n,), float(s0)))
-    return expert.codec.decode(x)
+    noise = torch.randn((n, expert.codec.channels, 16, 16), generator=torch.Generator().manual_seed(seed))
+    return expert.codec.decode(flow.euler(expert.velocity, noise, levels))
 
 
 def _held_out_single_captions(n: int) -> list[tuple[str, str, str]]:
