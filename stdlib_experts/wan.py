@@ -279,18 +279,48 @@ def load_wan_depth(args: dict, context) -> WanFlow:
         if tuple(depth.shape) != (frames, h, w):
             raise ValueError(f"the depth video is {'×'.join(map(str, depth.shape))} but this expert's video is "
                              f"{frames}×{h}×{w}")
-        # WanVACEPipeline with video = the depth frames as RGB in [-1, 1] and no mask (everything is generated):
-        # the 'inactive' part (video · (1 - mask)) is black, the 'reactive' part is the control video ...
-        control = (depth * 2 - 1)[None, None].expand(1, 3, frames, h, w)
-        reactive = model.codec.encode_channels_first(control)
-        inactive = model.codec.encode_channels_first(torch.zeros_like(control))
-        # ... and the mask, space-to-depth over 8×8 pixels: all ones
+        mask = _vace_mask(args.get("mask"), box, frames, h, w)
+        keep = args.get("video")
+        keep = torch.zeros(frames, 3, h, w) if keep is None else _fit(keep, box, context.canvas)
+        if tuple(keep.shape) != (frames, 3, h, w):
+            raise ValueError(f"the video to keep is {'×'.join(map(str, keep.shape))} but this expert's video is "
+                             f"{frames}×3×{h}×{w}")
+        # WanVACEPipeline's control video: the depth frames as RGB in [-1, 1] where the mask is set (generated, the
+        # 'reactive' part), the video to keep elsewhere (the 'inactive' part), each encoded on its own ...
+        m = mask[None, None]
+        depth_rgb = (depth * 2 - 1)[None, None].expand(1, 3, frames, h, w)
+        reactive = model.codec.encode_channels_first(depth_rgb * m)
+        inactive = model.codec.encode_channels_first(keep.transpose(0, 1)[None] * (1 - m))
+        # ... and the mask, space-to-depth over the VAE's 8×8 pixels, nearest latent frame in time
         lf, lh, lw = reactive.shape[2:]
-        mask = torch.ones(1, model.codec.scale ** 2, lf, lh, lw, device=reactive.device)
+        s = model.codec.scale
+        mask = mask.view(frames, lh, s, lw, s).permute(2, 4, 0, 1, 3).flatten(0, 1)
+        mask = torch.nn.functional.interpolate(mask[None], size=(lf, lh, lw), mode="nearest-exact").to(reactive.device)
         control = torch.cat([inactive, reactive, mask], dim=1).to(model.device, model.dtype)
         return {"control": control, "control_scale": float(args.get("control_scale", 1.0))}
 
     return _flow(args, context, "vace", condition)
+
+
+def _vace_mask(value, box, frames: int, h: int, w: int):
+    """VACE's mask as ``[f, h, w]`` of 0/1 (the pipeline binarises it): 1 where the video is generated."""
+    import torch
+
+    if value is None:
+        return torch.ones(frames, h, w)
+    from poelang import values
+
+    if isinstance(value, values.Box):
+        raise ValueError("wan_depth's mask is a mask, not a box: use box_mask(box, size=...)")
+    mask = torch.as_tensor(value, dtype=torch.float32)
+    if box is not None and tuple(mask.shape[-2:]) != (h, w):
+        y0, y1, x0, x1 = box
+        mask = mask[..., y0:y1, x0:x1]
+    if mask.dim() == 2:  # one mask for every frame
+        mask = mask.expand(frames, h, w)
+    if tuple(mask.shape) != (frames, h, w):
+        raise ValueError(f"the mask is {'×'.join(map(str, mask.shape))} but this expert's video is {frames}×{h}×{w}")
+    return (mask > 0.5).float()
 
 
 def _common(model: str) -> tuple[Param, ...]:
@@ -321,7 +351,9 @@ EXPERTS = [
         "wan_depth", "generative", "Wan2.1 VACE video following per-frame depth",
         (Param("prompt", "Text", doc="what the video shows"),
          Param("depth", "Depth", doc="per-frame depth maps (inverse depth, near is bright), or one for every frame"),
-         Param("control_scale", "Number", 1.0, "how strongly the depth steers (VACE's conditioning_scale)"))
+         Param("control_scale", "Number", 1.0, "how strongly the depth steers (VACE's conditioning_scale)"),
+         Param("mask", "Mask?", None, "where VACE generates (per frame, or one for all); none: everywhere"),
+         Param("video", "Video?", None, "the frames VACE keeps where the mask is not set; none: black"))
         + _common("Wan-AI/Wan2.1-VACE-14B-diffusers"),
         loader="stdlib_experts.wan:load_wan_depth", domain=video_domain("depth"), family="wan",
     ),

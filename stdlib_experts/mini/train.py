@@ -173,11 +173,12 @@ def fill_masks(index_map: np.ndarray, rng: np.random.Generator, objects: list) -
 
 def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: float, base: Path | None,
           log_every: int = 50, resume: bool = False, steps_before: int = 0, decay: bool = False,
-          drop_captions: float = 0.0) -> dict:
+          drop_captions: float = 0.0, keep_encoders: bool = False) -> dict:
     """Flow-matching training of one expert for ``minutes``; returns the EMA models.
 
     ``drop_captions``: the fraction of examples trained on the empty caption, so that the model also learns the
-    unconditional flow that classifier-free guidance (``true_cfg``) extrapolates away from.
+    unconditional flow that classifier-free guidance (``true_cfg``) extrapolates away from. ``keep_encoders``: a new
+    mini_flux transformer on ``base``'s frozen text encoders, so that the experts grown from it stay valid.
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -189,9 +190,11 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
         images = torch.from_numpy(data["rgb"]).permute(0, 3, 1, 2).float() / 127.5 - 1
         objects = [json.loads(s) for s in data["objects_json"]]
         depth = torch.from_numpy(depth_image(data["depth"]))
-    if kind == "flux" and resume:  # the transformer only: experts grown from mini_flux keep its text encoders
+    if kind == "flux" and (resume or keep_encoders):  # the transformer only: grown experts keep the text encoders
         clip, t5, tokenizer, model = load_trained(base)
         clip.requires_grad_(False), t5.requires_grad_(False)
+        if keep_encoders and not resume:
+            model = transformer(TOKEN, seed)
         params = list(model.parameters())
     elif kind == "flux":
         clip, t5, tokenizer = text_models(seed)
@@ -323,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue training the --base mini_flux")
     parser.add_argument("--decay", action="store_true", help="let the learning rate fall linearly to zero")
+    parser.add_argument("--keep-encoders", action="store_true",
+                        help="flux: a new transformer on the --base model's frozen text encoders")
     parser.add_argument("--drop-captions", type=float, default=0.0,
                         help="fraction of examples trained on the empty caption (for classifier-free guidance)")
     args = parser.parse_args(argv)
@@ -337,9 +342,11 @@ def main(argv: list[str] | None = None) -> None:
     steps_before = sum(r["steps"] for r in history)
     data = load_dataset(args.data, "clips" if args.what == "video" else "images")
     models = train(args.what, data, args.minutes, args.seed + steps_before, args.batch, args.lr, base=args.base,
-                   resume=args.resume, steps_before=steps_before, decay=args.decay, drop_captions=args.drop_captions)
+                   resume=args.resume, steps_before=steps_before, decay=args.decay, drop_captions=args.drop_captions,
+                   keep_encoders=args.keep_encoders)
     run = {"kind": args.what, "seed": args.seed, "minutes": args.minutes, "lr": args.lr, "batch": args.batch,
-           "decay": args.decay, "drop_captions": args.drop_captions, "resumed": args.resume}
+           "decay": args.decay, "drop_captions": args.drop_captions, "resumed": args.resume,
+           "keep_encoders": args.keep_encoders}
     save(models, out, run, history)
     print(f"saved {out} ({models['steps']} steps, loss {models['loss']:.4f})")
 

@@ -167,6 +167,32 @@ def test_vace_control_of_a_depth_video_is_the_pipelines(models):
         wan.load_wan_depth(args("vace", models, depth=depth[:5]), context())
 
 
+def test_vace_mask_and_kept_video_are_the_pipelines(models):
+    """wan_depth(mask=m, video=v): VACE generates under m following the depth and sees v elsewhere -- the control
+    WanVACEPipeline builds from the composite video (depth under the mask, v outside) and the same mask."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(4)
+    depth = (torch.rand(FRAMES, SIZE, SIZE, generator=g) * 255).round() / 255
+    keep = (torch.rand(FRAMES, 3, SIZE, SIZE, generator=g) * 255).round() / 255 * 2 - 1
+    mask = torch.zeros(FRAMES, SIZE, SIZE)
+    for f in range(FRAMES):  # a square that moves, so that each latent frame has its own mask
+        mask[f, 8:24, 2 + f:18 + f] = 1
+    composite = torch.where(mask[:, None] > 0.5, (depth * 2 - 1)[:, None].expand(-1, 3, -1, -1), keep)
+    to_pil = lambda t: Image.fromarray(((t + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())  # noqa: E731
+    pipe = pipeline("vace", models)
+    video, pmask, refs = pipe.preprocess_conditions(
+        [to_pil(c) for c in composite], [Image.fromarray((m * 255).byte().numpy()).convert("RGB") for m in mask],
+        None, 1, SIZE, SIZE, FRAMES, torch.float32, "cpu")
+    ref = torch.cat([pipe.prepare_video_latents(video, pmask, refs, None, "cpu"), pipe.prepare_masks(pmask, refs)], dim=1)
+    expert = wan.load_wan_depth(args("vace", models, depth=depth, mask=mask, video=keep), context())
+    torch.testing.assert_close(expert.control, ref)
+    plain = wan.load_wan_depth(args("vace", models, depth=depth), context())
+    assert not torch.allclose(plain.control, expert.control)
+    with pytest.raises(ValueError, match="the mask is 5×32×32 but this expert.s video is 9×32×32"):
+        wan.load_wan_depth(args("vace", models, depth=depth, mask=mask[:5]), context())
+
+
 @pytest.mark.parametrize("guidance", [5.0, 1.0])
 def test_velocity_is_the_transformers_output_with_classifier_free_guidance(guidance, models):
     pipe = pipeline("t2v", models)
