@@ -180,7 +180,7 @@ EXPERTS = [
         "mini_flux", "generative", "mini FLUX: caption → 32×32 image of the mini world (CPU, shipped weights)",
         (Param("prompt", "Text", doc="a caption of the mini world, e.g. \"two red cubes\""), _SIZE,
          Param("true_cfg", "Number", TRUE_CFG, "classifier-free guidance scale s: the flow of "
-               "p(x|prompt)^s p(x|negative)^(1-s); 1 turns it off and halves the cost of a step"),
+               "p(x|prompt)^s p(x|negative)^(1-s); 1 turns it off (one transformer pass, not a batch of two)"),
          Param("negative_prompt", "Text", "", "what true_cfg steers away from; \"\" is the unconditional model")),
         loader="stdlib_experts.mini_experts:load_mini_flux", domain=image_domain(), family="mini",
         check=_check_words("prompt", "negative_prompt"),
