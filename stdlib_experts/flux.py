@@ -101,17 +101,20 @@ class FluxFlow:
         if self.condition is not None:
             tokens = torch.cat([tokens, self.condition.expand(b, -1, -1)], dim=2)
         prompts = self.prompt_embeds.shape[0]  # 1, or 2 with guidance: every particle is seen with both prompts
+        timestep = sigma.to(self.device, self.dtype).expand(b)
         if prompts > 1:
-            tokens = tokens.repeat(prompts, 1, 1)
+            tokens, timestep = tokens.repeat(prompts, 1, 1), timestep.repeat(prompts)
         n = b * prompts
         self.calls += n
+        # one prompt is broadcast to the particles (a view, no copy); two are repeated, [prompt × b; negative × b]
+        per_item = (lambda t: t.expand(b, *t.shape[1:])) if prompts == 1 else (lambda t: t.repeat_interleave(b, dim=0))
         # no torch.no_grad() here: Eq. 7 differentiates a child expert's velocity (the engine decides)
         out = self.transformer(
             hidden_states=tokens,
-            timestep=sigma.to(self.device, self.dtype).expand(b).repeat(prompts),
+            timestep=timestep,
             guidance=None if self.guidance is None else self.guidance.expand(n),
-            pooled_projections=self.pooled.repeat_interleave(b, dim=0),
-            encoder_hidden_states=self.prompt_embeds.repeat_interleave(b, dim=0),
+            pooled_projections=per_item(self.pooled),
+            encoder_hidden_states=per_item(self.prompt_embeds),
             txt_ids=self.text_ids,
             img_ids=self.img_ids(h, w),
             return_dict=False,

@@ -279,7 +279,7 @@ def load_wan_depth(args: dict, context) -> WanFlow:
         if tuple(depth.shape) != (frames, h, w):
             raise ValueError(f"the depth video is {'×'.join(map(str, depth.shape))} but this expert's video is "
                              f"{frames}×{h}×{w}")
-        mask = _vace_mask(args.get("mask"), box, frames, h, w)
+        mask = _vace_mask(args.get("mask"), box, context.canvas, frames, h, w)
         keep = args.get("video")
         keep = torch.zeros(frames, 3, h, w) if keep is None else _fit(keep, box, context.canvas)
         if tuple(keep.shape) != (frames, 3, h, w):
@@ -302,20 +302,13 @@ def load_wan_depth(args: dict, context) -> WanFlow:
     return _flow(args, context, "vace", condition)
 
 
-def _vace_mask(value, box, frames: int, h: int, w: int):
+def _vace_mask(value, box, canvas, frames: int, h: int, w: int):
     """VACE's mask as ``[f, h, w]`` of 0/1 (the pipeline binarises it): 1 where the video is generated."""
     import torch
 
     if value is None:
         return torch.ones(frames, h, w)
-    from poelang import values
-
-    if isinstance(value, values.Box):
-        raise ValueError("wan_depth's mask is a mask, not a box: use box_mask(box, size=...)")
-    mask = torch.as_tensor(value, dtype=torch.float32)
-    if box is not None and tuple(mask.shape[-2:]) != (h, w):
-        y0, y1, x0, x1 = box
-        mask = mask[..., y0:y1, x0:x1]
+    mask = _fit(value, box, canvas)
     if mask.dim() == 2:  # one mask for every frame
         mask = mask.expand(frames, h, w)
     if tuple(mask.shape) != (frames, h, w):

@@ -12,11 +12,16 @@ from poelang.interpreter import Interpreter
 from stdlib_experts import hub
 
 
-def poelang_run(source: str, folder):
-    """Sample the program's first product from seeded noise: (interpreter, problem, codec, noise, result)."""
+def interpreter_for(source: str, folder):
+    """(program, interpreter) of a program text whose files lie in ``folder``; a diagnostic fails the test."""
     program = poelang.parse(source, str(folder / "p.poe"), base_dir=folder)
     program.raise_for_errors()
-    interp = Interpreter(program)
+    return program, Interpreter(program)
+
+
+def poelang_run(source: str, folder):
+    """Sample the program's first product from seeded noise: (interpreter, problem, codec, noise, result)."""
+    program, interp = interpreter_for(source, folder)
     node = program.graph.samples[0]
     problem, codec = interp.problem(node)
     noise = torch.randn((1,) + problem.shape, generator=torch.Generator().manual_seed(0))

@@ -29,7 +29,7 @@ from stdlib_experts import hub, wan  # noqa: E402
 from stdlib_experts.codecs import WanVaeCodec  # noqa: E402
 
 from . import tiny_wan  # noqa: E402
-from .parity import loads_by_component, offline, poelang_run  # noqa: E402
+from .parity import interpreter_for, loads_by_component, offline, poelang_run  # noqa: E402
 
 PROMPT = "a red ball falls on the wooden table"
 SIZE, FRAMES, LATENT_FRAMES = 32, 9, 3
@@ -292,8 +292,7 @@ def test_one_expert_run_reproduces_the_diffusers_pipeline(kind, models, tmp_path
 
 def test_shift_auto_is_wans_flow_shift_and_flux_shift_is_wans_own_schedule(models, tmp_path):
     source = PROGRAMS["t2v"].format(p=PROMPT, m=models["t2v"]) + settings("flux_shift")
-    program = poelang.parse(source, str(tmp_path / "p.poe"), base_dir=tmp_path)
-    interp = Interpreter(program)
+    program, interp = interpreter_for(source, tmp_path)
     node = program.graph.samples[0]
     problem, _ = interp.problem(node)
     assert problem.factors[0].expert.schedule_shift == tiny_wan.FLOW_SHIFT
@@ -320,9 +319,7 @@ def test_two_wan_experts_share_the_vae_and_text_encoder(models, tmp_path):
               f'video = wan_i2v(prompt="{PROMPT}", image=first, frames={FRAMES}, model="{models["i2v"]}")\n'
               f'depth = wan_depth(prompt="a red ball", depth=d, frames={FRAMES}, model="{models["vace"]}")\n'
               f'x ~ video * depth[hole] with {{\n    levels = 2\n    particles = 2\n    mcmc = none\n}}\n')
-    program = poelang.parse(source, str(tmp_path / "p.poe"), base_dir=tmp_path)
-    program.raise_for_errors()
-    interp = Interpreter(program)
+    program, interp = interpreter_for(source, tmp_path)
     problem, codec = interp.problem(program.graph.samples[0])
     assert loads_by_component() == {"transformer": 2, "vae": 1, "text_encoder": 1, "tokenizer": 1, "image_encoder": 1,
                      "image_processor": 1}
@@ -344,9 +341,7 @@ def test_a_per_frame_mask_becomes_a_mask_per_latent_frame(models, tmp_path):
               f'scene = wan_t2v(prompt="{PROMPT}", frames={FRAMES}, size=({SIZE}, {SIZE}), model="{models["t2v"]}")\n'
               f'ball = wan_depth(prompt="a red ball", depth=d, frames={FRAMES}, model="{models["vace"]}")\n'
               f'x ~ scene * ball[m]' + settings("linear"))
-    program = poelang.parse(source, str(tmp_path / "p.poe"), base_dir=tmp_path)
-    program.raise_for_errors()
-    interp = Interpreter(program)
+    program, interp = interpreter_for(source, tmp_path)
     per_frame = torch.zeros(FRAMES, SIZE, SIZE)
     per_frame[0, :16, :16] = 1  # the ball in the top left corner at first ...
     per_frame[1:, 16:, 16:] = 1  # ... then in the bottom right one
@@ -372,9 +367,7 @@ def test_image_to_video_times_a_simulator_runs_in_the_wan_latent(models, tmp_pat
               f'physics = simulator(target=sim, weight=20.0)\n'
               f'x ~ video * physics with {{\n    levels = 3\n    particles = 1\n    mcmc_steps = 1\n'
               f'    cond_updates = 0\n}}\n')
-    program = poelang.parse(source, str(tmp_path / "p.poe"), base_dir=tmp_path)
-    program.raise_for_errors()
-    interp = Interpreter(program)
+    program, interp = interpreter_for(source, tmp_path)
     node = program.graph.samples[0]
     problem, codec = interp.problem(node)
     physics = problem.factors[1].expert
@@ -393,9 +386,7 @@ def test_box_region_crops_latents_and_conditions_on_the_token_grid(models, tmp_p
               f'scene = wan_t2v(prompt="{PROMPT}", frames={FRAMES}, size=({SIZE}, {SIZE}), model="{models["t2v"]}")\n'
               f'ball = wan_depth(prompt="a red ball", depth=d, frames={FRAMES}, model="{models["vace"]}")\n'
               f'x ~ scene * ball[box(50%, 0%, 100%, 50%)]' + settings("linear"))
-    program = poelang.parse(source, str(tmp_path / "p.poe"), base_dir=tmp_path)
-    program.raise_for_errors()
-    interp = Interpreter(program)
+    program, interp = interpreter_for(source, tmp_path)
     problem, _ = interp.problem(program.graph.samples[0])
     # pixels x 16..32, y 0..16 → latent (scale 8) rows 0..2, columns 2..4, in every frame and channel
     assert problem.factors[1].region == (slice(None), slice(None), slice(0, 2), slice(2, 4))
@@ -498,9 +489,7 @@ def test_editing_starts_from_the_inversion_in_the_wan_latent(models, tmp_path):
             f'physics = simulator(target=sim, weight=2.0)\n')
     source = head + ("x ~ video * physics with {\n    init = inversion\n    invert = sim\n    levels = 12\n"
                      "    particles = 1\n    mcmc = none\n    cond_updates = 0\n    invert_iters = 4\n}\n")
-    program = poelang.parse(source, str(tmp_path / "p.poe"), base_dir=tmp_path)
-    program.raise_for_errors()
-    interp = Interpreter(program)
+    program, interp = interpreter_for(source, tmp_path)
     node = program.graph.samples[0]
     problem, codec = interp.problem(node)
     sim = interp.value("sim")
