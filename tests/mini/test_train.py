@@ -8,6 +8,8 @@ import pytest
 
 pytest.importorskip("diffusers")
 
+from safetensors.torch import load_file  # noqa: E402
+
 from stdlib_experts.mini import train  # noqa: E402
 
 
@@ -23,7 +25,17 @@ def data_dir(tmp_path):
 
 
 def _files(folder, sub):
-    return {p.name: p.read_bytes() for p in (folder / sub).iterdir()}
+    """A component folder's content: tensors by name, configs without the library versions that wrote them
+    (those change with every release of transformers/diffusers and say nothing about the weights)."""
+    return {p.name: _content(p) for p in (folder / sub).iterdir()}
+
+
+def _content(path):
+    if path.suffix == ".safetensors":
+        return {name: tensor.numpy().tobytes() for name, tensor in load_file(path).items()}
+    if path.suffix == ".json":
+        return {k: v for k, v in json.loads(path.read_text()).items() if not k.endswith("_version")}
+    return path.read_bytes()
 
 
 def test_a_new_transformer_on_kept_encoders_then_a_resumed_run_are_both_recorded(data_dir, tmp_path):
