@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from poelang import graph as g
 from poelang.builtins import BUILTINS, SIMULATION_ATTRIBUTES
-from poelang.diagnostics import DiagnosticBag, SourceMap, Span, did_you_mean
+from poelang.diagnostics import ALREADY_DEFINED, UNUSED, DiagnosticBag, SourceMap, Span, did_you_mean
 from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
 from poelang.syntax import ast
@@ -118,7 +118,7 @@ class Lowerer:
     def finish(self) -> g.Graph:
         for name, symbol in self.env.items():
             if not symbol.used and symbol.kind in ("value", "expert", "constant") and "." not in name:
-                self.diag.warning(f"'{name}' is defined but never used", symbol.span)
+                self.diag.warning(f"'{name}' is defined but never used", symbol.span, code=UNUSED)
         return self.graph
 
     def lower_import(self, statement: ast.Import, base_dir: Path) -> None:
@@ -977,7 +977,7 @@ class Lowerer:
     def _check_new_name(self, name: str, span: Span) -> bool:
         if name in self.env:
             previous = self.env[name].span
-            self.diag.error(f"'{name}' is already defined", span, ("first defined here", previous))
+            self.diag.error(f"'{name}' is already defined", span, ("first defined here", previous), code=ALREADY_DEFINED)
             return False
         return True
 

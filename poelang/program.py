@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from poelang.diagnostics import Diagnostic, DiagnosticBag, PoeError, SourceMap, Span
 from poelang.experts.registry import Registry, default_registry
 from poelang.graph import Graph
-from poelang.lower import Lowerer
+from poelang.lower import Lowerer, Symbol
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
@@ -32,6 +32,7 @@ class Program:
     sources: SourceMap
     spans: dict[str, Span] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    symbols: dict[str, Symbol] = field(default_factory=dict)  # the names the program binds (``m.name`` for imports)
 
     @property
     def ok(self) -> bool:
@@ -61,12 +62,15 @@ class Program:
 
         program = self
         if overrides or seed is not None:
-            settings = {k: _python_to_source(v) for k, v in overrides.items()}
-            if seed is not None:
-                settings["seed"] = str(int(seed))
-            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings)
+            program = self.with_settings(**overrides, **({} if seed is None else {"seed": int(seed)}))
         program.raise_for_errors()
         return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write)
+
+
+    def with_settings(self, **overrides: Any) -> "Program":
+        """The program checked again with settings overridden (`particles=8`, `x.levels=4` for sample x)."""
+        settings = {k: _python_to_source(v) for k, v in overrides.items()}
+        return compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings)
 
 
 def _python_to_source(value: Any) -> str:
@@ -109,6 +113,7 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
     bag.extend(parse_errors)
     graph = None
     spans: dict[str, Span] = {}
+    symbols: dict[str, Symbol] = {}
     if module is not None:
         settings = parse_overrides(overrides or {}, bag, sources)
         lowerer = Lowerer(registry or default_registry(), sources, bag, settings)
@@ -116,9 +121,10 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
         lowerer.lower_module(module, base_dir)
         graph = lowerer.finish()
         spans = lowerer.spans
+        symbols = dict(lowerer.env)
     if bag.has_errors:
         graph = None
-    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir)
+    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir, symbols)
 
 
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
