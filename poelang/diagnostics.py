@@ -98,6 +98,9 @@ class SourceMap:
     def add(self, file: str, text: str) -> None:
         self._lines[file] = text.splitlines()
 
+    def __contains__(self, file: str) -> bool:
+        return file in self._lines
+
     def line(self, file: str, number: int) -> str | None:
         lines = self._lines.get(file)
         if lines is None or not 1 <= number <= len(lines):

@@ -49,6 +49,15 @@ class ValueNode(_Model):
     type: str
 
 
+class ParamNode(_Model):
+    """`param name = default`: a parameter of the program and the value this graph was built with."""
+
+    id: str
+    type: str
+    value: ArgValue
+    default: ArgValue
+
+
 class ExpertNode(_Model):
     """One expert of the library with all its arguments (defaults filled in)."""
 
@@ -147,14 +156,20 @@ class OutputNode(_Model):
 
 class Graph(_Model):
     version: int = GRAPH_VERSION
+    params: list[ParamNode] = Field(default_factory=list)
     values: list[ValueNode] = Field(default_factory=list)
     experts: list[ExpertNode] = Field(default_factory=list)
     samples: list[SampleNode] = Field(default_factory=list)
     outputs: list[OutputNode] = Field(default_factory=list)
 
     def to_json(self) -> str:
-        """The canonical JSON: sorted keys, two-space indent, a final newline."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        """The canonical JSON: sorted keys, two-space indent, a final newline.
+
+        A graph without parameters leaves the key out, so that the graphs of
+        programs written before parameters existed read as they always did.
+        """
+        data = self.model_dump(mode="json", exclude={"params"} if not self.params else None)
+        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "Graph":
