@@ -201,24 +201,13 @@ class Interpreter:
         return first
 
     @staticmethod
-    def settings(s: g.SamplerSettings, problem=None, invert=None):
-        """The engine's settings; ``invert`` is the canvas ``init = inversion`` starts
-        from, already in the experts' space (see :meth:`inversion_input`)."""
+    def settings(s: g.SamplerSettings, invert=None):
+        """The engine's settings: the program's, under the engine's names; ``invert``
+        is the canvas ``init = inversion`` starts from, already in the experts'
+        space (see :meth:`inversion_input`)."""
         from poelang import infer
 
-        shift = s.shift
-        if shift == "auto":  # the first expert's own preference (FLUX: exp(mu) of its token count), else 3
-            shift = float(getattr(problem.factors[0].expert, "schedule_shift", 3.0)) if problem else 3.0
-        return infer.Settings(
-            levels=s.levels, schedule=s.schedule, shift=shift, particles=s.particles, kernel=s.mcmc,
-            mcmc_steps=s.mcmc_steps, step_size=s.step_size, hmc_leapfrog=s.leapfrog,
-            cond_updates=s.cond_updates, cond_lambda=s.cond_lambda, resample=s.resample,
-            resample_when=s.resample_when, ess_threshold=s.ess_threshold,
-            resample_times=tuple(s.resample_times) or (0.25, 0.5, 0.75), weighting=s.weighting,
-            annealing=s.annealing, init=s.init, invert=invert, invert_iters=s.invert_iters, path=s.path,
-            chunk=s.chunk, sim_updates=s.sim_updates, sim_lambda=s.sim_lambda, seed=s.seed, output=s.output,
-            num_samples=s.num_samples, max_batch=s.max_batch, adaptive_temper=s.adaptive_temper,
-        )
+        return infer.Settings(**{**s.engine_values(), "invert": invert})
 
     def inversion_input(self, node: g.SampleNode, codec):
         """The value ``invert`` names, as the experts see it: pixels in [-1, 1]
@@ -244,7 +233,7 @@ class Interpreter:
             factor.simulator = isinstance(expert_node, g.ExpertNode) and expert_node.kind == "simulator"
         invert = self.inversion_input(node, codec) if node.settings.init == "inversion" else None
         try:
-            settings = self.settings(node.settings, problem, invert)
+            settings = self.settings(node.settings, invert)
         except infer.SettingsError as e:
             raise self.fail(str(e), node.id) from None
         chunks = 1
