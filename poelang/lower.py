@@ -21,7 +21,7 @@ from poelang.builtins import BUILTINS, SIMULATION_ATTRIBUTES
 from poelang.diagnostics import Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
 from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
-from poelang.infer.setting_messages import explain
+from poelang.infer.setting_messages import explain, source_text
 from poelang.params import ParamOverride
 from poelang.syntax import ast
 from poelang.types import (
@@ -1173,7 +1173,7 @@ def _shown(val: Val) -> str:
     """A constant as the program writes it: 30, 12px, "two cats", [1, 2]."""
     if isinstance(val.type, (NumberT, TextT)):
         return _describe_val(val)
-    return _source_text(val.literal)
+    return source_text(val.literal)
 
 
 def _describe_param(default: Val) -> str:
