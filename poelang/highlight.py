@@ -32,7 +32,7 @@ Unit = Number.Unit
 Setting = Name.Property
 
 _KEYWORDS = {"IMPORT": Keyword.Namespace, "AS": Keyword.Namespace, "GIVEN": Operator.Word, "WITH": Keyword,
-             "SAVE": Keyword, "TO": Keyword, "TRUE": Keyword.Constant, "FALSE": Keyword.Constant,
+             "SAVE": Keyword, "TO": Keyword, "PARAM": Keyword, "TRUE": Keyword.Constant, "FALSE": Keyword.Constant,
              "NONE": Keyword.Constant}
 _PUNCTUATION = {"COMMA", "DOT"}
 
@@ -141,7 +141,7 @@ def _name(text: str, prev: Any, following: str | None, stack: list[tuple[str, bo
     if following == "EQUAL" and stack:
         kind, settings = stack[-1]
         return Setting if settings and text in setting_names() else Name.Attribute
-    if following in ("EQUAL", "TILDE") and prev is None:
+    if following in ("EQUAL", "TILDE") and (prev is None or prev.kind == "PARAM"):
         return Name.Variable
     if text in expert_names():
         return Name.Function

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-from poelang.diagnostics import Diagnostic, SourceMap, did_you_mean
+from poelang.diagnostics import Diagnostic, PoeError, SourceMap, did_you_mean
 from poelang.repl.completion import ALIASES, COMMANDS
-from poelang.repl.running import RunFailed, Runner, parse_run_args, summarize
+from poelang.repl.running import RunFailed, Runner, parse_run_args, split_run_args, summarize
 from poelang.repl.session import Outcome, Session
 
 __all__ = ["Repl"]
@@ -205,13 +205,13 @@ class Repl:
         if program.graph is None or not program.graph.samples and not program.graph.outputs:
             return self.write("nothing to run: the session has no `~` or save statement")
         try:
-            result = self.runner.run(program, parse_run_args(arg))
+            result = self.runner.run(program, *split_run_args(program, parse_run_args(arg)))
         except ValueError as e:
             return self._fail(str(e))
         except RunFailed as e:
             return self._fail(str(e))
-        except Exception as e:  # a mistaken override (`:run particles=0`) is reported by the checker
-            return self._fail(getattr(e, "render", lambda *a: str(e))(self.color))
+        except PoeError as e:  # a mistaken override (`:run particles=0`) is reported by the checker
+            return self._fail(e.render(self.color))
         self.write(summarize(result))
 
     def cmd_show(self, arg: str) -> None:

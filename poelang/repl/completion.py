@@ -144,6 +144,10 @@ def setting_values(name: str) -> list[str]:
     info = SamplerSettings.model_fields.get(name)
     if info is None:
         return []
+    for check in info.metadata:  # a name checked against a registry (resamplers, kernels) lists its choices
+        choices = getattr(getattr(check, "func", None), "choices", None)
+        if choices is not None:
+            return [str(c) for c in choices()]
     return _values_of(info.annotation)
 
 

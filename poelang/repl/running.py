@@ -16,7 +16,7 @@ from typing import Any, Callable
 from poelang.diagnostics import PoeError
 from poelang.program import Program
 
-__all__ = ["Runner", "VIEWER_ENV", "PREVIEW_DIR_ENV", "parse_run_args", "preview_dir"]
+__all__ = ["Runner", "VIEWER_ENV", "PREVIEW_DIR_ENV", "parse_run_args", "preview_dir", "split_run_args"]
 
 VIEWER_ENV = "POELANG_VIEWER"  # a command that opens an image, e.g. "xdg-open", "open" or "feh"
 PREVIEW_DIR_ENV = "POELANG_PREVIEW_DIR"
@@ -41,14 +41,15 @@ class Runner:
         self._source: str | None = None
         self._interpreter: Any = None
 
-    def run(self, program: Program, overrides: dict[str, Any]) -> Any:
-        """Sample every `~` of the program (with the settings overridden); returns the RunResult."""
-        if overrides:
-            program = program.with_settings(**overrides)
+    def run(self, program: Program, overrides: dict[str, Any], params: list[Any] | None = None) -> Any:
+        """Sample every `~` of the program (settings overridden, parameters set); returns the RunResult."""
+        changed = bool(overrides or params)
+        if changed:
+            program = program.with_settings(params=params or None, **overrides)
             program.raise_for_errors()
         interpreter = self._fresh(program)
         result = _guard(lambda: interpreter.run(write=False), self.color)
-        self._source, self._interpreter = program.source if not overrides else None, interpreter
+        self._source, self._interpreter = None if changed else program.source, interpreter
         return result
 
     def value(self, program: Program, name: str) -> Any:
@@ -130,15 +131,29 @@ def _one_line(e: BaseException | str) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def parse_run_args(arg: str) -> dict[str, Any]:
-    """`particles=2 seed=3` → ``{"particles": 2, "seed": 3}``."""
-    overrides: dict[str, Any] = {}
-    for item in arg.split():
+def parse_run_args(arg: str) -> dict[str, str]:
+    """`key=value` words as typed (shell-like quoting: `prompt="two red cubes"`)."""
+    overrides: dict[str, str] = {}
+    try:
+        items = shlex.split(arg)
+    except ValueError as e:
+        raise ValueError(f"usage: :run [setting=value | parameter=value ...]: {e}") from None
+    for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise ValueError(f"usage: :run [setting=value ...], not '{item}'")
-        overrides[key] = _run_value(value)
+            raise ValueError(f"usage: :run [setting=value | parameter=value ...], not '{item}'")
+        overrides[key] = value
     return overrides
+
+
+def split_run_args(program: Program, words: dict[str, str]) -> tuple[dict[str, Any], list[Any]]:
+    """`:run` words as settings (read as Python values) and the program's parameters (read as source)."""
+    from poelang.params import from_command_line
+
+    declared = {p.id for p in program.graph.params} if program.graph is not None else set()
+    params = [from_command_line(k, v, option=":run") for k, v in words.items() if k in declared]
+    settings = {k: _run_value(v) for k, v in words.items() if k not in declared}
+    return settings, params
 
 
 def _run_value(text: str) -> Any:

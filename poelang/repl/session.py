@@ -173,7 +173,7 @@ def _entries(module: ast.Module, text: str, label: str) -> Iterator[Entry]:
 
 
 def _binds(statement: ast.Node) -> set[str]:
-    if isinstance(statement, (ast.Let, ast.Sample)):
+    if isinstance(statement, (ast.Let, ast.Sample, ast.Param)):
         return {statement.name}
     if isinstance(statement, ast.Import) and statement.alias:
         return {statement.alias}
