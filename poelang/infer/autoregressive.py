@@ -185,7 +185,6 @@ class AutoregressiveSampler(Sampler):
     """``path='autoregressive'``: the levels of :class:`Sampler`, once per chunk."""
 
     def __init__(self, problem: Problem, settings: Settings, device: str | torch.device = "cpu") -> None:
-        settings.validate()
         problem.validate()
         canvas = tuple(problem.shape)
         if len(canvas) < 2:
@@ -348,8 +347,12 @@ class AutoregressiveSampler(Sampler):
             state, ess, resampled = self.maybe_resample(state, 0)
             self.record(0, sigma0, weighted, x0, ess, resampled, state.ancestors, None, callback)
             for n in range(1, self.T + 1):
+                if self.stopped_at is not None:
+                    break
                 state = self.level(state, n, callback)
             context = torch.cat([state.context, state.x], dim=1)
+            if self.stopped_at is not None:  # the frames sampled so far
+                break
             carried = state.log_weights
         video = state.with_(x=context, context=None, velocity=None, score=None, log_density=None)
         result = self.finish(video)

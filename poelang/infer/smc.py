@@ -42,7 +42,7 @@ from typing import Callable, List, Optional
 import torch
 
 from .conditional import conditional_updates, simulator_updates
-from .errors import SamplerError, SettingsError
+from .errors import SamplerError, SettingsError, StopSampling
 from .inversion import invert
 from .kernels import euler_step, gaussian_noise, make_kernel
 from .numerics import effective_sample_size, log_mean_exp, logsumexp, normalized_weights
@@ -52,11 +52,11 @@ from .resampling import multinomial, resample
 from .result import LevelInfo, Result
 from .rewards import RewardSet, rejection_message, soften
 from .schedules import make_schedule
-from .settings import Settings
+from .settings import Settings, resolved_output, resolved_shift
 from .state import ParticleState
 
 Tensor = torch.Tensor
-Callback = Callable[[LevelInfo], None]
+Callback = Callable[[LevelInfo], Optional[bool]]  # returning False (or raising StopSampling) ends the run
 
 
 @dataclass
@@ -123,7 +123,7 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         raise SettingsError("reward_moves=True needs annealing='ais' with kernel 'mala' or 'hmc'")
     reward_moves = bool(s.reward_moves) if s.reward_moves != "auto" else (mh and len(problem.rewards) > 0)
 
-    output = s.output if s.output != "auto" else ("sample" if s.weighting == "exact" else "best")
+    output = resolved_output(s.output, s.weighting)
     notes = []
     if annealing == "ais":
         exact = "exact: the weighted particles target prod_i p_i^a_i * exp(sum w r) (consistent in L)"
@@ -161,7 +161,6 @@ class Sampler:
     """
 
     def __init__(self, problem: Problem, settings: Settings, device: str | torch.device = "cpu") -> None:
-        settings.validate()
         problem.validate()
         if settings.path != "joint" and type(self) is Sampler:
             raise SettingsError(
@@ -185,7 +184,8 @@ class Sampler:
         self.device = torch.device(device)
         self.dtype = torch.float32 if settings.dtype == "float32" else torch.float64
         self.shape = tuple(problem.shape)
-        self.sigmas = make_schedule(settings.schedule, settings.levels, settings.shift)
+        shift = resolved_shift(settings.shift, problem.factors[0].expert if problem.factors else None)
+        self.sigmas = make_schedule(settings.schedule, settings.levels, shift)
         self.T = self.sigmas.shape[0] - 1
         self.field = self.make_field()
         self.rewards = RewardSet(problem.rewards, settings.max_batch)
@@ -201,6 +201,7 @@ class Sampler:
         self.temper = 1.0
         self.log_evidence = 0.0
         self.trace: List[LevelInfo] = []
+        self.stopped_at: Optional[int] = None  # the level a callback stopped the run at
         self.resample_levels = {int(round(f * self.T)) for f in settings.resample_times}
         acc = settings.target_accept
         self.target_accept = acc if acc is not None else getattr(self.kernel, "default_accept", None)
@@ -495,7 +496,12 @@ class Sampler:
         if keep is not False:
             self.trace.append(info)
         if callback is not None:
-            callback(info)
+            try:
+                stop = callback(info) is False
+            except StopSampling:
+                stop = True
+            if stop and self.stopped_at is None:
+                self.stopped_at = info.level
 
     def level(self, state: ParticleState, n: int, callback: Optional[Callback]) -> ParticleState:
         """One annealing level."""
@@ -529,6 +535,8 @@ class Sampler:
         state, ess, resampled = self.maybe_resample(state, 0)
         self.record(0, sigma0, weighted, x0, ess, resampled, state.ancestors, None, callback)
         for n in range(1, self.T + 1):
+            if self.stopped_at is not None:
+                break
             state = self.level(state, n, callback)
         return self.finish(state)
 
@@ -560,6 +568,7 @@ class Sampler:
             evaluations=evals,
             sigmas=self.sigmas,
             output_indices=idx,
+            stopped_at=self.stopped_at,
         )
 
 
