@@ -93,8 +93,10 @@ class Interpreter:
             value = result.samples[0]
         elif isinstance(node, g.ValueNode):
             args = {k: self.resolve(v) for k, v in node.args.items()}
+            builtin = self.registry.builtins.get(node.op)
+            function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                value = V.OPS[node.op](self.context, **args)
+                value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
         else:

@@ -252,9 +252,9 @@ class PoeCompleter(Completer):
     @staticmethod
     def _builtins() -> dict:
         try:
-            from poelang.builtins import BUILTINS
+            from poelang.experts.registry import default_registry
 
-            return BUILTINS
+            return default_registry().builtins
         except Exception:  # pragma: no cover
             return {}
 
@@ -603,16 +603,16 @@ class Repl:
             self.write(problems or f"cannot read '{arg}' as an expression")
 
     def _all_callables(self) -> list[str]:
-        from poelang.builtins import BUILTINS
         from poelang.experts.registry import default_registry
 
-        return [*(self.registry or default_registry()).names(), *BUILTINS]
+        registry = self.registry or default_registry()
+        return [*registry.names(), *registry.builtins]
 
     def _spec(self, name: str):
-        from poelang.builtins import BUILTINS
         from poelang.experts.registry import default_registry
 
-        return (self.registry or default_registry()).get(name) or BUILTINS.get(name)
+        registry = self.registry or default_registry()
+        return registry.get(name) or registry.builtins.get(name)
 
     def _checked_graph(self):
         program = self._compile(self.source)
