@@ -117,7 +117,7 @@ CORE_BUILTINS: dict[str, FunctionSpec] = {
         FunctionSpec(
             "load_video", "frames of a video file",
             _LOAD_PARAMS + (Param("frames", "Int?", None, "number of frames to read"),),
-            _load_video, "poelang.values:load_video",
+            _load_video, "poelang.values:load_video", progress="reading",
         ),
         FunctionSpec(
             "box", "a rectangle x0, y0 (top left) to x1, y1, in pixels or percent of the canvas",

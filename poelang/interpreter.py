@@ -10,6 +10,7 @@ expert that cannot load, a sampler that loses every particle) become a
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +20,7 @@ from poelang import values as V
 from poelang.diagnostics import Diagnostic, PoeError, Span
 from poelang.experts.registry import default_registry
 from poelang.experts.unavailable import ExpertUnavailable
+from poelang.progress import NORMAL, QUIET, Reporter
 
 
 class RunError(PoeError):
@@ -53,11 +55,11 @@ def event_shape(domain: str) -> tuple[int, ...]:
 
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
-                 callback: Callable | None = None):
+                 callback: Callable | None = None, reporter: Reporter | None = None):
         self.program = program
         self.graph: g.Graph = program.graph
         self.device = device
-        self.progress = progress
+        self.reporter = reporter or Reporter(NORMAL if progress else QUIET)
         self.callback = callback
         self.registry = default_registry()
         self.context = V.Context(program.base_dir, device)
@@ -96,13 +98,19 @@ class Interpreter:
             builtin = self.registry.builtins.get(node.op)
             function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                value = function(self.context, **args)
+                with self._step_for(builtin, node.id):
+                    value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
         else:
             raise self.fail(f"'{node_id}' is an expert, not a value", node_id)
         self._values[node_id] = value
         return value
+
+    def _step_for(self, builtin, node_id: str):
+        """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
+        verb = builtin.progress if builtin else ""
+        return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
 
     # --- experts --------------------------------------------------------------
 
@@ -121,7 +129,8 @@ class Interpreter:
             own_shape = (*shape[:-2], y1 - y0, x1 - x0)
         context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir, tuple(shape), region)
         try:
-            expert = spec.load_function()(args, context)
+            with self.reporter.step(f"loading {node_id} ({node.expert})"):
+                expert = spec.load_function()(args, context)
         except ExpertUnavailable as e:
             raise self.fail(f"cannot load '{node_id}' ({node.expert}): {e}", node_id) from None
         except (ValueError, OSError) as e:
@@ -229,20 +238,20 @@ class Interpreter:
             settings = self.settings(node.settings, invert)
         except infer.SettingsError as e:
             raise self.fail(str(e), node.id) from None
-        levels = node.settings.levels
+        chunks = 1
         if node.settings.path == "autoregressive":  # every chunk runs levels 0..T
             chunks = len(infer.chunk_frames(problem.shape[0], min(node.settings.chunk, problem.shape[0])))
-            levels = chunks * (levels + 1) - 1
-        with _Progress(node.id, levels, enabled=self.progress) as bar:
-            def on_level(info):
-                bar.update(info)
-                if self.callback is not None:
-                    self.callback(node.id, info)
+        bar = self.reporter.sampling(node.id, node.settings.levels, chunks, inverting=invert is not None)
 
-            try:
-                result = infer.sample(problem, settings, callback=on_level, device=self.device)
-            except (infer.SamplerError, infer.SettingsError) as e:
-                raise self.fail(str(e), node.id) from None
+        def on_level(info):
+            bar.update(info)
+            if self.callback is not None:
+                self.callback(node.id, info)
+
+        try:
+            result = infer.sample(problem, settings, callback=on_level, device=self.device)
+        except (infer.SamplerError, infer.SettingsError) as e:
+            raise self.fail(str(e), node.id) from None
         if codec is not None:
             result = _decode_result(result, codec)
             self._codecs[node.id] = codec
@@ -263,27 +272,33 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
+    def write_output(self, out: g.OutputNode) -> None:
+        from poelang import writers
+
+        target = out.value.ref
+        node = self.graph.node(target)
+        try:
+            if out.format == "trace":
+                sample_id = node.args["sample"].ref
+                self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id))
+            else:
+                data = self.result.samples[target] if target in self.result.samples else self.value(target)
+                self.result.written.append(writers.write_value(out.path, out.format, data, out.options))
+        except OSError as e:
+            raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
+
     def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
         from poelang import writers
 
         started = time.perf_counter()
-        for node in self.graph.samples:
-            self.run_sample(node)
-        outputs = list(self.graph.outputs) if write else []
-        if output is not None:
-            outputs = _override_output(outputs, output, self.graph)
-        for out in outputs:
-            target = out.value.ref
-            node = self.graph.node(target)
-            try:
-                if out.format == "trace":
-                    sample_id = node.args["sample"].ref
-                    self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id))
-                else:
-                    data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                    self.result.written.append(writers.write_value(out.path, out.format, data, out.options))
-            except OSError as e:
-                raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
+        with self.reporter:
+            for node in self.graph.samples:
+                self.run_sample(node)
+            outputs = list(self.graph.outputs) if write else []
+            if output is not None:
+                outputs = _override_output(outputs, output, self.graph)
+            for out in outputs:
+                self.write_output(out)
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
@@ -332,36 +347,14 @@ def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> 
     return outputs + [g.OutputNode(value=g.Ref(ref=graph.samples[0].id), path=path, format=fmt)]
 
 
-class _Progress:
-    """A Rich progress bar: level, σ, ESS, best score, elapsed and remaining time."""
-
-    def __init__(self, name: str, levels: int, enabled: bool):
-        self.enabled = enabled
-        self.name, self.levels = name, levels
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
-            self.bar.__enter__()
-            self.task = self.bar.add_task(f"{self.name} ~", total=self.levels, info="")
-        return self
-
-    def update(self, info) -> None:
-        if self.enabled:
-            best = float(info.scores.max()) if info.scores.numel() else float("nan")
-            text = f"level {info.level}/{self.levels}  σ={info.sigma:.3f}  ESS={info.ess:.1f}  best={best:.3g}"
-            self.bar.update(self.task, completed=info.level, info=text)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
-
-
 def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
-                progress: bool = False, callback: Callable | None = None, write: bool = True) -> RunResult:
-    """Run a checked program; raises RunError (a PoeError) on user-facing failures."""
+                progress: bool = False, callback: Callable | None = None, write: bool = True,
+                reporter: Reporter | None = None) -> RunResult:
+    """Run a checked program; raises RunError (a PoeError) on user-facing failures.
+
+    ``progress`` shows the live display on stderr; ``reporter`` (a
+    :class:`poelang.progress.Reporter`) chooses its verbosity and console instead.
+    """
     program.raise_for_errors()
-    return Interpreter(program, device, progress, callback).run(output=output, trace_dir=trace_dir, write=write)
+    return Interpreter(program, device, progress, callback, reporter).run(output=output, trace_dir=trace_dir,
+                                                                          write=write)

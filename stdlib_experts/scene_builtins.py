@@ -178,12 +178,12 @@ BUILTINS = [
         "simulate", "rigid-body simulation of objects on a ground plane (genesis-world): .rgb, .depth, .mask per frame",
         (Param("objects", "List[Object]"), Param("camera", "Camera"), Param("frames", "Int", 16),
          Param("fps", "Number", 8), Param("size", "Size", (64, 64))),
-        _simulate, f"{_HERE}:simulate",
+        _simulate, f"{_HERE}:simulate", progress="simulating",
     ),
     FunctionSpec(
         "render", "posed objects rendered into a camera (graphics engine): .rgb, .depth, .mask",
         (Param("objects", "List[Object]"), Param("camera", "Camera"), Param("size", "Size", (64, 64))),
-        _render, f"{_HERE}:render",
+        _render, f"{_HERE}:render", progress="rendering",
     ),
     FunctionSpec(
         "object_mask", "the mask of one named object of a simulation or a render (per frame)",

@@ -108,6 +108,7 @@ class FunctionSpec:
     params: tuple[Param, ...]
     result: Callable[[Bound], Type]
     loader: str  # "module:function"; called as function(context, **args) at run time
+    progress: str = ""  # a builtin slow enough for a progress line of its own: the verb it starts with
 
     def signature(self) -> str:
         return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"
