@@ -40,13 +40,6 @@ class ExpertContext:
     region: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) in pixels when the factor is cropped
 
 
-def event_shape(domain: str) -> tuple[int, ...]:
-    """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w)."""
-    kind, _, dims = domain.partition("[")
-    sizes = tuple(int(d) for d in dims.rstrip("]").split(","))
-    return {"vector": sizes, "image": (3, *sizes), "video": (sizes[0], 3, *sizes[1:])}[kind]
-
-
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
                  callback: LevelCallback | None = None, reporter: Reporter | None = None,
@@ -119,7 +112,7 @@ class Interpreter:
         if spec is None:
             raise self.fail(f"expert '{node.expert}' is not registered in this environment", node_id)
         args = {k: self.resolve(v) for k, v in node.args.items()}
-        own_shape = event_shape(node.domain) if node.domain else shape
+        own_shape = node.domain.event_shape() if node.domain else shape
         if region is not None:
             y0, y1, x0, x1 = region
             own_shape = (*shape[:-2], y1 - y0, x1 - x0)
@@ -140,7 +133,7 @@ class Interpreter:
         """The engine's Problem for a sample, and the codec its experts sample in (None: pixels)."""
         from poelang import infer
 
-        shape = event_shape(node.domain)
+        shape = node.domain.event_shape()
         index = {f.expert: i for i, f in enumerate(node.factors)}
         loaded = []
         for f in node.factors:
@@ -187,7 +180,7 @@ class Interpreter:
                                 "experts of one product must share their latent space", node.id)
         if first is not None:
             try:
-                first.latent_shape(event_shape(node.domain))
+                first.latent_shape(node.domain.event_shape())
             except ValueError as e:
                 raise self.fail(str(e), node.id) from None
         for name, e in experts:
@@ -333,11 +326,9 @@ def _decode_result(result, codec):
 
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> list[g.OutputNode]:
     """`-o PATH` replaces the path of the first saved sample (or adds one)."""
-    from poelang.lower import _FORMATS
-
-    fmt = _FORMATS.get(Path(path).suffix.lower())
+    fmt = g.FILE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise RunError([Diagnostic("error", f"-o {path}: unknown output format; use one of {', '.join(sorted(_FORMATS))}",
+        raise RunError([Diagnostic("error", f"-o {path}: unknown output format; use one of {', '.join(sorted(g.FILE_FORMATS))}",
                                    Span("<command line>", 0, 0, 0, 0))])
     samples = {s.id for s in graph.samples}
     for i, out in enumerate(outputs):

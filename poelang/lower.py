@@ -26,13 +26,11 @@ from poelang.params import ParamOverride
 from poelang.syntax import ast
 from poelang.types import (
     AnyT, BoolT, Domain, ExpertT, ImageT, ListT, MaskT, ModuleT, NoneT, NumberT, ProductT,
-    RegionT, RewardT, SimulationT, TextT, TraceT, TupleT, Type, VideoT, DepthT, accepts, same_dims,
+    RegionT, RewardT, SimulationT, TextT, TraceT, TupleT, Type, VideoT, DepthT, same_dims,
     spatial_size,
 )
 
 SPECIAL_FUNCTIONS = {"exp": "exp(reward): a discriminative expert as the factor exp(reward)"}
-_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".mp4": "mp4", ".gif": "gif",
-            ".npy": "npy", ".safetensors": "safetensors"}
 
 
 @dataclass
@@ -276,7 +274,7 @@ class Lowerer:
             self._define(name, Symbol(BAD, statement.name_span, "sample", used=True))
             return
         node = g.SampleNode(
-            id=name, domain=str(domain), factors=[f.factor for f in product.factors],
+            id=name, domain=_graph_domain(domain), factors=[f.factor for f in product.factors],
             rewards=[r for r, _ in product.rewards], settings=settings,
         )
         self.graph.samples.append(node)
@@ -295,10 +293,10 @@ class Lowerer:
                 self.diag.error("a trace is saved to a directory: drop the file extension", statement.path_span)
                 return
             fmt = "trace"
-        elif suffix in _FORMATS:
-            fmt = _FORMATS[suffix]
+        elif suffix in g.FILE_FORMATS:
+            fmt = g.FILE_FORMATS[suffix]
         else:
-            known = ", ".join(sorted(_FORMATS))
+            known = ", ".join(sorted(g.FILE_FORMATS))
             what = f"unknown output format '{suffix}'" if suffix else f"no file extension in '{statement.path}' to tell the format"
             self.diag.error(f"{what}; use one of {known}", statement.path_span)
             return
@@ -946,8 +944,8 @@ class Lowerer:
             if val.bad:
                 ok = False
                 continue
-            if not accepts(param.type, val.type, val.unit):
-                self.diag.error(f"argument '{param.name}' of {name}() expects {_describe(param.type)}, got {_describe_val(val)}",
+            if not param.parsed.accepts(val.type, val.unit):
+                self.diag.error(f"argument '{param.name}' of {name}() expects {param.parsed.describe()}, got {_describe_val(val)}",
                                 arg.value.span)
                 ok = False
                 continue
@@ -1035,7 +1033,7 @@ class Lowerer:
                     return BAD
         node_id = self._new_id(spec.name, hint)
         self.graph.experts.append(g.ExpertNode(id=node_id, expert=spec.name, kind=spec.kind, args=graph_args,
-                                               domain=str(domain) if domain else None))
+                                               domain=_graph_domain(domain) if domain else None))
         self.spans[node_id] = span
         if spec.kind == "reward":
             return Val(RewardT(spec.scores), g.Ref(ref=node_id), rewards=[(node_id, 1.0)])
@@ -1135,14 +1133,6 @@ def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else "2"
 
 
-def _describe(spec: str) -> str:
-    optional = spec.endswith("?")
-    parts = spec.rstrip("?").split("|")
-    text = " or ".join({"Int": "an integer", "Length": "a length (px or %)", "Angle": "an angle (deg)",
-                        "Size": "a size (h, w)", "Vec3": "a 3-vector (x, y, z)"}.get(p, p) for p in parts)
-    return text + (" or none" if optional else "")
-
-
 def _same_kind(default: g.ArgValue, default_type: Type, given: g.ArgValue, given_type: Type) -> bool:
     """Whether an override may replace a parameter's default: same kind of value, an integer for an
     integer, a length (px or %) for a length, an angle for an angle, a tuple of the same size."""
@@ -1201,6 +1191,10 @@ def _describe_val(val: Val) -> str:
     if isinstance(val.type, TextT) and val.is_const:
         return f'"{val.literal}"'
     return str(val.type)
+
+
+def _graph_domain(domain: Domain) -> g.Domain:
+    return g.Domain(kind=domain.kind, shape=list(domain.shape))
 
 
 def _display_path(path: Path) -> str:

@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from poelang.types import Domain, Type
+from poelang.types import Domain, ParamType, Type
 
 
 class _Required:
@@ -23,10 +23,17 @@ REQUIRED: Any = _Required()
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter of a signature; its type (see :class:`poelang.types.ParamType`) is
+    parsed here, so a mistake in a signature fails when its module is imported."""
+
     name: str
-    type: str  # see poelang.types.accepts
+    type: str
     default: Any = REQUIRED
     doc: str = ""
+    parsed: ParamType = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parsed", ParamType.parse(self.type))
 
     @property
     def required(self) -> bool:
