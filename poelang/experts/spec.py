@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 from poelang.types import Domain, ParamType, Type
@@ -66,12 +67,15 @@ class Bound:
 
     `types` has every parameter (defaults filled in); `values` holds the
     literal Python value of an argument when it is a constant (numbers,
-    strings, tuples, lists of those), else None.
+    strings, tuples, lists of those), else None; `units` the unit of a
+    number argument as written.
     """
 
     types: dict[str, Type]
     values: dict[str, Any]
     errors: list[tuple[str, str | None]] = field(default_factory=list)
+    units: dict[str, str | None] = field(default_factory=dict)  # a number's unit as written: "%", "px", "deg", "int"
+    base_dir: Path = Path(".")  # where the program's relative paths are read from
 
     def error(self, message: str, param: str | None = None) -> None:
         """Report a mistake, pointing at `param`'s argument when given."""
