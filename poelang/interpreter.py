@@ -164,32 +164,11 @@ class Interpreter:
         return infer.Problem(shape=canvas, factors=factors, rewards=rewards), codec
 
     def codec(self, node: g.SampleNode, experts: list[tuple[str, Any]]):
-        """The latent space shared by the sample's generative experts; they must agree.
-
-        An expert with ``adopts_codec`` (a simulator's Gaussian) has no latent
-        space of its own: it is left out of the comparison and then told the
-        product's codec (None: pixels) with ``use_codec`` before sampling. A
-        product of such experts alone samples in pixels.
-        """
-        fixed = [(name, getattr(e, "codec", None)) for name, e in experts if not getattr(e, "adopts_codec", False)]
-        first_name, first = fixed[0] if fixed else (None, None)
-        for name, c in fixed[1:]:
-            if c != first:
-                what = lambda c: "pixels" if c is None else f"the latent space {c.key[0]}"  # noqa: E731
-                raise self.fail(f"'{first_name}' samples in {what(first)} but '{name}' in {what(c)}: "
-                                "experts of one product must share their latent space", node.id)
-        if first is not None:
-            try:
-                first.latent_shape(node.domain.event_shape())
-            except ValueError as e:
-                raise self.fail(str(e), node.id) from None
-        for name, e in experts:
-            if getattr(e, "adopts_codec", False):
-                try:
-                    e.use_codec(first)
-                except ValueError as err:
-                    raise self.fail(f"'{name}' cannot follow the product into its latent space: {err}", node.id) from None
-        return first
+        """The latent space the sample's experts share (see :func:`shared_codec`); None: pixels."""
+        try:
+            return shared_codec(node.domain, experts)
+        except ValueError as e:
+            raise self.fail(str(e), node.id) from None
 
     @staticmethod
     def settings(s: g.SamplerSettings, invert=None):
@@ -297,6 +276,32 @@ class Interpreter:
                 self.result.written += writers.write_trace(folder, sample_id, self.traced(sample_id))
         self.result.seconds = time.perf_counter() - started
         return self.result
+
+
+def shared_codec(domain: g.Domain, experts: list[tuple[str, Any]]):
+    """The latent space shared by a sample's generative experts; they must agree (ValueError if not).
+
+    An expert with ``adopts_codec`` (a simulator's Gaussian) has no latent
+    space of its own: it is left out of the comparison and then told the
+    product's codec (None: pixels) with ``use_codec`` before sampling. A
+    product of such experts alone samples in pixels.
+    """
+    fixed = [(name, getattr(e, "codec", None)) for name, e in experts if not getattr(e, "adopts_codec", False)]
+    first_name, first = fixed[0] if fixed else (None, None)
+    for name, c in fixed[1:]:
+        if c != first:
+            what = lambda c: "pixels" if c is None else f"the latent space {c.key[0]}"  # noqa: E731
+            raise ValueError(f"'{first_name}' samples in {what(first)} but '{name}' in {what(c)}: "
+                             "experts of one product must share their latent space")
+    if first is not None:
+        first.latent_shape(domain.event_shape())  # ValueError when the canvas does not fit the codec
+    for name, e in experts:
+        if getattr(e, "adopts_codec", False):
+            try:
+                e.use_codec(first)
+            except ValueError as err:
+                raise ValueError(f"'{name}' cannot follow the product into its latent space: {err}") from None
+    return first
 
 
 class _Decoded:

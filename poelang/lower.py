@@ -10,6 +10,7 @@ matches everything, so one mistake gives one message.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,7 +348,7 @@ class Lowerer:
             if value is _INVALID:
                 ok = False
                 continue
-            if isinstance(value, bool) and g.SamplerSettings.model_fields[setting.name].annotation is not bool:
+            if isinstance(value, bool) and not _admits_bool(g.SamplerSettings.model_fields[setting.name].annotation):
                 self.diag.error(f"setting '{setting.name}': expected a number or a name, got {'true' if value else 'false'}",
                                 setting.value.span)
                 ok = False
@@ -1181,6 +1182,10 @@ def _describe_val(val: Val) -> str:
     if isinstance(val.type, TextT) and val.is_const:
         return f'"{val.literal}"'
     return str(val.type)
+
+
+def _admits_bool(annotation: Any) -> bool:
+    return annotation is bool or bool in typing.get_args(annotation)
 
 
 def _graph_domain(domain: Domain) -> g.Domain:
