@@ -44,6 +44,7 @@ class RunResult:
     samples: dict[str, Any] = field(default_factory=dict)  # sample id → poelang.infer.Result
     written: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    sample_seconds: dict[str, float] = field(default_factory=dict)  # sample id → its sampler's wall time
 
 
 def event_shape(domain: str) -> tuple[int, ...]:
@@ -246,10 +247,12 @@ class Interpreter:
             if self.callback is not None:
                 self.callback(node.id, info)
 
+        started = time.perf_counter()
         try:
             result = infer.sample(problem, settings, callback=on_level, device=self.device)
         except (infer.SamplerError, infer.SettingsError) as e:
             raise self.fail(str(e), node.id) from None
+        self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
             self._codecs[node.id] = codec
@@ -270,25 +273,36 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
+    def check_weights(self) -> None:
+        """Every missing model at once, before anything is simulated or loaded (see poelang.weights)."""
+        from poelang import weights
+
+        missing = weights.missing_diagnostics(self.program, weights.needs(self.program))
+        if missing:
+            raise RunError(missing, self.program.sources)
+
     def write_output(self, out: g.OutputNode) -> None:
-        from poelang import writers
+        from poelang import provenance, writers
 
         target = out.value.ref
         node = self.graph.node(target)
         try:
             if out.format == "trace":
                 sample_id = node.args["sample"].ref
-                self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id))
+                self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id),
+                                                           provenance.record(self.program, sample_id))
             else:
                 data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                self.result.written.append(writers.write_value(out.path, out.format, data, out.options))
+                self.result.written += writers.write_value(out.path, out.format, data, out.options,
+                                                           provenance.record(self.program, target))
         except OSError as e:
             raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
 
     def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
-        from poelang import writers
+        from poelang import provenance, writers
 
         started = time.perf_counter()
+        self.check_weights()
         with self.reporter:
             for node in self.graph.samples:
                 self.run_sample(node)
@@ -300,7 +314,8 @@ class Interpreter:
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
-                self.result.written += writers.write_trace(folder, sample_id, self.traced(sample_id))
+                self.result.written += writers.write_trace(folder, sample_id, self.traced(sample_id),
+                                                           provenance.record(self.program, sample_id))
         self.result.seconds = time.perf_counter() - started
         return self.result
 
