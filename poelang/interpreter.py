@@ -97,7 +97,7 @@ class Interpreter:
         elif isinstance(node, g.ValueNode):
             args = {k: self.resolve(v) for k, v in node.args.items()}
             try:
-                with self._step_for(node):
+                with self.reporter, self._step_for(node):
                     value = V.OPS[node.op](self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
@@ -110,6 +110,8 @@ class Interpreter:
         """A progress line for the builtins that take a while (V.SLOW), nothing for the rest."""
         verb = V.SLOW.get(node.op)
         return self.reporter.step(f"{verb} {node.id}") if verb else nullcontext()
+
+
 
     # --- experts --------------------------------------------------------------
 
@@ -224,10 +226,14 @@ class Interpreter:
         return data
 
     def run_sample(self, node: g.SampleNode):
-        from poelang import infer
-
         if node.id in self.result.samples:
             return self.result.samples[node.id]
+        with self.reporter:
+            return self._draw(node)
+
+    def _draw(self, node: g.SampleNode):
+        from poelang import infer
+
         problem, codec = self.problem(node)
         for factor, graph_factor in zip(problem.factors, node.factors):  # sim_updates act on these
             expert_node = self.graph.node(graph_factor.expert)
