@@ -221,6 +221,33 @@ def experts(name: Optional[str] = typer.Argument(None, help="show one expert's p
         typer.echo(f"warning: {problem}", err=True)
 
 
+@app.command()
+def examples(
+    action: str = typer.Argument("list", help="list: show the example programs; copy: copy them to DIR"),
+    directory: Optional[Path] = typer.Argument(None, help="copy: where to put them (created if needed)"),
+    force: bool = typer.Option(False, "--force", help="copy: overwrite files that exist"),
+) -> None:
+    """The example programs that ship with poelang (and their assets): list them, or copy them to DIR."""
+    from poelang import examples as shipped
+
+    if action == "list":
+        typer.echo(f"# in {shipped.root()}")
+        for program in shipped.programs():
+            typer.echo(str(program))
+        return
+    if action != "copy" or directory is None:
+        raise typer.BadParameter("use `poelang examples` (list) or `poelang examples copy DIR`")
+    try:
+        written = shipped.copy(directory, force=force)
+    except FileExistsError as e:
+        typer.echo(f"error: {e}; use --force to overwrite", err=True)
+        raise typer.Exit(1)
+    except OSError as e:
+        typer.echo(f"error: cannot copy to {directory}: {e.strerror or e}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"copied {len(written)} files to {directory}; try: poelang run {directory / 'quickstart.poe'}")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; returns the exit code (2 for usage errors, as Click does)."""
     try:
