@@ -98,8 +98,10 @@ class SamplerSettings(_Model):
     ess_threshold: float = Field(0.5, gt=0, le=1, description="resample when ESS < threshold · L")
     resample_times: list[float] = Field(default_factory=list, description="fractions of the schedule in (0, 1) to resample at")
     weighting: Literal["exact", "greedy"] = Field("exact", description="exact: telescoping weights, output drawn from the weighted particles; greedy: the paper's, output the best")
-    annealing: Literal["auto", "ais", "flow"] = Field(
-        "auto", description="ais: exact annealed importance weights (analytic experts); flow: the paper's Euler + MCMC path")
+    annealing: Literal["auto", "ais", "flow", "fk"] = Field(
+        "auto", description="ais: exact annealed importance weights (analytic experts); flow: the paper's Euler + MCMC path; "
+                            "fk: Feynman-Kac weighted SDE, exact from velocities only")
+    fk_noise: float = Field(1.0, ge=0, description="annealing = fk: the SDE's noise η (0: ODE along the velocity sum)")
     adaptive_temper: bool = Field(False, description="temper the reward weight by bisection on ESS")
     init: Literal["noise", "inversion"] = Field(
         "noise", description="start from Gaussian noise, or from the flow-ODE inversion of `invert`")

@@ -206,7 +206,7 @@ class Interpreter:
             cond_updates=s.cond_updates, cond_lambda=s.cond_lambda, resample=s.resample,
             resample_when=s.resample_when, ess_threshold=s.ess_threshold,
             resample_times=tuple(s.resample_times) or (0.25, 0.5, 0.75), weighting=s.weighting,
-            annealing=s.annealing, init=s.init, invert=invert, invert_iters=s.invert_iters, path=s.path,
+            annealing=s.annealing, fk_noise=s.fk_noise, init=s.init, invert=invert, invert_iters=s.invert_iters, path=s.path,
             chunk=s.chunk, sim_updates=s.sim_updates, sim_lambda=s.sim_lambda, seed=s.seed, output=s.output,
             num_samples=s.num_samples, max_batch=s.max_batch, adaptive_temper=s.adaptive_temper,
         )

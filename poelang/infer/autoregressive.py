@@ -351,9 +351,9 @@ class AutoregressiveSampler(Sampler):
                 state = self.level(state, n, callback)
             context = torch.cat([state.context, state.x], dim=1)
             carried = state.log_weights
-        video = state.with_(x=context, context=None, velocity=None, score=None, log_density=None)
+        video = state.moved(context).with_(context=None)
         result = self.finish(video)
-        if not all(self.framewise) and self.plan.annealing == "ais":
+        if not all(self.framewise) and self.plan.annealing in ("ais", "fk"):
             result = replace(result, log_evidence=None)
         return result
 

@@ -29,7 +29,7 @@ from .errors import SettingsError
 KERNELS = ("auto", "none", "langevin", "mala", "hmc")
 WEIGHTINGS = ("exact", "greedy")
 RESAMPLE_WHEN = ("always", "ess", "times")
-ANNEALING = ("auto", "ais", "flow")
+ANNEALING = ("auto", "ais", "flow", "fk")
 OUTPUTS = ("auto", "best", "all", "sample")
 PATHS = ("joint", "autoregressive")
 
@@ -70,7 +70,13 @@ class Settings:
                            sigma = 1, weights log g_t(x) - log g_{t+1}(x), MALA
                            or HMC moves -- exact for analytic experts.
                            'flow': the paper's Euler transition + MCMC.
+                           'fk': Feynman-Kac corrected SDE with weights from
+                           the experts' velocities only -- exact (as L grows
+                           and levels get finer) for flow networks; kernel
+                           'auto' is then 'none' (see :mod:`~poelang.infer.fk`).
                            'auto': 'ais' when possible, else 'flow'.
+    fk_noise [1.0]         'fk': eta >= 0, the SDE's noise (0: the ODE along
+                           the velocity sum, weights only; 1: the reverse SDE).
     init ['noise']         'noise' (the product at sigma = 1: N(0, I / A_c) per
                            coordinate), 'inversion' (the flow-ODE inversion of
                            ``invert``, see :mod:`~poelang.infer.inversion`), or
@@ -155,6 +161,7 @@ class Settings:
     resample_times: Tuple[float, ...] = (0.25, 0.5, 0.75)
     weighting: str = "exact"
     annealing: str = "auto"
+    fk_noise: float = 1.0
     init: Any = "noise"
     invert: Any = None
     invert_iters: int = 2
@@ -215,6 +222,8 @@ class Settings:
             raise bad("resample='median' is greedy (biased); use it with weighting='greedy'")
         if self.annealing not in ANNEALING:
             raise bad(f"annealing {self.annealing!r} is not one of {', '.join(ANNEALING)}")
+        if not self.fk_noise >= 0:
+            raise bad(f"fk_noise must be >= 0, got {self.fk_noise}")
         if self.output not in OUTPUTS:
             raise bad(f"output {self.output!r} is not one of {', '.join(OUTPUTS)}")
         if self.num_samples < 1:
