@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from poelang.diagnostics import Diagnostic, DiagnosticBag, PoeError, SourceMap, Span
 from poelang.experts.registry import Registry, default_registry
 from poelang.graph import Graph
-from poelang.lower import Lowerer
+from poelang.lower import Lowerer, Symbol
+from poelang.params import ParamOverride, as_overrides
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
@@ -32,6 +33,7 @@ class Program:
     sources: SourceMap
     spans: dict[str, Span] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    symbols: dict[str, Symbol] = field(default_factory=dict)  # the names the program binds (``m.name`` for imports)
 
     @property
     def ok(self) -> bool:
@@ -50,8 +52,9 @@ class Program:
         return self
 
     def run(self, *, seed: int | None = None, device: str = "cpu", trace_dir: str | None = None,
-            callback=None, write: bool = False, **overrides: Any):
-        """Sample every `~` statement; keyword arguments override settings (`particles=8`).
+            callback=None, write: bool = False, params: Mapping[str, Any] | None = None, **overrides: Any):
+        """Sample every `~` statement; keyword arguments override settings (`particles=8`),
+        `params` the program's parameters (`params={"prompt": "three dogs"}`).
 
         Returns a RunResult whose `.samples[name]` is the engine's Result for each
         sample. The program's `save` statements are carried out only with
@@ -60,13 +63,17 @@ class Program:
         from poelang.interpreter import run_program
 
         program = self
-        if overrides or seed is not None:
-            settings = {k: _python_to_source(v) for k, v in overrides.items()}
-            if seed is not None:
-                settings["seed"] = str(int(seed))
-            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings)
+        if overrides or seed is not None or params:
+            program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": int(seed)}))
         program.raise_for_errors()
         return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write)
+
+
+    def with_settings(self, params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
+                      **overrides: Any) -> "Program":
+        """The program checked again with settings overridden (`particles=8`) and parameters set (`params`)."""
+        settings = {k: _python_to_source(v) for k, v in overrides.items()}
+        return compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params)
 
 
 def _python_to_source(value: Any) -> str:
@@ -101,32 +108,45 @@ def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, so
 
 def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], source: str, file: str, *,
                    base_dir: Path, registry: Registry | None = None,
-                   overrides: Mapping[str, str] | None = None) -> Program:
-    """Lower an already parsed module (from text, or built from Python) into a Program."""
+                   overrides: Mapping[str, str] | None = None,
+                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None) -> Program:
+    """Lower an already parsed module (from text, or built from Python) into a Program.
+
+    `overrides` are settings as typed (`--set`); `params` the parameters' values,
+    as Python values by name or as overrides read from a command line or a table.
+    """
     sources = SourceMap()
     sources.add(file, source)
     bag = DiagnosticBag()
     bag.extend(parse_errors)
     graph = None
     spans: dict[str, Span] = {}
+    symbols: dict[str, Symbol] = {}
     if module is not None:
         settings = parse_overrides(overrides or {}, bag, sources)
-        lowerer = Lowerer(registry or default_registry(), sources, bag, settings)
+        param_overrides = as_overrides(params)
+        for override in param_overrides:
+            if override.source is not None and override.source[0] not in sources:
+                sources.add(*override.source)
+        lowerer = Lowerer(registry or default_registry(), sources, bag, settings, param_overrides)
         lowerer._import_stack.append((base_dir / file).resolve())
         lowerer.lower_module(module, base_dir)
         graph = lowerer.finish()
         spans = lowerer.spans
+        symbols = dict(lowerer.env)
     if bag.has_errors:
         graph = None
-    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir)
+    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir, symbols)
 
 
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
-                   registry: Registry | None = None, overrides: Mapping[str, str] | None = None) -> Program:
+                   registry: Registry | None = None, overrides: Mapping[str, str] | None = None,
+                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None) -> Program:
     """Parse, lower and check program text."""
     module, errors = parse_module(source, file)
     base = Path(base_dir) if base_dir is not None else Path(".")
-    return compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides)
+    return compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides,
+                          params=params)
 
 
 def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
