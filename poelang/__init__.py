@@ -12,6 +12,7 @@ building the same graphs with Python operators.
 from poelang.diagnostics import Diagnostic, PoeError
 from poelang.graph import Graph
 from poelang.program import Program, load, parse
+from poelang.sweeps import sweep
 
-__all__ = ["Diagnostic", "Graph", "PoeError", "Program", "load", "parse"]
+__all__ = ["Diagnostic", "Graph", "PoeError", "Program", "load", "parse", "sweep"]
 __version__ = "0.1.0"

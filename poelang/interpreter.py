@@ -272,8 +272,14 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
-    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
+    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
+            output_dir: str | None = None, every_sample: bool = False) -> RunResult:
+        """Sample, then carry out the saves; `output_dir` puts their files under one folder (a
+        sweep's row), `every_sample` writes every chosen sample of an image or video save, numbered."""
         from poelang import writers
+
+        def where(path: str) -> str:
+            return path if output_dir is None else str(Path(output_dir) / (Path(path).name if Path(path).is_absolute() else path))
 
         started = time.perf_counter()
         for node in self.graph.samples:
@@ -287,10 +293,13 @@ class Interpreter:
             try:
                 if out.format == "trace":
                     sample_id = node.args["sample"].ref
-                    self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id))
+                    self.result.written += writers.write_trace(where(out.path), sample_id, self.traced(sample_id))
                 else:
                     data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                    self.result.written.append(writers.write_value(out.path, out.format, data, out.options))
+                    if every_sample:
+                        self.result.written += writers.write_every_sample(where(out.path), out.format, data, out.options)
+                    else:
+                        self.result.written.append(writers.write_value(where(out.path), out.format, data, out.options))
             except OSError as e:
                 raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
         if trace_dir is not None:
