@@ -62,10 +62,20 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the program's)"),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu, cuda, cuda:1"),
     trace: Optional[Path] = typer.Option(None, "--trace", help="write the per-level trace (PNG contact sheet + HTML) here"),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="only errors and the final 'wrote …' lines"),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="also loading details: sizes in MiB, placement"),
 ) -> None:
-    """Check FILE, then sample every `~` statement and write its outputs."""
+    """Check FILE, then sample every `~` statement and write its outputs.
+
+    Progress goes to stderr; stdout carries only the "wrote PATH" lines.
+    """
+    from poelang import progress
     from poelang.program import load
+
+    if quiet and verbose:
+        raise typer.BadParameter("choose one of -q and -v")
+    verbosity = progress.QUIET if quiet else progress.VERBOSE if verbose else progress.NORMAL
+    progress.configure(verbosity)
 
     overrides = _parse_sets(set_)
     if seed is not None:
@@ -79,7 +89,7 @@ def run(
 
     try:
         result = run_program(program, device=device, trace_dir=str(trace) if trace else None,
-                             output=str(output) if output else None, progress=not quiet)
+                             output=str(output) if output else None, reporter=progress.Reporter(verbosity))
     except (PoeError, RunError) as e:
         typer.echo(e.render(color=_color()), err=True)
         raise typer.Exit(1)
@@ -213,12 +223,17 @@ def graph(
     typer.echo(program.graph.to_dot() if as_dot else program.graph.to_json(), nl=False)
 
 
-@app.command()
-def repl(history: Optional[Path] = typer.Option(None, "--history", help="history file (default ~/.poelang_history)")) -> None:
-    """Explore interactively: declare experts, inspect types and the graph, run small samples."""
-    from poelang import repl as repl_module
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def repl(ctx: typer.Context) -> None:
+    """Explore interactively: declare experts, inspect types and the graph, run, show and save samples.
 
-    raise typer.Exit(repl_module.main(["--history", str(history)] if history else []))
+    `poelang repl [FILE ...] [--history PATH] [--no-history] [--no-banner] [--script]`;
+    `poelang repl --help` lists the options (defined once, in poelang.repl.prompt).
+    """
+    from poelang.repl import main as repl_main
+
+    raise typer.Exit(repl_main(list(ctx.args)))
 
 
 @app.command()

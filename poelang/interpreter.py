@@ -10,6 +10,7 @@ expert that cannot load, a sampler that loses every particle) become a
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +20,7 @@ from poelang import values as V
 from poelang.diagnostics import Diagnostic, PoeError, Span
 from poelang.experts.registry import default_registry
 from poelang.experts.unavailable import ExpertUnavailable
+from poelang.progress import NORMAL, QUIET, Reporter
 
 
 class RunError(PoeError):
@@ -53,11 +55,11 @@ def event_shape(domain: str) -> tuple[int, ...]:
 
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
-                 callback: Callable | None = None):
+                 callback: Callable | None = None, reporter: Reporter | None = None):
         self.program = program
         self.graph: g.Graph = program.graph
         self.device = device
-        self.progress = progress
+        self.reporter = reporter or Reporter(NORMAL if progress else QUIET)
         self.callback = callback
         self.registry = default_registry()
         self.context = V.Context(program.base_dir, device)
@@ -94,13 +96,19 @@ class Interpreter:
         elif isinstance(node, g.ValueNode):
             args = {k: self.resolve(v) for k, v in node.args.items()}
             try:
-                value = V.OPS[node.op](self.context, **args)
+                with self._step_for(node):
+                    value = V.OPS[node.op](self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
         else:
             raise self.fail(f"'{node_id}' is an expert, not a value", node_id)
         self._values[node_id] = value
         return value
+
+    def _step_for(self, node: g.ValueNode):
+        """A progress line for the builtins that take a while (V.SLOW), nothing for the rest."""
+        verb = V.SLOW.get(node.op)
+        return self.reporter.step(f"{verb} {node.id}") if verb else nullcontext()
 
     # --- experts --------------------------------------------------------------
 
@@ -119,7 +127,8 @@ class Interpreter:
             own_shape = (*shape[:-2], y1 - y0, x1 - x0)
         context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir, tuple(shape), region)
         try:
-            expert = spec.load_function()(args, context)
+            with self.reporter.step(f"loading {node_id} ({node.expert})"):
+                expert = spec.load_function()(args, context)
         except ExpertUnavailable as e:
             raise self.fail(f"cannot load '{node_id}' ({node.expert}): {e}", node_id) from None
         except (ValueError, OSError) as e:
@@ -192,24 +201,13 @@ class Interpreter:
         return first
 
     @staticmethod
-    def settings(s: g.SamplerSettings, problem=None, invert=None):
-        """The engine's settings; ``invert`` is the canvas ``init = inversion`` starts
-        from, already in the experts' space (see :meth:`inversion_input`)."""
+    def settings(s: g.SamplerSettings, invert=None):
+        """The engine's settings: the program's, under the engine's names; ``invert``
+        is the canvas ``init = inversion`` starts from, already in the experts'
+        space (see :meth:`inversion_input`)."""
         from poelang import infer
 
-        shift = s.shift
-        if shift == "auto":  # the first expert's own preference (FLUX: exp(mu) of its token count), else 3
-            shift = float(getattr(problem.factors[0].expert, "schedule_shift", 3.0)) if problem else 3.0
-        return infer.Settings(
-            levels=s.levels, schedule=s.schedule, shift=shift, particles=s.particles, kernel=s.mcmc,
-            mcmc_steps=s.mcmc_steps, step_size=s.step_size, hmc_leapfrog=s.leapfrog,
-            cond_updates=s.cond_updates, cond_lambda=s.cond_lambda, resample=s.resample,
-            resample_when=s.resample_when, ess_threshold=s.ess_threshold,
-            resample_times=tuple(s.resample_times) or (0.25, 0.5, 0.75), weighting=s.weighting,
-            annealing=s.annealing, init=s.init, invert=invert, invert_iters=s.invert_iters, path=s.path,
-            chunk=s.chunk, sim_updates=s.sim_updates, sim_lambda=s.sim_lambda, seed=s.seed, output=s.output,
-            num_samples=s.num_samples, max_batch=s.max_batch, adaptive_temper=s.adaptive_temper,
-        )
+        return infer.Settings(**{**s.engine_values(), "invert": invert})
 
     def inversion_input(self, node: g.SampleNode, codec):
         """The value ``invert`` names, as the experts see it: pixels in [-1, 1]
@@ -235,23 +233,23 @@ class Interpreter:
             factor.simulator = isinstance(expert_node, g.ExpertNode) and expert_node.kind == "simulator"
         invert = self.inversion_input(node, codec) if node.settings.init == "inversion" else None
         try:
-            settings = self.settings(node.settings, problem, invert)
+            settings = self.settings(node.settings, invert)
         except infer.SettingsError as e:
             raise self.fail(str(e), node.id) from None
-        levels = node.settings.levels
+        chunks = 1
         if node.settings.path == "autoregressive":  # every chunk runs levels 0..T
             chunks = len(infer.chunk_frames(problem.shape[0], min(node.settings.chunk, problem.shape[0])))
-            levels = chunks * (levels + 1) - 1
-        with _Progress(node.id, levels, enabled=self.progress) as bar:
-            def on_level(info):
-                bar.update(info)
-                if self.callback is not None:
-                    self.callback(node.id, info)
+        bar = self.reporter.sampling(node.id, node.settings.levels, chunks, inverting=invert is not None)
 
-            try:
-                result = infer.sample(problem, settings, callback=on_level, device=self.device)
-            except (infer.SamplerError, infer.SettingsError) as e:
-                raise self.fail(str(e), node.id) from None
+        def on_level(info):
+            bar.update(info)
+            if self.callback is not None:
+                self.callback(node.id, info)
+
+        try:
+            result = infer.sample(problem, settings, callback=on_level, device=self.device)
+        except (infer.SamplerError, infer.SettingsError) as e:
+            raise self.fail(str(e), node.id) from None
         if codec is not None:
             result = _decode_result(result, codec)
             self._codecs[node.id] = codec
@@ -272,36 +270,41 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
-    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
-            output_dir: str | None = None, every_sample: bool = False) -> RunResult:
-        """Sample, then carry out the saves; `output_dir` puts their files under one folder (a
-        sweep's row), `every_sample` writes every chosen sample of an image or video save, numbered."""
+    def write_output(self, out: g.OutputNode, output_dir: str | None = None, every_sample: bool = False) -> None:
+        """Carry out one save; `output_dir` puts its files under one folder (a sweep's row),
+        `every_sample` writes every chosen sample of an image or video save, numbered."""
         from poelang import writers
 
-        def where(path: str) -> str:
-            return path if output_dir is None else str(Path(output_dir) / (Path(path).name if Path(path).is_absolute() else path))
+        target = out.value.ref
+        node = self.graph.node(target)
+        path = out.path if output_dir is None else str(
+            Path(output_dir) / (Path(out.path).name if Path(out.path).is_absolute() else out.path))
+        try:
+            if out.format == "trace":
+                sample_id = node.args["sample"].ref
+                self.result.written += writers.write_trace(path, sample_id, self.traced(sample_id))
+            else:
+                data = self.result.samples[target] if target in self.result.samples else self.value(target)
+                if every_sample:
+                    self.result.written += writers.write_every_sample(path, out.format, data, out.options)
+                else:
+                    self.result.written.append(writers.write_value(path, out.format, data, out.options))
+        except OSError as e:
+            raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
+
+    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
+            output_dir: str | None = None, every_sample: bool = False) -> RunResult:
+        from poelang import writers
 
         started = time.perf_counter()
-        for node in self.graph.samples:
-            self.run_sample(node)
-        outputs = list(self.graph.outputs) if write else []
-        if output is not None:
-            outputs = _override_output(outputs, output, self.graph)
-        for out in outputs:
-            target = out.value.ref
-            node = self.graph.node(target)
-            try:
-                if out.format == "trace":
-                    sample_id = node.args["sample"].ref
-                    self.result.written += writers.write_trace(where(out.path), sample_id, self.traced(sample_id))
-                else:
-                    data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                    if every_sample:
-                        self.result.written += writers.write_every_sample(where(out.path), out.format, data, out.options)
-                    else:
-                        self.result.written.append(writers.write_value(where(out.path), out.format, data, out.options))
-            except OSError as e:
-                raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
+        with self.reporter:
+            for node in self.graph.samples:
+                self.run_sample(node)
+            outputs = list(self.graph.outputs) if write else []
+            if output is not None:
+                outputs = _override_output(outputs, output, self.graph)
+            for out in outputs:
+                self.write_output(out, output_dir, every_sample)
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
@@ -350,36 +353,14 @@ def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> 
     return outputs + [g.OutputNode(value=g.Ref(ref=graph.samples[0].id), path=path, format=fmt)]
 
 
-class _Progress:
-    """A Rich progress bar: level, σ, ESS, best score, elapsed and remaining time."""
-
-    def __init__(self, name: str, levels: int, enabled: bool):
-        self.enabled = enabled
-        self.name, self.levels = name, levels
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
-            self.bar.__enter__()
-            self.task = self.bar.add_task(f"{self.name} ~", total=self.levels, info="")
-        return self
-
-    def update(self, info) -> None:
-        if self.enabled:
-            best = float(info.scores.max()) if info.scores.numel() else float("nan")
-            text = f"level {info.level}/{self.levels}  σ={info.sigma:.3f}  ESS={info.ess:.1f}  best={best:.3g}"
-            self.bar.update(self.task, completed=info.level, info=text)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
-
-
 def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
-                progress: bool = False, callback: Callable | None = None, write: bool = True) -> RunResult:
-    """Run a checked program; raises RunError (a PoeError) on user-facing failures."""
+                progress: bool = False, callback: Callable | None = None, write: bool = True,
+                reporter: Reporter | None = None) -> RunResult:
+    """Run a checked program; raises RunError (a PoeError) on user-facing failures.
+
+    ``progress`` shows the live display on stderr; ``reporter`` (a
+    :class:`poelang.progress.Reporter`) chooses its verbosity and console instead.
+    """
     program.raise_for_errors()
-    return Interpreter(program, device, progress, callback).run(output=output, trace_dir=trace_dir, write=write)
+    return Interpreter(program, device, progress, callback, reporter).run(output=output, trace_dir=trace_dir,
+                                                                          write=write)

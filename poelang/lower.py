@@ -10,7 +10,6 @@ matches everything, so one mistake gives one message.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,10 @@ from pydantic import ValidationError
 
 from poelang import graph as g
 from poelang.builtins import BUILTINS, SIMULATION_ATTRIBUTES
-from poelang.diagnostics import Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
+from poelang.diagnostics import ALREADY_DEFINED, UNUSED, Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
 from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
+from poelang.infer.setting_messages import explain, source_text
 from poelang.params import ParamOverride
 from poelang.syntax import ast
 from poelang.types import (
@@ -130,7 +130,7 @@ class Lowerer:
     def finish(self) -> g.Graph:
         for name, symbol in self.env.items():
             if not symbol.used and symbol.kind in ("value", "expert", "constant", "param") and "." not in name:
-                self.diag.warning(f"'{name}' is defined but never used", symbol.span)
+                self.diag.warning(f"'{name}' is defined but never used", symbol.span, code=UNUSED)
         declared = self._declared_params
         for name, override in self.param_overrides.items():
             if name not in declared:
@@ -345,7 +345,9 @@ class Lowerer:
         seen_in_program: set[str] = set()
         for target, setting in given:
             if setting.name not in g.SETTING_NAMES:
-                self.diag.error(f"unknown setting '{setting.name}'{did_you_mean(setting.name, g.SETTING_NAMES)}", setting.name_span)
+                hint = g.ENGINE_TO_PROGRAM.get(setting.name)
+                hint = f" (programs call it '{hint}')" if hint else did_you_mean(setting.name, g.SETTING_NAMES)
+                self.diag.error(f"unknown setting '{setting.name}'{hint}", setting.name_span)
                 ok = False
                 continue
             from_program = setting in statement.settings
@@ -374,15 +376,14 @@ class Lowerer:
         try:
             return g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
-            for error in _one_error_per_setting(e.errors(), values):
-                loc = error["loc"]
-                message = _pydantic_message(error)
-                if loc:
-                    span = value_spans.get(loc[0], statement.span)
-                else:  # a rule between settings: point at the first setting it names
-                    named = [w for w in re.findall(r"\w+", message) if w in spans]
-                    span = spans[named[0]] if named else statement.span
-                self.diag.error(f"{'setting ' + repr(loc[0]) + ': ' if loc else ''}{message}", span)
+            for mistake in explain(e.errors(), values):
+                if mistake.setting:
+                    self.diag.error(f"setting '{mistake.setting}': {mistake.message}",
+                                    value_spans.get(mistake.setting, statement.span))
+                else:  # a rule between settings: point at the first it blames that the program wrote
+                    named = [g.ENGINE_TO_PROGRAM.get(n, n) for n in mistake.blamed]
+                    span = next((spans[n] for n in named if n in spans), statement.span)
+                    self.diag.error(mistake.message, span)
             return None
 
     def invert_value(self, expr: ast.Expr) -> Any:
@@ -1062,7 +1063,7 @@ class Lowerer:
     def _check_new_name(self, name: str, span: Span) -> bool:
         if name in self.env:
             previous = self.env[name].span
-            self.diag.error(f"'{name}' is already defined", span, ("first defined here", previous))
+            self.diag.error(f"'{name}' is already defined", span, ("first defined here", previous), code=ALREADY_DEFINED)
             return False
         return True
 
@@ -1172,7 +1173,7 @@ def _shown(val: Val) -> str:
     """A constant as the program writes it: 30, 12px, "two cats", [1, 2]."""
     if isinstance(val.type, (NumberT, TextT)):
         return _describe_val(val)
-    return _source_text(val.literal)
+    return source_text(val.literal)
 
 
 def _describe_param(default: Val) -> str:
@@ -1200,64 +1201,6 @@ def _describe_val(val: Val) -> str:
     if isinstance(val.type, TextT) and val.is_const:
         return f'"{val.literal}"'
     return str(val.type)
-
-
-def _pydantic_message(error: dict) -> str:
-    kind = error.get("type", "")
-    ctx = error.get("ctx") or {}
-    if kind == "literal_error":
-        expected = ctx.get("expected", "one of the allowed values")
-        value = error.get("input")
-        hint = did_you_mean(value, re.findall(r"'([^']*)'", expected)) if isinstance(value, str) else ""
-        return f"expected {expected}, got {_source_text(value)}{hint}"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        ops = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
-        bound = next(iter(ctx.values()), "?")
-        bound = f"{bound:g}" if isinstance(bound, float) else bound
-        return f"must be {ops[kind]} {bound}, got {_source_text(error.get('input'))}"
-    if kind in _PYDANTIC_EXPECTED:
-        return f"expected {_PYDANTIC_EXPECTED[kind]}, got {_source_text(error.get('input'))}"
-    message = error.get("msg", "invalid value")
-    return message.removeprefix("Value error, ").rstrip(".").lower() if message else "invalid value"
-
-
-def _one_error_per_setting(errors: list[dict], values: dict[str, Any]) -> list[dict]:
-    """Pydantic reports a value that fits no member of a union once per member
-    (`schedule = [1.0, "a"]`: not 'linear' or 'flux_shift', and not a number);
-    keep the member that matches the kind of value written: a list or a name."""
-    chosen: dict[Any, dict] = {}
-    for error in errors:
-        loc = error["loc"]
-        if not loc:
-            chosen[len(chosen), None] = error
-            continue
-        tag = loc[1] if len(loc) > 1 and isinstance(loc[1], str) else ""
-        fits = isinstance(values.get(loc[0]), list) == tag.startswith("list")
-        if loc[0] not in chosen or (fits and not chosen[loc[0]].get("_fits")):
-            chosen[loc[0]] = {**error, "_fits": fits}
-    return list(chosen.values())
-
-
-_PYDANTIC_EXPECTED = {
-    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "float_parsing": "a number", "list_type": "a list",
-    "bool_type": "true or false", "bool_parsing": "true or false",
-}
-
-
-def _source_text(value: Any) -> str:
-    """A setting's value as the program writes it, shortened."""
-    if value is None or isinstance(value, bool):
-        text = {None: "none", True: "true", False: "false"}[value]
-    elif isinstance(value, float):
-        text = repr(value)
-    elif isinstance(value, str):
-        text = f"'{value}'"
-    elif isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(_source_text(v) for v in value) + "]"
-    else:
-        text = str(value)
-    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def _display_path(path: Path) -> str:

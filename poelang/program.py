@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from poelang.diagnostics import Diagnostic, DiagnosticBag, PoeError, SourceMap, Span
 from poelang.experts.registry import Registry, default_registry
 from poelang.graph import Graph
-from poelang.lower import Lowerer
+from poelang.lower import Lowerer, Symbol
 from poelang.params import ParamOverride, as_overrides
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
@@ -33,6 +33,7 @@ class Program:
     sources: SourceMap
     spans: dict[str, Span] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    symbols: dict[str, Symbol] = field(default_factory=dict)  # the names the program binds (``m.name`` for imports)
 
     @property
     def ok(self) -> bool:
@@ -63,12 +64,16 @@ class Program:
 
         program = self
         if overrides or seed is not None or params:
-            settings = {k: _python_to_source(v) for k, v in overrides.items()}
-            if seed is not None:
-                settings["seed"] = str(int(seed))
-            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params)
+            program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": int(seed)}))
         program.raise_for_errors()
         return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write)
+
+
+    def with_settings(self, params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
+                      **overrides: Any) -> "Program":
+        """The program checked again with settings overridden (`particles=8`) and parameters set (`params`)."""
+        settings = {k: _python_to_source(v) for k, v in overrides.items()}
+        return compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params)
 
 
 def _python_to_source(value: Any) -> str:
@@ -118,6 +123,7 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
     bag.extend(parse_errors)
     graph = None
     spans: dict[str, Span] = {}
+    symbols: dict[str, Symbol] = {}
     if module is not None:
         settings = parse_overrides(overrides or {}, bag, sources) + list(settings)
         param_overrides = as_overrides(params)
@@ -129,9 +135,10 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
         lowerer.lower_module(module, base_dir)
         graph = lowerer.finish()
         spans = lowerer.spans
+        symbols = dict(lowerer.env)
     if bag.has_errors:
         graph = None
-    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir)
+    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir, symbols)
 
 
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
