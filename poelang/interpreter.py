@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from poelang import graph as g
 from poelang import values as V
@@ -21,6 +21,7 @@ from poelang.diagnostics import Diagnostic, PoeError, Span
 from poelang.experts.registry import default_registry
 from poelang.experts.unavailable import ExpertUnavailable
 from poelang.progress import NORMAL, QUIET, Reporter
+from poelang.results import LevelCallback, RunResult
 
 
 class RunError(PoeError):
@@ -39,13 +40,6 @@ class ExpertContext:
     region: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) in pixels when the factor is cropped
 
 
-@dataclass
-class RunResult:
-    samples: dict[str, Any] = field(default_factory=dict)  # sample id → poelang.infer.Result
-    written: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-
 def event_shape(domain: str) -> tuple[int, ...]:
     """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w)."""
     kind, _, dims = domain.partition("[")
@@ -55,8 +49,10 @@ def event_shape(domain: str) -> tuple[int, ...]:
 
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
-                 callback: Callable | None = None, reporter: Reporter | None = None):
+                 callback: LevelCallback | None = None, reporter: Reporter | None = None,
+                 decode_x0_hat: bool = False):
         self.program = program
+        self.decode_x0_hat = decode_x0_hat  # the callback sees x0_hat in pixels, not in a codec's latents
         self.graph: g.Graph = program.graph
         self.device = device
         self.reporter = reporter or Reporter(NORMAL if progress else QUIET)
@@ -243,8 +239,11 @@ class Interpreter:
 
         def on_level(info):
             bar.update(info)
-            if self.callback is not None:
-                self.callback(node.id, info)
+            if self.callback is None:
+                return None
+            if self.decode_x0_hat and codec is not None and info.x0_hat is not None:
+                info = replace(info, x0_hat=_decode(codec, info.x0_hat.to(self.device)).cpu())
+            return self.callback(node.id, info)
 
         try:
             result = infer.sample(problem, settings, callback=on_level, device=self.device)
@@ -354,13 +353,13 @@ def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> 
 
 
 def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
-                progress: bool = False, callback: Callable | None = None, write: bool = True,
-                reporter: Reporter | None = None) -> RunResult:
+                progress: bool = False, callback: LevelCallback | None = None, write: bool = True,
+                reporter: Reporter | None = None, decode_x0_hat: bool = False) -> RunResult:
     """Run a checked program; raises RunError (a PoeError) on user-facing failures.
 
     ``progress`` shows the live display on stderr; ``reporter`` (a
     :class:`poelang.progress.Reporter`) chooses its verbosity and console instead.
     """
     program.raise_for_errors()
-    return Interpreter(program, device, progress, callback, reporter).run(output=output, trace_dir=trace_dir,
-                                                                          write=write)
+    interpreter = Interpreter(program, device, progress, callback, reporter, decode_x0_hat)
+    return interpreter.run(output=output, trace_dir=trace_dir, write=write)

@@ -16,6 +16,7 @@ from poelang.experts.registry import Registry, default_registry
 from poelang.graph import Graph
 from poelang.lower import Lowerer, Symbol
 from poelang.params import ParamOverride, as_overrides
+from poelang.results import LevelCallback, RunResult
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
@@ -52,13 +53,18 @@ class Program:
         return self
 
     def run(self, *, seed: int | None = None, device: str = "cpu", trace_dir: str | None = None,
-            callback=None, write: bool = False, params: Mapping[str, Any] | None = None, **overrides: Any):
+            callback: LevelCallback | None = None, decode_x0_hat: bool = False, write: bool = False,
+            params: Mapping[str, Any] | None = None, **overrides: Any) -> RunResult:
         """Sample every `~` statement; keyword arguments override settings (`particles=8`),
         `params` the program's parameters (`params={"prompt": "three dogs"}`).
 
-        Returns a RunResult whose `.samples[name]` is the engine's Result for each
-        sample. The program's `save` statements are carried out only with
-        `write=True` (the command line always writes).
+        Returns a :class:`~poelang.results.RunResult`: ``result["x"]`` is the
+        engine's Result of sample x, ``result.images("x")`` its PIL images. The
+        program's `save` statements are carried out only with `write=True` (the
+        command line always writes). ``callback(sample, info)`` is called after
+        every level (returning False stops that sample there); with
+        ``decode_x0_hat=True`` its ``info.x0_hat`` is in pixels even for
+        experts that sample in a codec's latent space. See docs/python-api.md.
         """
         from poelang.interpreter import run_program
 
@@ -66,8 +72,8 @@ class Program:
         if overrides or seed is not None or params:
             program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": int(seed)}))
         program.raise_for_errors()
-        return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write)
-
+        return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write,
+                           decode_x0_hat=decode_x0_hat)
 
     def with_settings(self, params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
                       **overrides: Any) -> "Program":
