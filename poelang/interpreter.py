@@ -91,9 +91,11 @@ class Interpreter:
             value = result.samples[0]
         elif isinstance(node, g.ValueNode):
             args = {k: self.resolve(v) for k, v in node.args.items()}
+            builtin = self.registry.builtins.get(node.op)
+            function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                with self._step_for(node):
-                    value = V.OPS[node.op](self.context, **args)
+                with self._step_for(builtin, node.id):
+                    value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
         else:
@@ -101,10 +103,10 @@ class Interpreter:
         self._values[node_id] = value
         return value
 
-    def _step_for(self, node: g.ValueNode):
-        """A progress line for the builtins that take a while (V.SLOW), nothing for the rest."""
-        verb = V.SLOW.get(node.op)
-        return self.reporter.step(f"{verb} {node.id}") if verb else nullcontext()
+    def _step_for(self, builtin, node_id: str):
+        """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
+        verb = builtin.progress if builtin else ""
+        return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
 
     # --- experts --------------------------------------------------------------
 
