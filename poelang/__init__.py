@@ -21,4 +21,4 @@ from poelang.sweeps import sweep
 
 __all__ = ["Diagnostic", "Graph", "LevelCallback", "PoeError", "Program", "RunResult", "StopSampling", "load", "parse",
            "sweep"]
-__version__ = "0.1.0"
+from poelang.version import __version__  # noqa: E402

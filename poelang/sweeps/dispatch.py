@@ -36,7 +36,7 @@ class Queue:
 
 
 def failed_record(job: Job, error: str, attempt: int) -> dict:
-    from poelang import __version__
+    from poelang.version import __version__
 
     return {"id": job.id, "row": job.number, "status": "failed", "outputs": [], "seed": None, "params": {},
             "settings": {}, "given": job.given, "scores": {}, "program_hash": job.program_hash,

@@ -31,7 +31,7 @@ class RowRunner:
 
     def run(self, job: Job, attempt: int = 1) -> dict[str, Any]:
         """The row's manifest record; never raises for a failure of the row itself."""
-        from poelang import __version__
+        from poelang.version import __version__
         from poelang.diagnostics import PoeError
         from poelang.interpreter import Interpreter
         from poelang.program import compile_source
