@@ -271,22 +271,30 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
-    def write_output(self, out: g.OutputNode) -> None:
+    def write_output(self, out: g.OutputNode, output_dir: str | None = None, every_sample: bool = False) -> None:
+        """Carry out one save; `output_dir` puts its files under one folder (a sweep's row),
+        `every_sample` writes every chosen sample of an image or video save, numbered."""
         from poelang import writers
 
         target = out.value.ref
         node = self.graph.node(target)
+        path = out.path if output_dir is None else str(
+            Path(output_dir) / (Path(out.path).name if Path(out.path).is_absolute() else out.path))
         try:
             if out.format == "trace":
                 sample_id = node.args["sample"].ref
-                self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id))
+                self.result.written += writers.write_trace(path, sample_id, self.traced(sample_id))
             else:
                 data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                self.result.written.append(writers.write_value(out.path, out.format, data, out.options))
+                if every_sample:
+                    self.result.written += writers.write_every_sample(path, out.format, data, out.options)
+                else:
+                    self.result.written.append(writers.write_value(path, out.format, data, out.options))
         except OSError as e:
             raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
 
-    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
+    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
+            output_dir: str | None = None, every_sample: bool = False) -> RunResult:
         from poelang import writers
 
         started = time.perf_counter()
@@ -297,7 +305,7 @@ class Interpreter:
             if output is not None:
                 outputs = _override_output(outputs, output, self.graph)
             for out in outputs:
-                self.write_output(out)
+                self.write_output(out, output_dir, every_sample)
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)

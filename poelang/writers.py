@@ -61,6 +61,16 @@ def write_value(path: str, fmt: str, data: Any, options: dict) -> str:
     return path
 
 
+def write_every_sample(path: str, fmt: str, data: Any, options: dict) -> list[str]:
+    """Like :func:`write_value`, but an image or video save of several chosen samples
+    (`output = all`, `num_samples = 4`) writes each, numbered: x-0.png, x-1.png, …"""
+    samples = getattr(data, "samples", None)
+    if fmt not in ("png", "jpg", "gif", "mp4") or samples is None or samples.shape[0] <= 1:
+        return [write_value(path, fmt, data, options)]
+    stem, suffix = Path(path).with_suffix(""), Path(path).suffix
+    return [write_value(f"{stem}-{i}{suffix}", fmt, sample, options) for i, sample in enumerate(samples)]
+
+
 def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str) -> None:
     """Frames uint8 [f,h,w,3] (or [f,h,w], grey) as a looping GIF or an H.264 MP4, atomically.
 
