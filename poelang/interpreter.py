@@ -91,9 +91,11 @@ class Interpreter:
             value = result.samples[0]
         elif isinstance(node, g.ValueNode):
             args = {k: self.resolve(v) for k, v in node.args.items()}
+            builtin = self.registry.builtins.get(node.op)
+            function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                with self.reporter, self._step_for(node):
-                    value = V.OPS[node.op](self.context, **args)
+                with self.reporter, self._step_for(builtin, node.id):
+                    value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
         else:
@@ -101,10 +103,10 @@ class Interpreter:
         self._values[node_id] = value
         return value
 
-    def _step_for(self, node: g.ValueNode):
-        """A progress line for the builtins that take a while (V.SLOW), nothing for the rest."""
-        verb = V.SLOW.get(node.op)
-        return self.reporter.step(f"{verb} {node.id}") if verb else nullcontext()
+    def _step_for(self, builtin, node_id: str):
+        """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
+        verb = builtin.progress if builtin else ""
+        return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
 
 
 
@@ -285,24 +287,32 @@ class Interpreter:
         if missing:
             raise RunError(missing, self.program.sources)
 
-    def write_output(self, out: g.OutputNode) -> None:
+    def write_output(self, out: g.OutputNode, output_dir: str | None = None, every_sample: bool = False) -> None:
+        """Carry out one save; `output_dir` puts its files under one folder (a sweep's row),
+        `every_sample` writes every chosen sample of an image or video save, numbered."""
         from poelang import provenance, writers
 
         target = out.value.ref
         node = self.graph.node(target)
+        path = out.path if output_dir is None else str(
+            Path(output_dir) / (Path(out.path).name if Path(out.path).is_absolute() else out.path))
         try:
             if out.format == "trace":
                 sample_id = node.args["sample"].ref
-                self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id),
+                self.result.written += writers.write_trace(path, sample_id, self.traced(sample_id),
                                                            provenance.record(self.program, sample_id))
             else:
                 data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                self.result.written += writers.write_value(out.path, out.format, data, out.options,
-                                                           provenance.record(self.program, target))
+                record = provenance.record(self.program, target)
+                if every_sample:
+                    self.result.written += writers.write_every_sample(path, out.format, data, out.options, record)
+                else:
+                    self.result.written += writers.write_value(path, out.format, data, out.options, record)
         except OSError as e:
             raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
 
-    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
+    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
+            output_dir: str | None = None, every_sample: bool = False) -> RunResult:
         from poelang import provenance, writers
 
         started = time.perf_counter()
@@ -314,7 +324,7 @@ class Interpreter:
             if output is not None:
                 outputs = _override_output(outputs, output, self.graph)
             for out in outputs:
-                self.write_output(out)
+                self.write_output(out, output_dir, every_sample)
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)

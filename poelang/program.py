@@ -115,11 +115,13 @@ def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, so
 def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], source: str, file: str, *,
                    base_dir: Path, registry: Registry | None = None,
                    overrides: Mapping[str, str] | None = None,
-                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None) -> Program:
+                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
+                   settings: Sequence[tuple[str | None, ast.Setting]] = ()) -> Program:
     """Lower an already parsed module (from text, or built from Python) into a Program.
 
-    `overrides` are settings as typed (`--set`); `params` the parameters' values,
-    as Python values by name or as overrides read from a command line or a table.
+    `overrides` are settings as typed (`--set`), `settings` settings already read
+    (a sweep table's cells, `(sample or None, setting)`); `params` the parameters'
+    values, as Python values by name or as overrides read from a command line or a table.
     """
     sources = SourceMap()
     sources.add(file, source)
@@ -129,7 +131,7 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
     spans: dict[str, Span] = {}
     symbols: dict[str, Symbol] = {}
     if module is not None:
-        settings = parse_overrides(overrides or {}, bag, sources)
+        settings = parse_overrides(overrides or {}, bag, sources) + list(settings)
         param_overrides = as_overrides(params)
         for override in param_overrides:
             if override.source is not None and override.source[0] not in sources:
@@ -147,12 +149,13 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
 
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
                    registry: Registry | None = None, overrides: Mapping[str, str] | None = None,
-                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None) -> Program:
+                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
+                   settings: Sequence[tuple[str | None, ast.Setting]] = ()) -> Program:
     """Parse, lower and check program text."""
     module, errors = parse_module(source, file)
     base = Path(base_dir) if base_dir is not None else Path(".")
     return compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides,
-                          params=params)
+                          params=params, settings=settings)
 
 
 def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
