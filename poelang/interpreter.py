@@ -94,7 +94,7 @@ class Interpreter:
             builtin = self.registry.builtins.get(node.op)
             function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                with self._step_for(builtin, node.id):
+                with self.reporter, self._step_for(builtin, node.id):
                     value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
@@ -107,6 +107,8 @@ class Interpreter:
         """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
         verb = builtin.progress if builtin else ""
         return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
+
+
 
     # --- experts --------------------------------------------------------------
 
@@ -221,10 +223,14 @@ class Interpreter:
         return data
 
     def run_sample(self, node: g.SampleNode):
-        from poelang import infer
-
         if node.id in self.result.samples:
             return self.result.samples[node.id]
+        with self.reporter:
+            return self._draw(node)
+
+    def _draw(self, node: g.SampleNode):
+        from poelang import infer
+
         problem, codec = self.problem(node)
         for factor, graph_factor in zip(problem.factors, node.factors):  # sim_updates act on these
             expert_node = self.graph.node(graph_factor.expert)
@@ -247,10 +253,12 @@ class Interpreter:
                 info = replace(info, x0_hat=_decode(codec, info.x0_hat.to(self.device)).cpu())
             return self.callback(node.id, info)
 
+        started = time.perf_counter()
         try:
             result = infer.sample(problem, settings, callback=on_level, device=self.device)
         except (infer.SamplerError, infer.SettingsError) as e:
             raise self.fail(str(e), node.id) from None
+        self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
             self._codecs[node.id] = codec
@@ -271,10 +279,18 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
+    def check_weights(self) -> None:
+        """Every missing model at once, before anything is simulated or loaded (see poelang.weights)."""
+        from poelang import weights
+
+        missing = weights.missing_diagnostics(self.program, weights.needs(self.program))
+        if missing:
+            raise RunError(missing, self.program.sources)
+
     def write_output(self, out: g.OutputNode, output_dir: str | None = None, every_sample: bool = False) -> None:
         """Carry out one save; `output_dir` puts its files under one folder (a sweep's row),
         `every_sample` writes every chosen sample of an image or video save, numbered."""
-        from poelang import writers
+        from poelang import provenance, writers
 
         target = out.value.ref
         node = self.graph.node(target)
@@ -283,21 +299,24 @@ class Interpreter:
         try:
             if out.format == "trace":
                 sample_id = node.args["sample"].ref
-                self.result.written += writers.write_trace(path, sample_id, self.traced(sample_id))
+                self.result.written += writers.write_trace(path, sample_id, self.traced(sample_id),
+                                                           provenance.record(self.program, sample_id))
             else:
                 data = self.result.samples[target] if target in self.result.samples else self.value(target)
+                record = provenance.record(self.program, target)
                 if every_sample:
-                    self.result.written += writers.write_every_sample(path, out.format, data, out.options)
+                    self.result.written += writers.write_every_sample(path, out.format, data, out.options, record)
                 else:
-                    self.result.written.append(writers.write_value(path, out.format, data, out.options))
+                    self.result.written += writers.write_value(path, out.format, data, out.options, record)
         except OSError as e:
             raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
 
     def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
             output_dir: str | None = None, every_sample: bool = False) -> RunResult:
-        from poelang import writers
+        from poelang import provenance, writers
 
         started = time.perf_counter()
+        self.check_weights()
         with self.reporter:
             for node in self.graph.samples:
                 self.run_sample(node)
@@ -309,7 +328,8 @@ class Interpreter:
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
-                self.result.written += writers.write_trace(folder, sample_id, self.traced(sample_id))
+                self.result.written += writers.write_trace(folder, sample_id, self.traced(sample_id),
+                                                           provenance.record(self.program, sample_id))
         self.result.seconds = time.perf_counter() - started
         return self.result
 

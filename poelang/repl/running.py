@@ -99,7 +99,7 @@ class Runner:
         return path
 
     def save(self, program: Program, name: str, path: str) -> str:
-        from poelang import writers
+        from poelang import provenance, writers
         from poelang.lower import _FORMATS
 
         fmt = _FORMATS.get(Path(path).suffix.lower())
@@ -107,7 +107,7 @@ class Runner:
             raise RunFailed(f"unknown output format '{Path(path).suffix}'; use one of {', '.join(sorted(_FORMATS))}")
         value = self.value(program, name)
         try:
-            return writers.write_value(path, fmt, value, {})
+            return writers.write_value(path, fmt, value, {}, provenance.record(program, name))[0]
         except (OSError, ValueError, RuntimeError) as e:
             raise RunFailed(f"cannot write {path}: {getattr(e, 'strerror', None) or e}") from None
 
