@@ -9,9 +9,28 @@ The front doors are :func:`parse` and :func:`load` (text or a file → a checked
 :class:`Program`), the ``poelang`` command line, and :mod:`poelang.build` for
 building the same graphs with Python operators.
 """
-from poelang.diagnostics import Diagnostic, PoeError
-from poelang.graph import Graph
-from poelang.program import Program, load, parse
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from poelang.diagnostics import Diagnostic, PoeError
+    from poelang.graph import Graph
+    from poelang.program import Program, load, parse
 
 __all__ = ["Diagnostic", "Graph", "PoeError", "Program", "load", "parse"]
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562), so that `poelang`'s executable can catch Ctrl-C before pydantic and lark load.
+_HOMES = {"Diagnostic": "poelang.diagnostics", "PoeError": "poelang.diagnostics", "Graph": "poelang.graph",
+          "Program": "poelang.program", "load": "poelang.program", "parse": "poelang.program"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'poelang' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

@@ -1,6 +1,7 @@
 """The `poelang` command line: run, check, fmt, graph, repl, experts.
 
-Exit codes: 0 success, 1 diagnostics in a program or a failed run, 2 usage.
+Exit codes: 0 success, 1 diagnostics in a program or a failed run, 2 usage,
+130 interrupted (Ctrl-C).
 No user mistake ends in a Python traceback: diagnostics are printed GNU
 style (`file:line:col: error: message`, the line, a caret).
 """
@@ -43,12 +44,15 @@ def _parse_sets(sets: List[str]) -> dict[str, str]:
 @app.command()
 def run(
     file: Path = typer.Argument(..., help="the .poe program"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="where to save the (first) sample; overrides its save path"),
+    out_dir: Path = typer.Option(Path("."), "-o", "--out-dir", help="the output directory: save paths resolve against it"),
+    output: Optional[Path] = typer.Option(None, "--output", help="save the (first) sample to this file instead of its save path"),
     set_: List[str] = typer.Option([], "--set", help="override a sampler setting: key=value, or sample.key=value"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the program's)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="base random seed (overrides the program's); each sample draws from its own stream derived from it and the sample's name"),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu, cuda, cuda:1"),
     trace: Optional[Path] = typer.Option(None, "--trace", help="write the per-level trace (PNG contact sheet + HTML) here"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="let save paths leave the output directory (absolute or ../ paths)"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="let model folders run their own Python code (transformers' trust_remote_code); only for models you trust"),
 ) -> None:
     """Check FILE, then sample every `~` statement and write its outputs."""
     from poelang.program import load
@@ -56,31 +60,60 @@ def run(
     overrides = _parse_sets(set_)
     if seed is not None:
         overrides["seed"] = str(seed)
-    program = load(file, overrides=overrides)
+    program = load(file, overrides=overrides, allow_outside=allow_outside)
     _print_diagnostics(program)
     if not program.ok:
         raise typer.Exit(1)
+    if trace is not None and not program.graph.samples:
+        typer.echo(f"warning: --trace {trace}: the program has no sample (no `~` statement), so there is no trace", err=True)
+    _import_torch()
     from poelang.diagnostics import PoeError
     from poelang.interpreter import RunError, run_program
 
     try:
-        result = run_program(program, device=device, trace_dir=str(trace) if trace else None,
-                             output=str(output) if output else None, progress=not quiet)
+        run_program(program, device=device, trace_dir=str(trace) if trace else None,
+                    output=str(output) if output else None, progress=not quiet, out_dir=out_dir,
+                    trust_remote_code=trust_remote_code, on_write=lambda path: typer.echo(f"wrote {path}"))
     except (PoeError, RunError) as e:
         typer.echo(e.render(color=_color()), err=True)
         raise typer.Exit(1)
-    for path in result.written:
-        typer.echo(f"wrote {path}")
+
+
+def _import_torch() -> None:
+    """Import torch and numpy now, with Ctrl-C held back until they are complete: an interrupt in the
+    middle of their initialisation leaves half-made modules behind (and has crashed the process)."""
+    import signal
+
+    pending: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    except ValueError:  # not the main thread: nothing to hold back
+        previous = None
+    try:
+        import numpy
+        import torch
+
+        numpy.ndarray, torch.Tensor  # noqa: B018 - a module made by poelang._lazy loads on first attribute access
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if pending:
+        from poelang._entry import Interrupted
+
+        raise Interrupted
 
 
 @app.command()
-def check(files: List[Path] = typer.Argument(..., help="programs to check")) -> None:
+def check(
+    files: List[Path] = typer.Argument(..., help="programs to check"),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="accept save paths outside the output directory"),
+) -> None:
     """Parse and type-check programs without loading any model."""
     from poelang.program import load
 
     failed = False
     for file in files:
-        program = load(file)
+        program = load(file, allow_outside=allow_outside)
         _print_diagnostics(program)
         failed |= not program.ok
     if failed:
@@ -193,13 +226,20 @@ def experts(name: Optional[str] = typer.Argument(None, help="show one expert's p
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Run the command line; returns the exit code (2 for usage errors, as Click does)."""
-    try:
-        app(args=argv, prog_name="poelang")
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    """Run the command line; returns the exit code (2 for usage errors, as Click does, 130 after Ctrl-C)."""
+    from poelang._entry import Interrupted, catch_interrupts, interrupted
+
+    with catch_interrupts():
+        try:
+            app(args=argv, prog_name="poelang")
+        except (Interrupted, KeyboardInterrupt):
+            return interrupted()
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0
 
 
 def console_main() -> None:
-    sys.exit(main())
+    from poelang._entry import console_main as entry
+
+    entry()

@@ -32,6 +32,7 @@ class Program:
     sources: SourceMap
     spans: dict[str, Span] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    allow_outside: bool = False  # compiled with saves allowed outside the output directory
 
     @property
     def ok(self) -> bool:
@@ -50,12 +51,15 @@ class Program:
         return self
 
     def run(self, *, seed: int | None = None, device: str = "cpu", trace_dir: str | None = None,
-            callback=None, write: bool = False, **overrides: Any):
+            callback=None, write: bool = False, out_dir: str | Path = ".", trust_remote_code: bool = False,
+            **overrides: Any):
         """Sample every `~` statement; keyword arguments override settings (`particles=8`).
 
         Returns a RunResult whose `.samples[name]` is the engine's Result for each
         sample. The program's `save` statements are carried out only with
-        `write=True` (the command line always writes).
+        `write=True` (the command line always writes), into `out_dir`.
+        `trust_remote_code=True` lets a model folder run its own Python code
+        (transformers' ``trust_remote_code``): the runner's decision, never the program's.
         """
         from poelang.interpreter import run_program
 
@@ -64,9 +68,11 @@ class Program:
             settings = {k: _python_to_source(v) for k, v in overrides.items()}
             if seed is not None:
                 settings["seed"] = str(int(seed))
-            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings)
+            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings,
+                                     allow_outside=self.allow_outside)
         program.raise_for_errors()
-        return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write)
+        return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write,
+                           out_dir=out_dir, trust_remote_code=trust_remote_code)
 
 
 def _python_to_source(value: Any) -> str:
@@ -101,7 +107,7 @@ def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, so
 
 def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], source: str, file: str, *,
                    base_dir: Path, registry: Registry | None = None,
-                   overrides: Mapping[str, str] | None = None) -> Program:
+                   overrides: Mapping[str, str] | None = None, allow_outside: bool = False) -> Program:
     """Lower an already parsed module (from text, or built from Python) into a Program."""
     sources = SourceMap()
     sources.add(file, source)
@@ -111,7 +117,7 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
     spans: dict[str, Span] = {}
     if module is not None:
         settings = parse_overrides(overrides or {}, bag, sources)
-        lowerer = Lowerer(registry or default_registry(), sources, bag, settings)
+        lowerer = Lowerer(registry or default_registry(), sources, bag, settings, allow_outside=allow_outside)
         lowerer._import_stack.append((base_dir / file).resolve())
         lowerer.lower_module(module, base_dir)
         graph = lowerer.finish()
@@ -122,11 +128,15 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
 
 
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
-                   registry: Registry | None = None, overrides: Mapping[str, str] | None = None) -> Program:
-    """Parse, lower and check program text."""
+                   registry: Registry | None = None, overrides: Mapping[str, str] | None = None,
+                   allow_outside: bool = False) -> Program:
+    """Parse, lower and check program text. `allow_outside`: saves may leave the output directory."""
     module, errors = parse_module(source, file)
     base = Path(base_dir) if base_dir is not None else Path(".")
-    return compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides)
+    program = compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides,
+                             allow_outside=allow_outside)
+    program.allow_outside = allow_outside
+    return program
 
 
 def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
