@@ -41,26 +41,50 @@ def _parse_sets(sets: List[str]) -> dict[str, str]:
     return overrides
 
 
+def _parse_params(items: List[str]) -> list:
+    from poelang.params import from_command_line
+
+    params = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise typer.BadParameter(f"expected name=value, got {item!r}", param_hint="--param")
+        params.append(from_command_line(key.strip(), value))
+    return params
+
+
 @app.command()
 def run(
     file: Path = typer.Argument(..., help="the .poe program"),
     out_dir: Path = typer.Option(Path("."), "-o", "--out-dir", help="the output directory: save paths resolve against it"),
     output: Optional[Path] = typer.Option(None, "--output", help="save the (first) sample to this file instead of its save path"),
     set_: List[str] = typer.Option([], "--set", help="override a sampler setting: key=value, or sample.key=value"),
+    param: List[str] = typer.Option([], "--param", help="give a program parameter a value: name=value "
+                                    "(text needs no quotes: --param prompt='three dogs')"),
     seed: Optional[int] = typer.Option(None, "--seed", help="base random seed (overrides the program's); each sample draws from its own stream derived from it and the sample's name"),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu, cuda, cuda:1"),
     trace: Optional[Path] = typer.Option(None, "--trace", help="write the per-level trace (PNG contact sheet + HTML) here"),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="only errors and the 'wrote …' lines"),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="also loading details: sizes in MiB, placement"),
     allow_outside: bool = typer.Option(False, "--allow-outside", help="let save paths leave the output directory (absolute or ../ paths)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="let model folders run their own Python code (transformers' trust_remote_code); only for models you trust"),
 ) -> None:
-    """Check FILE, then sample every `~` statement and write its outputs."""
+    """Check FILE, then sample every `~` statement and write its outputs.
+
+    Progress goes to stderr; stdout carries only the "wrote PATH" lines.
+    """
+    from poelang import progress
     from poelang.program import load
+
+    if quiet and verbose:
+        raise typer.BadParameter("choose one of -q and -v")
+    verbosity = progress.QUIET if quiet else progress.VERBOSE if verbose else progress.NORMAL
+    progress.configure(verbosity)
 
     overrides = _parse_sets(set_)
     if seed is not None:
         overrides["seed"] = str(seed)
-    program = load(file, overrides=overrides, allow_outside=allow_outside)
+    program = load(file, overrides=overrides, params=_parse_params(param), allow_outside=allow_outside)
     _print_diagnostics(program)
     if not program.ok:
         raise typer.Exit(1)
@@ -72,7 +96,7 @@ def run(
 
     try:
         run_program(program, device=device, trace_dir=str(trace) if trace else None,
-                    output=str(output) if output else None, progress=not quiet, out_dir=out_dir,
+                    output=str(output) if output else None, reporter=progress.Reporter(verbosity), out_dir=out_dir,
                     trust_remote_code=trust_remote_code, on_write=lambda path: typer.echo(f"wrote {path}"))
     except (PoeError, RunError) as e:
         typer.echo(e.render(color=_color()), err=True)

@@ -8,9 +8,10 @@ three mistakes gets three messages.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
+
+from poelang.infer.errors import did_you_mean  # noqa: F401 (one definition, shared with the engine's settings)
 
 Severity = Literal["error", "warning", "note"]
 
@@ -97,6 +98,9 @@ class SourceMap:
     def add(self, file: str, text: str) -> None:
         self._lines[file] = text.splitlines()
 
+    def __contains__(self, file: str) -> bool:
+        return file in self._lines
+
     def line(self, file: str, number: int) -> str | None:
         lines = self._lines.get(file)
         if lines is None or not 1 <= number <= len(lines):
@@ -131,10 +135,6 @@ class DiagnosticBag:
         return sorted(self.items, key=lambda d: (d.span.file, d.span.line, d.span.col))
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """` (did you mean 'x'?)`, or an empty string when nothing is close."""
-    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class PoeError(Exception):

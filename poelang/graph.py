@@ -8,11 +8,14 @@ graph built from Python operators, have equal graphs.
 from __future__ import annotations
 
 import json
+from copy import copy
 from typing import Any, Literal, Union
 
 from typing_extensions import TypeAliasType
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from poelang.infer.settings import Settings, check_rules, program_fields, resolved_output
 
 GRAPH_VERSION = 1
 
@@ -46,6 +49,15 @@ class ValueNode(_Model):
     type: str
 
 
+class ParamNode(_Model):
+    """`param name = default`: a parameter of the program and the value this graph was built with."""
+
+    id: str
+    type: str
+    value: ArgValue
+    default: ArgValue
+
+
 class ExpertNode(_Model):
     """One expert of the library with all its arguments (defaults filled in)."""
 
@@ -73,94 +85,54 @@ class Reward(_Model):
     weight: float = 1.0
 
 
-class SamplerSettings(_Model):
+class _ProgramSettings(_Model):
     """How a product is sampled; every field has a default that works.
 
-    The names are what programs write in ``with { ... }`` and what
-    ``--set key=value`` overrides.
+    The fields are the program-visible subset of the engine's one schema,
+    :class:`poelang.infer.settings.Settings`, under the names programs write
+    in ``with { ... }`` and ``--set key=value``; ranges, descriptions and the
+    rules between settings are the engine's own.
     """
 
-    levels: int = Field(50, ge=1, le=100_000, description="annealing levels T")
-    schedule: Union[Literal["linear", "flux_shift"], list[float]] = Field("linear", description="σ schedule, or σ values from 1 to 0")
-    shift: Union[float, Literal["auto"]] = Field(
-        "auto", description="time shift of the flux_shift schedule; auto: the first expert's (FLUX: from its token count), else 3")
-    particles: int = Field(8, ge=1, le=65_536, description="particles L")
-    mcmc: Literal["auto", "none", "langevin", "mala", "hmc"] = Field(
-        "auto", description="MCMC kernel at each level; auto: MALA when every expert has a density, else Langevin")
-    mcmc_steps: int = Field(1, ge=0, le=10_000, description="MCMC steps K per level")
-    step_size: float = Field(0.5, gt=0, description="MCMC step size η/variance, relative to σ² (stable below 2)")
-    leapfrog: int = Field(3, ge=1, le=1000, description="HMC leapfrog steps")
-    cond_updates: int = Field(2, ge=0, le=1000, description="conditional-expert updates per level (paper Eq. 7)")
-    cond_lambda: float = Field(0.1, ge=0, description="step λ of the conditional updates")
-    resample: Literal["none", "multinomial", "systematic", "residual", "stratified", "median"] = Field(
-        "systematic", description="resampling scheme; median: the paper's keep-the-top-half scheme")
-    resample_when: Literal["always", "ess", "times"] = Field("ess", description="resample every level, under an ESS threshold, or at listed times")
-    ess_threshold: float = Field(0.5, gt=0, le=1, description="resample when ESS < threshold · L")
-    resample_times: list[float] = Field(default_factory=list, description="fractions of the schedule in (0, 1) to resample at")
-    weighting: Literal["exact", "greedy"] = Field("exact", description="exact: telescoping weights, output drawn from the weighted particles; greedy: the paper's, output the best")
-    annealing: Literal["auto", "ais", "flow"] = Field(
-        "auto", description="ais: exact annealed importance weights (analytic experts); flow: the paper's Euler + MCMC path")
-    adaptive_temper: bool = Field(False, description="temper the reward weight by bisection on ESS")
-    init: Literal["noise", "inversion"] = Field(
-        "noise", description="start from Gaussian noise, or from the flow-ODE inversion of `invert`")
-    invert: Ref | list[float] | None = Field(
-        None, description="init = inversion: the image, video (or vector) the particles start from, inverted along the product's flow")
-    invert_iters: int = Field(
-        2, ge=0, le=100, description="fixed-point iterations per inversion step (0: plain Euler, the paper's)")
-    path: Literal["joint", "autoregressive"] = Field(
-        "joint", description="joint: anneal the whole canvas; autoregressive: a video chunk by chunk (paper App. C)")
-    chunk: int = Field(1, ge=1, le=100_000, description="path = autoregressive: frames per chunk (latent frames with a video codec)")
-    sim_updates: int = Field(
-        0, ge=0, le=1000, description="gradient updates per level on the simulator experts' Gaussian loss (paper App. C: 8)")
-    sim_lambda: float = Field(0.5, gt=0, le=2, description="step of the simulator updates, relative to σ²")
-    seed: int = Field(0, ge=0, description="random seed: the same program and seed give the same result")
-    output: Literal["auto", "best", "all", "sample"] = Field("auto", description="auto: sample for exact weighting, best for greedy")
-    num_samples: int = Field(1, ge=1, description="draws from the weighted particles when output = sample")
-    max_batch: int | None = Field(None, ge=1, description="split expert calls into batches of at most this many particles")
-
-    @field_validator("resample_times")
-    @classmethod
-    def _times_inside(cls, times: list[float]) -> list[float]:
-        for t in times:
-            if not 0 < t < 1:
-                raise ValueError(f"resampling time {t:g} is outside (0, 1)")
-        return sorted(times)
-
-    @field_validator("shift")
-    @classmethod
-    def _shift_positive(cls, shift):
-        if shift != "auto" and not shift > 0:
-            raise ValueError("must be positive, or auto")
-        return shift
-
-    @field_validator("schedule")
-    @classmethod
-    def _schedule_decreasing(cls, schedule):
-        if isinstance(schedule, list):
-            if len(schedule) < 2:
-                raise ValueError("a σ list needs at least two values")
-            if any(not 0 <= s <= 1 for s in schedule):
-                raise ValueError("σ values must lie in [0, 1]")
-            if any(a <= b for a, b in zip(schedule, schedule[1:])):
-                raise ValueError("σ values must decrease")
-        return schedule
-
     @model_validator(mode="after")
-    def _resolve(self) -> "SamplerSettings":
-        if self.output == "auto":
-            self.output = "sample" if self.weighting == "exact" else "best"
-        if self.resample_when == "times" and not self.resample_times:
-            raise ValueError("resample_when = times needs resample_times")
-        if self.resample == "median" and not self.resample_times:
-            raise ValueError("resample = median (the paper's scheme) needs resample_times")
-        if self.init == "inversion" and self.invert is None:
-            raise ValueError("init = inversion needs invert = <the image or video to invert>")
-        if self.invert is not None and self.init != "inversion":
-            raise ValueError("invert is used by init = inversion; add init = inversion")
+    def _rules(self):
+        check_rules(_EngineView(self))
+        self.output = resolved_output(self.output, self.weighting)
         return self
 
+    def engine_values(self) -> dict[str, Any]:
+        """The settings under the engine's field names (``invert`` as the graph has it: a Ref or numbers)."""
+        return {engine: getattr(self, name) for name, engine in PROGRAM_SETTINGS.items()}
 
-SETTING_NAMES = tuple(SamplerSettings.model_fields)
+
+class _EngineView:
+    """Program settings read under the engine's field names, for the shared rules."""
+
+    def __init__(self, settings: _ProgramSettings):
+        self._settings = settings
+
+    def __getattr__(self, engine_name: str) -> Any:
+        return getattr(self._settings, ENGINE_TO_PROGRAM.get(engine_name, engine_name))
+
+
+PROGRAM_SETTINGS = program_fields()  # program name → engine field name
+ENGINE_TO_PROGRAM = {engine: name for name, engine in PROGRAM_SETTINGS.items()}
+_PROGRAM_TYPES = {  # where a program's value differs in kind from the engine's (tensors there, graph values here)
+    "init": Literal["noise", "inversion"],
+    "invert": Union[Ref, list[float], None],
+}
+
+
+def _program_field(name: str, engine_name: str):
+    info = copy(Settings.model_fields[engine_name])
+    info.json_schema_extra = None  # the engine's marker of what programs see
+    return (_PROGRAM_TYPES.get(name, info.annotation), info)
+
+
+SamplerSettings = create_model(
+    "SamplerSettings", __base__=_ProgramSettings, __module__=__name__, __doc__=_ProgramSettings.__doc__,
+    **{name: _program_field(name, engine) for name, engine in PROGRAM_SETTINGS.items()})
+SETTING_NAMES = tuple(PROGRAM_SETTINGS)
 
 
 class SampleNode(_Model):
@@ -184,14 +156,20 @@ class OutputNode(_Model):
 
 class Graph(_Model):
     version: int = GRAPH_VERSION
+    params: list[ParamNode] = Field(default_factory=list)
     values: list[ValueNode] = Field(default_factory=list)
     experts: list[ExpertNode] = Field(default_factory=list)
     samples: list[SampleNode] = Field(default_factory=list)
     outputs: list[OutputNode] = Field(default_factory=list)
 
     def to_json(self) -> str:
-        """The canonical JSON: sorted keys, two-space indent, a final newline."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        """The canonical JSON: sorted keys, two-space indent, a final newline.
+
+        A graph without parameters leaves the key out, so that the graphs of
+        programs written before parameters existed read as they always did.
+        """
+        data = self.model_dump(mode="json", exclude={"params"} if not self.params else None)
+        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "Graph":

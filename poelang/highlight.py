@@ -21,7 +21,7 @@ from pygments.token import (
 
 __all__ = ["PoeLexer", "builtin_names", "expert_names", "setting_names", "KEYWORDS", "SPECIAL_NAMES"]
 
-KEYWORDS = ("import", "as", "with", "save", "to", "given")
+KEYWORDS = ("import", "as", "with", "save", "to", "given", "param")
 CONSTANTS = ("true", "false", "none")
 SPECIAL_NAMES = ("exp",)  # exp(reward): a function the checker handles itself
 UNITS = ("%", "px", "deg")
@@ -129,7 +129,7 @@ class PoeLexer(RegexLexer):
             (_NUMBER, _number),
             (words(KEYWORDS[:2], suffix=r"\b"), Keyword.Namespace),
             (words(("given",), suffix=r"\b"), Operator.Word),
-            (words(("with", "save", "to"), suffix=r"\b"), Keyword),
+            (words(("with", "save", "to", "param"), suffix=r"\b"), Keyword),
             (words(CONSTANTS, suffix=r"\b"), Keyword.Constant),
             (r"(\.)(\s*)(" + _NAME + ")", bygroups(Punctuation, Whitespace, Name.Attribute)),
             (_NAME, Name),

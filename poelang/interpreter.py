@@ -10,6 +10,7 @@ expert that cannot load, a sampler that loses every particle) become a
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,7 @@ from poelang import writers
 from poelang.diagnostics import Diagnostic, PoeError, Span
 from poelang.experts.registry import default_registry
 from poelang.experts.unavailable import ExpertUnavailable
+from poelang.progress import NORMAL, QUIET, Reporter
 
 
 class RunError(PoeError):
@@ -67,15 +69,15 @@ def sample_seed(seed: int, name: str) -> int:
 
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
-                 callback: Callable | None = None, out_dir: str | Path = ".", trust_remote_code: bool = False,
-                 on_write: Callable[[str], None] | None = None):
+                 callback: Callable | None = None, reporter: Reporter | None = None, out_dir: str | Path = ".",
+                 trust_remote_code: bool = False, on_write: Callable[[str], None] | None = None):
         self.program = program
         self.out_dir = Path(out_dir)
         self.trust_remote_code = trust_remote_code
         self.on_write = on_write
         self.graph: g.Graph = program.graph
         self.device = device
-        self.progress = progress
+        self.reporter = reporter or Reporter(NORMAL if progress else QUIET)
         self.callback = callback
         self.registry = default_registry()
         self.context = V.Context(program.base_dir, device)
@@ -112,7 +114,8 @@ class Interpreter:
         elif isinstance(node, g.ValueNode):
             args = {k: self.resolve(v) for k, v in node.args.items()}
             try:
-                value = V.OPS[node.op](self.context, **args)
+                with self._step_for(node):
+                    value = V.OPS[node.op](self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
             except MemoryError:
@@ -121,6 +124,11 @@ class Interpreter:
             raise self.fail(f"'{node_id}' is an expert, not a value", node_id)
         self._values[node_id] = value
         return value
+
+    def _step_for(self, node: g.ValueNode):
+        """A progress line for the builtins that take a while (V.SLOW), nothing for the rest."""
+        verb = V.SLOW.get(node.op)
+        return self.reporter.step(f"{verb} {node.id}") if verb else nullcontext()
 
     # --- experts --------------------------------------------------------------
 
@@ -140,7 +148,8 @@ class Interpreter:
         context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir, tuple(shape), region,
                                 trust_remote_code=self.trust_remote_code)
         try:
-            expert = spec.load_function()(args, context)
+            with self.reporter.step(f"loading {node_id} ({node.expert})"):
+                expert = spec.load_function()(args, context)
         except ExpertUnavailable as e:
             raise self.fail(f"cannot load '{node_id}' ({node.expert}): {e}", node_id) from None
         except (ValueError, OSError) as e:
@@ -234,26 +243,17 @@ class Interpreter:
         return first
 
     @staticmethod
-    def settings(s: g.SamplerSettings, problem=None, invert=None, name: str | None = None):
-        """The engine's settings; ``invert`` is the canvas ``init = inversion`` starts
-        from, already in the experts' space (see :meth:`inversion_input`). With the
-        sample's ``name``, its seed is the sample's own stream (:func:`sample_seed`)."""
+    def settings(s: g.SamplerSettings, invert=None, name: str | None = None):
+        """The engine's settings: the program's, under the engine's names; ``invert``
+        is the canvas ``init = inversion`` starts from, already in the experts'
+        space (see :meth:`inversion_input`). With the sample's ``name``, its seed is
+        the sample's own stream (:func:`sample_seed`)."""
         from poelang import infer
 
-        shift = s.shift
-        if shift == "auto":  # the first expert's own preference (FLUX: exp(mu) of its token count), else 3
-            shift = float(getattr(problem.factors[0].expert, "schedule_shift", 3.0)) if problem else 3.0
-        return infer.Settings(
-            levels=s.levels, schedule=s.schedule, shift=shift, particles=s.particles, kernel=s.mcmc,
-            mcmc_steps=s.mcmc_steps, step_size=s.step_size, hmc_leapfrog=s.leapfrog,
-            cond_updates=s.cond_updates, cond_lambda=s.cond_lambda, resample=s.resample,
-            resample_when=s.resample_when, ess_threshold=s.ess_threshold,
-            resample_times=tuple(s.resample_times) or (0.25, 0.5, 0.75), weighting=s.weighting,
-            annealing=s.annealing, init=s.init, invert=invert, invert_iters=s.invert_iters, path=s.path,
-            chunk=s.chunk, sim_updates=s.sim_updates, sim_lambda=s.sim_lambda,
-            seed=s.seed if name is None else sample_seed(s.seed, name), output=s.output,
-            num_samples=s.num_samples, max_batch=s.max_batch, adaptive_temper=s.adaptive_temper,
-        )
+        values = s.engine_values()
+        if name is not None:
+            values["seed"] = sample_seed(values["seed"], name)
+        return infer.Settings(**{**values, "invert": invert})
 
     def inversion_input(self, node: g.SampleNode, codec):
         """The value ``invert`` names, as the experts see it: pixels in [-1, 1]
@@ -279,20 +279,20 @@ class Interpreter:
             factor.simulator = isinstance(expert_node, g.ExpertNode) and expert_node.kind == "simulator"
         invert = self.inversion_input(node, codec) if node.settings.init == "inversion" else None
         try:
-            settings = self.settings(node.settings, problem, invert, name=node.id)
+            settings = self.settings(node.settings, invert, name=node.id)
         except infer.SettingsError as e:
             raise self.fail(str(e), node.id) from None
-        levels = node.settings.levels
+        chunks = 1
         if node.settings.path == "autoregressive":  # every chunk runs levels 0..T
             chunks = len(infer.chunk_frames(problem.shape[0], min(node.settings.chunk, problem.shape[0])))
-            levels = chunks * (levels + 1) - 1
-        with _Progress(node.id, levels, enabled=self.progress) as bar:
-            def on_level(info):
-                bar.update(info)
-                if self.callback is not None:
-                    self.callback(node.id, info)
+        bar = self.reporter.sampling(node.id, node.settings.levels, chunks, inverting=invert is not None)
 
-            result = self._sample_within_memory(node, problem, settings, on_level)
+        def on_level(info):
+            bar.update(info)
+            if self.callback is not None:
+                self.callback(node.id, info)
+
+        result = self._sample_within_memory(node, problem, settings, on_level)
         if codec is not None:
             result = _decode_result(result, codec)
             self._codecs[node.id] = codec
@@ -319,8 +319,9 @@ class Interpreter:
         given = -1  # the output whose path the runner gave (--output)
         if output is not None:  # judged before any sampling, so that a mistake costs nothing
             outputs, given = _override_output(outputs, output, self.graph)
-        for node in self.graph.samples:
-            self.run_sample(node)
+        with self.reporter:
+            for node in self.graph.samples:
+                self.run_sample(node)
         for index, out in enumerate(outputs):
             target = out.value.ref
             if out.format == "trace":
@@ -478,40 +479,14 @@ def _suffixes_for(kind: str, formats: dict[str, str]) -> list[str]:
     return sorted({suffix for suffix, fmt in formats.items() if fmt in allowed})
 
 
-class _Progress:
-    """A Rich progress bar: level, σ, ESS, best score, elapsed and remaining time."""
-
-    def __init__(self, name: str, levels: int, enabled: bool):
-        self.enabled = enabled
-        self.name, self.levels = name, levels
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
-            self.bar.__enter__()
-            self.task = self.bar.add_task(f"{self.name} ~", total=self.levels, info="")
-        return self
-
-    def update(self, info) -> None:
-        if self.enabled:
-            best = float(info.scores.max()) if info.scores.numel() else float("nan")
-            text = f"level {info.level}/{self.levels}  σ={info.sigma:.3f}  ESS={info.ess:.1f}  best={best:.3g}"
-            self.bar.update(self.task, completed=info.level, info=text)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
-
-
 def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
                 progress: bool = False, callback: Callable | None = None, write: bool = True,
-                out_dir: str | Path = ".", trust_remote_code: bool = False,
+                reporter: Reporter | None = None, out_dir: str | Path = ".", trust_remote_code: bool = False,
                 on_write: Callable[[str], None] | None = None) -> RunResult:
     """Run a checked program; raises RunError (a PoeError) on user-facing failures.
 
+    ``progress`` shows the live display on stderr; ``reporter`` (a
+    :class:`poelang.progress.Reporter`) chooses its verbosity and console instead.
     Saves resolve against `out_dir`; `trust_remote_code` lets model folders run their own
     code (the runner's decision); `on_write` hears of each file as soon as it is written.
     """
@@ -521,6 +496,6 @@ def run_program(program, device: str = "cpu", trace_dir: str | None = None, outp
     problem = device_problem(device)
     if problem:
         raise RunError([Diagnostic("error", f"--device {device}: {problem}", Span("<command line>", 0, 0, 0, 0))])
-    interpreter = Interpreter(program, device, progress, callback, out_dir=out_dir, trust_remote_code=trust_remote_code,
-                              on_write=on_write)
+    interpreter = Interpreter(program, device, progress, callback, reporter, out_dir=out_dir,
+                              trust_remote_code=trust_remote_code, on_write=on_write)
     return interpreter.run(output=output, trace_dir=trace_dir, write=write)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,11 @@ from pydantic import ValidationError
 
 from poelang import graph as g
 from poelang.builtins import BUILTINS, SIMULATION_ATTRIBUTES, input_file_problem
-from poelang.diagnostics import DiagnosticBag, SourceMap, Span, did_you_mean
+from poelang.diagnostics import Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
 from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
+from poelang.infer.setting_messages import explain, source_text
+from poelang.params import ParamOverride
 from poelang.syntax import ast
 from poelang.types import (
     AnyT, BoolT, Domain, ExpertT, ImageT, ListT, MaskT, ModuleT, NoneT, NumberT, ProductT,
@@ -76,16 +77,18 @@ BAD = Val(AnyT(), bad=True)
 class Symbol:
     val: Val
     span: Span
-    kind: str  # "value", "expert", "sample", "module", "constant"
+    kind: str  # "value", "expert", "sample", "module", "constant", "param"
     used: bool = False
     file: str = ""
+    override: ParamOverride | None = None  # a parameter's value given from outside the program
 
 
 class Lowerer:
     """Lowers one program (a main module and its imports) into a Graph."""
 
     def __init__(self, registry: Registry, sources: SourceMap, diagnostics: DiagnosticBag,
-                 overrides: list[tuple[str | None, ast.Setting]] | None = None, allow_outside: bool = False):
+                 overrides: list[tuple[str | None, ast.Setting]] | None = None,
+                 params: list[ParamOverride] | None = None, allow_outside: bool = False):
         self.registry = registry
         self.sources = sources
         self.diag = diagnostics
@@ -96,6 +99,9 @@ class Lowerer:
         self.overrides = overrides or []
         self.allow_outside = allow_outside  # the runner lets saves leave the output directory
         self._saved: dict[str, Span] = {}  # normalised save path → the save that writes it
+        self.param_overrides = {p.name: p for p in params or []}
+        self._override_uses: dict[Span, ParamOverride] = {}  # a use of an overridden parameter → its override
+        self._declared_params: list[str] = []
         self._import_stack: list[Path] = []
         self._loaded: set[tuple[Path, str]] = set()  # (file, name prefix) of every import lowered
         self._failed_import = False  # an import without `as` failed: its names are unknown
@@ -113,6 +119,12 @@ class Lowerer:
         for statement in module.statements:
             if isinstance(statement, ast.Import):
                 self.lower_import(statement, base_dir)
+            elif isinstance(statement, ast.Param) and is_import:
+                self.diag.error("a parameter is declared by the program that is run, not by an imported file; "
+                                "write it as a binding here", statement.span)
+                self._define(self._prefix + statement.name, Symbol(BAD, statement.name_span, "param", used=True))
+            elif isinstance(statement, ast.Param):
+                self.lower_param(statement)
             elif isinstance(statement, ast.Let):
                 self.lower_let(statement)
             elif is_import:
@@ -125,8 +137,15 @@ class Lowerer:
     def finish(self) -> g.Graph:
         self._report_unused_overrides()
         for name, symbol in self.env.items():
-            if not symbol.used and symbol.kind in ("value", "expert", "constant") and "." not in name:
+            if not symbol.used and symbol.kind in ("value", "expert", "constant", "param") and "." not in name:
                 self.diag.warning(f"'{name}' is defined but never used", symbol.span)
+        declared = self._declared_params
+        for name, override in self.param_overrides.items():
+            if name not in declared:
+                known = f"; it has {', '.join(declared)}" if declared else "; it declares none"
+                self.diag.error(f"the program has no parameter '{name}'{did_you_mean(name, declared)}{known}",
+                                override.name_span)
+        self._blame_overrides()
         return self.graph
 
     def _report_unused_overrides(self) -> None:
@@ -139,6 +158,22 @@ class Lowerer:
             elif target is not None and target not in samples:
                 self.diag.error(f"--set {target}.{setting.name}: no sample '{target}'{did_you_mean(target, samples)} ({listed})",
                                 setting.name_span)
+    def _blame_overrides(self) -> None:
+        """An error at a use of an overridden parameter is the override's: point there, note the use."""
+        blamed: dict[tuple[str, Span], Diagnostic] = {}  # one error per override and message, noting every use
+        kept = []
+        for d in self.diag.items:
+            override = self._override_uses.get(d.span)
+            if override is None or d.severity != "error":
+                kept.append(d)
+                continue
+            note = (f"'{override.name}' is used here", d.span)
+            if (d.message, override.span) in blamed:
+                blamed[d.message, override.span].notes.append(note)
+                continue
+            blamed[d.message, override.span] = Diagnostic(d.severity, d.message, override.span, [note, *d.notes])
+            kept.append(blamed[d.message, override.span])
+        self.diag.items[:] = kept
 
     def lower_import(self, statement: ast.Import, base_dir: Path) -> None:
         path = (base_dir / statement.path).resolve()
@@ -199,6 +234,53 @@ class Lowerer:
             kind = "expert" if val.product is not None or val.rewards is not None else (
                 "constant" if val.is_const or isinstance(val.arg, (int, float, str, bool, g.Quantity)) else "value")
             self._define(name, Symbol(val, statement.name_span, kind, used=len(self._import_stack) > 1))  # bindings of imported files may go unused)
+
+    def lower_param(self, statement: ast.Param) -> None:
+        """`param name = default`; the value is the override's when one is given, of the default's type."""
+        name = statement.name
+        if not self._check_new_name(name, statement.name_span):
+            return
+        if name in g.SETTING_NAMES:
+            self.diag.error(f"'{name}' is the name of a sampler setting; a parameter needs another name "
+                            f"(a sweep table's column '{name}' sets the setting)", statement.name_span)
+            self._define(name, Symbol(BAD, statement.name_span, "param", used=True))
+            return
+        self._declared_params.append(name)
+        default = self.eval(statement.value)
+        if not default.bad and (not default.is_const or isinstance(default.type, NoneT)):
+            self.diag.error(f"a parameter's default must be a constant (a number, a string, true or false, a list or "
+                            f"a tuple of those), not {_a(default.type)}", statement.value.span)
+            default = BAD
+        override = self.param_overrides.get(name)
+        val = default if default.bad or override is None else self._override_value(override, default)
+        if val is None or val.bad:
+            self._define(name, Symbol(BAD, statement.name_span, "param", used=True))
+            return
+        self.graph.params.append(g.ParamNode(id=name, type=str(default.type), value=val.arg, default=default.arg))
+        self.spans[name] = statement.span
+        symbol = Symbol(val, statement.name_span, "param")
+        symbol.override = override
+        self._define(name, symbol)
+
+    def _override_value(self, override: ParamOverride, default: Val) -> Val | None:
+        """The override read with the default's type in mind, or None after reporting why it does not fit."""
+        if isinstance(default.type, TextT) and override.verbatim:
+            return Val(TextT(), override.text, override.text, span=override.span)
+        expr, errors = override.expression()
+        if expr is None:
+            self.diag.extend(errors)
+            return None
+        val = self.eval(expr)
+        if val.bad:
+            return None
+        if not val.is_const:
+            self.diag.error(f"parameter '{override.name}' takes a constant, not {_a(val.type)}", override.span)
+            return None
+        if not _same_kind(default.arg, default.type, val.arg, val.type):
+            self.diag.error(f"parameter '{override.name}' takes {_describe_param(default)} (its default is "
+                            f"{_shown(default)}), got {_shown(val)}", override.span)
+            return None
+        return val
 
     def lower_sample(self, statement: ast.Sample) -> None:
         name = statement.name
@@ -303,7 +385,9 @@ class Lowerer:
         seen_in_program: set[str] = set()
         for target, setting in given:
             if setting.name not in g.SETTING_NAMES:
-                self.diag.error(f"unknown setting '{setting.name}'{did_you_mean(setting.name, g.SETTING_NAMES)}", setting.name_span)
+                hint = g.ENGINE_TO_PROGRAM.get(setting.name)
+                hint = f" (programs call it '{hint}')" if hint else did_you_mean(setting.name, g.SETTING_NAMES)
+                self.diag.error(f"unknown setting '{setting.name}'{hint}", setting.name_span)
                 ok = False
                 continue
             from_program = setting in statement.settings
@@ -332,15 +416,14 @@ class Lowerer:
         try:
             return g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
-            for error in _one_error_per_setting(e.errors(), values):
-                loc = error["loc"]
-                message = _pydantic_message(error)
-                if loc:
-                    span = value_spans.get(loc[0], statement.span)
-                else:  # a rule between settings: point at the first setting it names
-                    named = [w for w in re.findall(r"\w+", message) if w in spans]
-                    span = spans[named[0]] if named else statement.span
-                self.diag.error(f"{'setting ' + repr(loc[0]) + ': ' if loc else ''}{message}", span)
+            for mistake in explain(e.errors(), values):
+                if mistake.setting:
+                    self.diag.error(f"setting '{mistake.setting}': {mistake.message}",
+                                    value_spans.get(mistake.setting, statement.span))
+                else:  # a rule between settings: point at the first it blames that the program wrote
+                    named = [g.ENGINE_TO_PROGRAM.get(n, n) for n in mistake.blamed]
+                    span = next((spans[n] for n in named if n in spans), statement.span)
+                    self.diag.error(mistake.message, span)
             return None
 
     def invert_value(self, expr: ast.Expr) -> Any:
@@ -610,6 +693,8 @@ class Lowerer:
         if name in self.env:
             symbol = self.env[name]
             symbol.used = True
+            if symbol.override is not None:
+                self._override_uses[expr.span] = symbol.override
             if symbol.kind == "module":
                 self.diag.error(f"'{name}' is an imported module; use {name}.NAME", expr.span)
                 return BAD
@@ -1178,70 +1263,64 @@ def _describe(spec: str) -> str:
     return text + (" or none" if optional else "")
 
 
+def _same_kind(default: g.ArgValue, default_type: Type, given: g.ArgValue, given_type: Type) -> bool:
+    """Whether an override may replace a parameter's default: same kind of value, an integer for an
+    integer, a length (px or %) for a length, an angle for an angle, a tuple of the same size."""
+    if isinstance(default, bool) or isinstance(given, bool):
+        return isinstance(default, bool) and isinstance(given, bool)
+    if isinstance(default, int):
+        return isinstance(given, int)
+    if isinstance(default, float):
+        return isinstance(given, (int, float))
+    if isinstance(default, g.Quantity):
+        length = ("%", "px")
+        return isinstance(given, g.Quantity) and (given.unit == default.unit or {given.unit, default.unit} <= set(length))
+    if isinstance(default, str):
+        return isinstance(given, str)
+    if isinstance(default, list) and isinstance(given, list):
+        if isinstance(default_type, TupleT):
+            return isinstance(given_type, TupleT) and len(given) == len(default) and all(
+                _same_kind(d, dt, v, vt) for d, dt, v, vt in zip(default, default_type.items, given, given_type.items))
+        if isinstance(given_type, TupleT):
+            return False
+        if not default:
+            return True
+        return all(_same_kind(default[0], default_type.elem, v, given_type.elem) for v in given)
+    return False
+
+
+def _shown(val: Val) -> str:
+    """A constant as the program writes it: 30, 12px, "two cats", [1, 2]."""
+    if isinstance(val.type, (NumberT, TextT)):
+        return _describe_val(val)
+    return source_text(val.literal)
+
+
+def _describe_param(default: Val) -> str:
+    def kind(arg: g.ArgValue, t: Type) -> str:
+        if isinstance(arg, bool):
+            return "true or false"
+        if isinstance(arg, int):
+            return "an integer"
+        if isinstance(arg, float):
+            return "a number"
+        if isinstance(arg, g.Quantity):
+            return "an angle (deg)" if arg.unit == "deg" else "a length (px or %)"
+        if isinstance(arg, str):
+            return "a string"
+        if isinstance(t, TupleT):
+            return f"a tuple of {len(arg)}"
+        return "a list"
+
+    return kind(default.arg, default.type)
+
+
 def _describe_val(val: Val) -> str:
     if isinstance(val.type, NumberT) and val.is_const:
         return f"{val.literal:g}{val.unit if val.unit in ('%', 'px', 'deg') else ''}"
     if isinstance(val.type, TextT) and val.is_const:
         return f'"{val.literal}"'
     return str(val.type)
-
-
-def _pydantic_message(error: dict) -> str:
-    kind = error.get("type", "")
-    ctx = error.get("ctx") or {}
-    if kind == "literal_error":
-        expected = ctx.get("expected", "one of the allowed values")
-        value = error.get("input")
-        hint = did_you_mean(value, re.findall(r"'([^']*)'", expected)) if isinstance(value, str) else ""
-        return f"expected {expected}, got {_source_text(value)}{hint}"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        ops = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
-        bound = next(iter(ctx.values()), "?")
-        bound = f"{bound:g}" if isinstance(bound, float) else bound
-        return f"must be {ops[kind]} {bound}, got {_source_text(error.get('input'))}"
-    if kind in _PYDANTIC_EXPECTED:
-        return f"expected {_PYDANTIC_EXPECTED[kind]}, got {_source_text(error.get('input'))}"
-    message = error.get("msg", "invalid value")
-    return message.removeprefix("Value error, ").rstrip(".").lower() if message else "invalid value"
-
-
-def _one_error_per_setting(errors: list[dict], values: dict[str, Any]) -> list[dict]:
-    """Pydantic reports a value that fits no member of a union once per member
-    (`schedule = [1.0, "a"]`: not 'linear' or 'flux_shift', and not a number);
-    keep the member that matches the kind of value written: a list or a name."""
-    chosen: dict[Any, dict] = {}
-    for error in errors:
-        loc = error["loc"]
-        if not loc:
-            chosen[len(chosen), None] = error
-            continue
-        tag = loc[1] if len(loc) > 1 and isinstance(loc[1], str) else ""
-        fits = isinstance(values.get(loc[0]), list) == tag.startswith("list")
-        if loc[0] not in chosen or (fits and not chosen[loc[0]].get("_fits")):
-            chosen[loc[0]] = {**error, "_fits": fits}
-    return list(chosen.values())
-
-
-_PYDANTIC_EXPECTED = {
-    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "float_parsing": "a number", "list_type": "a list",
-    "bool_type": "true or false", "bool_parsing": "true or false",
-}
-
-
-def _source_text(value: Any) -> str:
-    """A setting's value as the program writes it, shortened."""
-    if value is None or isinstance(value, bool):
-        text = {None: "none", True: "true", False: "false"}[value]
-    elif isinstance(value, float):
-        text = repr(value)
-    elif isinstance(value, str):
-        text = f"'{value}'"
-    elif isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(_source_text(v) for v in value) + "]"
-    else:
-        text = str(value)
-    return text if len(text) <= 20 else text[:17] + "..."
 
 
 def _display_path(path: Path) -> str:

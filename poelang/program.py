@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from poelang.diagnostics import Diagnostic, DiagnosticBag, PoeError, SourceMap, Span
 from poelang.experts.registry import Registry, default_registry
 from poelang.graph import Graph
 from poelang.lower import Lowerer
+from poelang.params import ParamOverride, as_overrides
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
@@ -51,9 +52,10 @@ class Program:
         return self
 
     def run(self, *, seed: int | None = None, device: str = "cpu", trace_dir: str | None = None,
-            callback=None, write: bool = False, out_dir: str | Path = ".", trust_remote_code: bool = False,
-            **overrides: Any):
-        """Sample every `~` statement; keyword arguments override settings (`particles=8`).
+            callback=None, write: bool = False, params: Mapping[str, Any] | None = None, out_dir: str | Path = ".",
+            trust_remote_code: bool = False, **overrides: Any):
+        """Sample every `~` statement; keyword arguments override settings (`particles=8`),
+        `params` the program's parameters (`params={"prompt": "three dogs"}`).
 
         Returns a RunResult whose `.samples[name]` is the engine's Result for each
         sample. The program's `save` statements are carried out only with
@@ -64,11 +66,11 @@ class Program:
         from poelang.interpreter import run_program
 
         program = self
-        if overrides or seed is not None:
+        if overrides or seed is not None or params:
             settings = {k: _python_to_source(v) for k, v in overrides.items()}
             if seed is not None:
                 settings["seed"] = str(int(seed))
-            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings,
+            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params,
                                      allow_outside=self.allow_outside)
         program.raise_for_errors()
         return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write,
@@ -107,8 +109,15 @@ def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, so
 
 def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], source: str, file: str, *,
                    base_dir: Path, registry: Registry | None = None,
-                   overrides: Mapping[str, str] | None = None, allow_outside: bool = False) -> Program:
-    """Lower an already parsed module (from text, or built from Python) into a Program."""
+                   overrides: Mapping[str, str] | None = None,
+                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
+                   allow_outside: bool = False) -> Program:
+    """Lower an already parsed module (from text, or built from Python) into a Program.
+
+    `overrides` are settings as typed (`--set`); `params` the parameters' values,
+    as Python values by name or as overrides read from a command line or a table;
+    `allow_outside`: saves may leave the output directory.
+    """
     sources = SourceMap()
     sources.add(file, source)
     bag = DiagnosticBag()
@@ -117,7 +126,12 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
     spans: dict[str, Span] = {}
     if module is not None:
         settings = parse_overrides(overrides or {}, bag, sources)
-        lowerer = Lowerer(registry or default_registry(), sources, bag, settings, allow_outside=allow_outside)
+        param_overrides = as_overrides(params)
+        for override in param_overrides:
+            if override.source is not None and override.source[0] not in sources:
+                sources.add(*override.source)
+        lowerer = Lowerer(registry or default_registry(), sources, bag, settings, param_overrides,
+                          allow_outside=allow_outside)
         lowerer._import_stack.append((base_dir / file).resolve())
         lowerer.lower_module(module, base_dir)
         graph = lowerer.finish()
@@ -129,12 +143,13 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
 
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
                    registry: Registry | None = None, overrides: Mapping[str, str] | None = None,
+                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
                    allow_outside: bool = False) -> Program:
     """Parse, lower and check program text. `allow_outside`: saves may leave the output directory."""
     module, errors = parse_module(source, file)
     base = Path(base_dir) if base_dir is not None else Path(".")
     program = compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides,
-                             allow_outside=allow_outside)
+                             params=params, allow_outside=allow_outside)
     program.allow_outside = allow_outside
     return program
 

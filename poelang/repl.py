@@ -34,6 +34,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from poelang.diagnostics import Diagnostic, DiagnosticBag, PoeError, SourceMap, did_you_mean
 from poelang.program import Program, compile_source
+from poelang.params import from_command_line
 
 __all__ = [
     "FILE", "PoeCompleter", "Repl", "analyze", "default_history_path", "is_incomplete", "main",
@@ -52,7 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # name: (usage, what it does)
     ":graph": (":graph", "print the session's expert graph as JSON"),
     ":dot": (":dot", "print the session's expert graph as Graphviz dot"),
     ":check": (":check", "check the session again and show its diagnostics"),
-    ":run": (":run [setting=value ...]", "sample the session's `~` statements"),
+    ":run": (":run [setting=value | parameter=value ...]", "sample the session's `~` statements"),
     ":load": (":load FILE", "append the statements of a file"),
     ":list": (":list", "print the session's program text"),
     ":reset": (":reset", "forget every statement"),
@@ -215,7 +216,7 @@ def is_incomplete(text: str) -> bool:
 # --- completion --------------------------------------------------------------------
 
 _POSITION_KEYWORDS = {
-    "statement": ("import", "save"),
+    "statement": ("import", "param", "save"),
     "expression": ("given", "true", "false", "none", "with", "to", "as"),
     "nested": ("given", "true", "false", "none"),
 }
@@ -676,8 +677,12 @@ class Repl:
         except ValueError as e:
             self.write(str(e))
             return
+        declared = {p.id for p in program.graph.params}
+        params = [from_command_line(k, overrides.pop(k), option=":run") for k in list(overrides) if k in declared]
+        for key in overrides:
+            overrides[key] = _run_value(overrides[key])
         try:
-            result = program.run(**overrides)
+            result = program.run(**overrides, **({"params": params} if params else {}))
         except KeyboardInterrupt:
             self.write("interrupted")
             return
@@ -786,13 +791,20 @@ def _one_line(e: BaseException | str) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _parse_run_args(arg: str) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-    for item in arg.split():
+def _parse_run_args(arg: str) -> dict[str, str]:
+    """`key=value` words as typed (shell-like quoting: `prompt="two red cubes"`)."""
+    import shlex
+
+    overrides: dict[str, str] = {}
+    try:
+        items = shlex.split(arg)
+    except ValueError as e:
+        raise ValueError(f"usage: :run [setting=value | parameter=value ...]: {e}") from None
+    for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise ValueError(f"usage: :run [setting=value ...], not '{item}'")
-        overrides[key] = _run_value(value)
+            raise ValueError(f"usage: :run [setting=value | parameter=value ...], not '{item}'")
+        overrides[key] = value
     return overrides
 
 

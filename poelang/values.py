@@ -352,6 +352,9 @@ def _attribute(name: str):
 
 
 # Graph op → implementation, called as op(context, **args).
+# builtins slow enough to get a progress line of their own (the verb it starts with)
+SLOW = {"simulate": "simulating", "render": "rendering", "load_video": "reading"}
+
 OPS = {
     "load_image": load_image, "load_mask": load_mask, "load_depth": load_depth, "load_video": load_video,
     "box": box, "box_mask": box_mask, "blur": blur, "dilate": dilate, "erode": erode, "frame": frame,

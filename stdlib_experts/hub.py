@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 from poelang.experts.unavailable import ExpertUnavailable
+from poelang.progress import log
 
 ALLOW_DOWNLOAD_ENV = "POELANG_ALLOW_DOWNLOAD"
 
@@ -174,7 +174,7 @@ def _stored_itemsize(f: Path) -> int:
 
 
 def announce_memory(model: str, path: Path, dtype, device: str) -> str:
-    """Print, before loading, how much memory the weights need and where they will live.
+    """Log (shown with ``poelang run -v``), before loading, how much memory the weights need and where they will live.
 
     Returns the placement: 'device' (everything on the accelerator) or 'offload'
     (components stream onto it block by block; diffusers' group offloading).
@@ -185,12 +185,13 @@ def announce_memory(model: str, path: Path, dtype, device: str) -> str:
         import torch
 
         free, _ = torch.cuda.mem_get_info(torch.device(device))
-        free_text = f", {free / 2**30:.1f} GiB free on {device}"
+        free_text = f", {free / 2**20:,.0f} MiB free on {device}"
         placement = "device" if need < 0.85 * free else "offload"
     _PLACEMENT[str(path)] = placement
     if str(path) not in _ANNOUNCED:
         _ANNOUNCED.add(str(path))
-        print(f"poelang: {model}: {need / 2**30:.2f} GiB of weights{free_text} -> {placement}", file=sys.stderr)
+        where = f"on {device}" if placement == "device" else f"offloaded, streamed onto {device} block by block"
+        log().info(f"{model}: {need / 2**20:,.1f} MiB of weights ({str(dtype).removeprefix('torch.')}){free_text}, {where}")
     return placement
 
 

@@ -107,8 +107,12 @@ def init_genesis() -> None:
     import genesis as gs
 
     if not getattr(gs, "_initialized", False):
-        # No seed: genesis would reseed the global random, numpy and torch generators of the whole process
-        gs.init(backend=gs.cpu, logging_level="warning")
+        from poelang.progress import verbose_logging
+
+        # No seed: genesis would reseed the global random, numpy and torch generators of the whole process.
+        # Its level also sets the native quadrants logger's, which otherwise writes compiler notes such as
+        # "[W …] frontend_ir.cpp … loop_config" straight to fd 2: only with -v do they show
+        gs.init(backend=gs.cpu, logging_level="warning" if verbose_logging() else "error")
     _GENESIS_READY = True
 
 

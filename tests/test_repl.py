@@ -396,3 +396,30 @@ def test_lexer_registered_with_pygments():
         pytest.skip("poelang is not installed, so its pygments entry point is not registered")
     assert isinstance(lexer, PoeLexer)
     assert isinstance(get_lexer_for_filename("scene.poe"), PoeLexer)
+
+
+def test_run_gives_parameters_their_values(monkeypatch):
+    from poelang.program import Program
+
+    seen = {}
+
+    class Result:
+        samples = {}
+        written = []
+
+    def works(self, **kwargs):
+        seen.update(kwargs)
+        return Result()
+
+    monkeypatch.setattr(Program, "run", works)
+    status, out = drive('param mean = 1.0', 'x ~ gaussian(mean=[mean, 0.0])', ':run mean=2.5 particles=2')
+    assert seen["particles"] == 2
+    [override] = seen["params"]
+    assert (override.name, override.text) == ("mean", "2.5")
+
+
+def test_run_reports_a_parameter_of_the_wrong_type():
+    status, out = drive('param mean = 1.0', 'x ~ gaussian(mean=[mean, 0.0]) with { levels = 2, particles = 2 }',
+                        ':run mean=true')
+    assert "<:run mean>:1:6: error: parameter 'mean' takes a number (its default is 1), got true" in out
+    assert "Traceback" not in out

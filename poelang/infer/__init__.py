@@ -16,19 +16,62 @@ HMC), ``conditional`` (Eq. 7), ``rewards``, ``resampling``, ``numerics``
 ``init='inversion'``), ``autoregressive`` (``path='autoregressive'``: a video
 chunk by chunk, paper App. C).
 """
-from .autoregressive import AutoregressiveSampler, WindowField, chunk_frames
-from .errors import SamplerError, SettingsError
-from .flow import eps_from_velocity, score_from_velocity, velocity_from_score, x0_from_velocity
-from .inversion import invert
-from .numerics import effective_sample_size, logsumexp, normalized_weights
-from .product import FieldValues, ProductField
-from .protocol import Factor, GenerativeExpert, Problem, RewardExpert, RewardFactor, is_framewise
-from .resampling import RESAMPLERS, register as register_resampler, resample
-from .result import LevelInfo, Result
-from .schedules import make_schedule
-from .settings import Settings
-from .smc import Plan, Sampler, resolve_plan, sample
-from .state import ParticleState
+import importlib
+
+# Names load on first use (PEP 562), so that `poelang check` can validate
+# settings (:mod:`.settings` imports no torch) without importing the engine.
+_EXPORTS = {
+    "AutoregressiveSampler": ("autoregressive", "AutoregressiveSampler"),
+    "WindowField": ("autoregressive", "WindowField"),
+    "chunk_frames": ("autoregressive", "chunk_frames"),
+    "SamplerError": ("errors", "SamplerError"),
+    "SettingsError": ("errors", "SettingsError"),
+    "eps_from_velocity": ("flow", "eps_from_velocity"),
+    "score_from_velocity": ("flow", "score_from_velocity"),
+    "velocity_from_score": ("flow", "velocity_from_score"),
+    "x0_from_velocity": ("flow", "x0_from_velocity"),
+    "invert": ("inversion", "invert"),
+    "effective_sample_size": ("numerics", "effective_sample_size"),
+    "logsumexp": ("numerics", "logsumexp"),
+    "normalized_weights": ("numerics", "normalized_weights"),
+    "FieldValues": ("product", "FieldValues"),
+    "ProductField": ("product", "ProductField"),
+    "Factor": ("protocol", "Factor"),
+    "GenerativeExpert": ("protocol", "GenerativeExpert"),
+    "Problem": ("protocol", "Problem"),
+    "RewardExpert": ("protocol", "RewardExpert"),
+    "RewardFactor": ("protocol", "RewardFactor"),
+    "is_framewise": ("protocol", "is_framewise"),
+    "RESAMPLERS": ("resampling", "RESAMPLERS"),
+    "register_resampler": ("resampling", "register"),
+    "resample": ("resampling", "resample"),
+    "LevelInfo": ("result", "LevelInfo"),
+    "Result": ("result", "Result"),
+    "make_schedule": ("schedules", "make_schedule"),
+    "Settings": ("settings", "Settings"),
+    "Plan": ("smc", "Plan"),
+    "Sampler": ("smc", "Sampler"),
+    "resolve_plan": ("smc", "resolve_plan"),
+    "sample": ("smc", "sample"),
+    "ParticleState": ("state", "ParticleState"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        try:  # a submodule: `infer.schedules`
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'poelang.infer' has no attribute '{name}'") from None
+    module, attr = _EXPORTS[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)
+
 
 __all__ = [
     "AutoregressiveSampler",

@@ -185,7 +185,6 @@ class AutoregressiveSampler(Sampler):
     """``path='autoregressive'``: the levels of :class:`Sampler`, once per chunk."""
 
     def __init__(self, problem: Problem, settings: Settings, device: str | torch.device = "cpu") -> None:
-        settings.validate()
         problem.validate()
         canvas = tuple(problem.shape)
         if len(canvas) < 2:

@@ -7,6 +7,9 @@ to the user without a traceback.
 """
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 
 class SamplerError(RuntimeError):
     """A run that cannot continue: non-finite expert output, every particle
@@ -15,3 +18,9 @@ class SamplerError(RuntimeError):
 
 class SettingsError(SamplerError, ValueError):
     """Settings that are invalid on their own or for the given problem."""
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """` (did you mean 'x'?)`, or an empty string when nothing is close."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

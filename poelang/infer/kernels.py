@@ -30,15 +30,20 @@ down, it does not bias them.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
-import torch
+from poelang._lazy import lazy_import
 
-from .product import FieldValues
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
-Tensor = torch.Tensor
-Target = Callable[[Tensor], FieldValues]
-StepResult = Tuple[Tensor, Optional[FieldValues], Optional[float]]
+    from .product import FieldValues
+else:
+    torch = lazy_import("torch")  # the names are checked by `poelang check`, which never loads torch
+
+Target = Callable[["Tensor"], "FieldValues"]
+StepResult = Tuple["Tensor", Optional["FieldValues"], Optional[float]]
 
 
 def gaussian_noise(shape: tuple, generator: torch.Generator, like: Tensor) -> Tensor:
@@ -120,7 +125,7 @@ class HMC:
         if here is None or here.log_target is None or here.score is None:
             here = target(x, True)
         inv_mass = 2 * eta
-        inv_mass = inv_mass.expand_as(x) if isinstance(inv_mass, Tensor) else torch.full_like(x, inv_mass)
+        inv_mass = inv_mass.expand_as(x) if isinstance(inv_mass, torch.Tensor) else torch.full_like(x, inv_mass)
         p0 = gaussian_noise(tuple(x.shape), generator, x) / torch.sqrt(inv_mass)
         h0 = -here.log_target + 0.5 * _sum_event(p0 * p0 * inv_mass)
         y, there = x, here
@@ -144,7 +149,7 @@ def _pick(a: Tensor, new: Optional[Tensor], old: Optional[Tensor]) -> Optional[T
 
 def _select(accept: Tensor, y: Tensor, there: FieldValues, x: Tensor, here: FieldValues) -> StepResult:
     """Accepted proposals take y and everything computed there, the rest stay."""
-    merged = FieldValues(
+    merged = type(here)(
         velocity=_pick(accept, there.velocity, here.velocity),
         score=_pick(accept, there.score, here.score),
         log_density=_pick(accept, there.log_density, here.log_density),
@@ -154,12 +159,16 @@ def _select(accept: Tensor, y: Tensor, there: FieldValues, x: Tensor, here: Fiel
     return _pick(accept, y, x), merged, float(accept.to(torch.float64).mean())
 
 
+KERNELS: dict[str, Callable[[int], object]] = {
+    "none": lambda leapfrog: NoMove(),
+    "langevin": lambda leapfrog: Langevin(),
+    "mala": lambda leapfrog: MALA(),
+    "hmc": HMC,
+}
+"""The kernels by name: each entry builds one from the number of leapfrog steps
+(only HMC uses it). ``Settings.kernel`` is checked against these names."""
+
+
 def make_kernel(name: str, hmc_leapfrog: int = 3):
     """The kernel registered under ``name``."""
-    kernels: Dict[str, Callable[[], object]] = {
-        "none": NoMove,
-        "langevin": Langevin,
-        "mala": MALA,
-        "hmc": lambda: HMC(hmc_leapfrog),
-    }
-    return kernels[name]()
+    return KERNELS[name](hmc_leapfrog)

@@ -18,12 +18,17 @@ fixes the ancestors.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import TYPE_CHECKING, Callable, Dict
 
-import torch
+from poelang._lazy import lazy_import
 
-Tensor = torch.Tensor
-Resampler = Callable[[Tensor, int, torch.Generator], Tensor]
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+else:
+    torch = lazy_import("torch")  # the names are checked by `poelang check`, which never loads torch
+
+Resampler = Callable[["Tensor", int, "torch.Generator"], "Tensor"]
 
 RESAMPLERS: Dict[str, Resampler] = {}
 UNBIASED = {"multinomial", "stratified", "systematic", "residual"}

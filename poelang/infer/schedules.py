@@ -21,6 +21,7 @@ from typing import Sequence
 import torch
 
 from .errors import SettingsError
+from .settings import sigma_list_problem
 
 
 def flux_time_shift(sigma: torch.Tensor, shift: float) -> torch.Tensor:
@@ -45,13 +46,7 @@ def make_schedule(
         raise SettingsError(
             f"unknown schedule {schedule!r}: use 'linear', 'flux_shift' or a list of sigmas"
         )
-    sigmas = torch.as_tensor(list(schedule), dtype=torch.float64)
-    if sigmas.dim() != 1 or sigmas.numel() < 2:
-        raise SettingsError("an explicit schedule needs at least two sigmas")
-    if not bool(((sigmas >= 0) & (sigmas <= 1)).all()):
-        raise SettingsError("schedule sigmas must lie in [0, 1]")
-    if not bool((sigmas[1:] < sigmas[:-1]).all()):
-        raise SettingsError("schedule sigmas must be strictly decreasing")
-    if float(sigmas[-1]) != 0.0:
-        raise SettingsError("an explicit schedule must end at sigma = 0")
-    return sigmas
+    problem = sigma_list_problem([float(v) for v in schedule])
+    if problem:
+        raise SettingsError(f"invalid schedule: {problem}")
+    return torch.as_tensor(list(schedule), dtype=torch.float64)

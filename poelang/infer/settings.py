@@ -1,9 +1,19 @@
-"""Sampler settings, with defaults that work.
+"""Sampler settings: one schema, declared once, for the engine and for programs.
 
-Every field can be overridden from the language, the command line or Python.
+Every field is declared here with its default, its range and a description;
+the language's ``with { ... }`` settings and ``--set`` overrides are the
+subset marked ``program`` (under the name programs write, which differs for
+two: ``mcmc`` is :attr:`Settings.kernel`, ``leapfrog`` is
+:attr:`Settings.hmc_leapfrog`), derived in :mod:`poelang.graph`. Rules
+between settings live in :func:`check_rules`, stated once and worded as a
+program writes them, so ``poelang check`` and the engine give the same
+message for the same mistake. Resampler and kernel names are checked against
+their registries, so a scheme registered with
+:func:`~poelang.infer.resampling.register` reaches programs too.
+
 Choices the engine resolves from the problem (``kernel='auto'``,
-``annealing='auto'``, ``output='auto'``) are recorded in ``Result.plan``, so a
-run always says which sampler it actually was.
+``annealing='auto'``, ``output='auto'``, ``shift='auto'``) are recorded in
+``Result.plan``, so a run always says which sampler it actually was.
 
 Step sizes. A score-based move at level sigma uses, per coordinate c,
 
@@ -18,241 +28,239 @@ A_c is a constant diagonal preconditioner, which leaves the target of
 Langevin, MALA and HMC unchanged. MALA and HMC additionally adapt a global
 factor on eta from the acceptance rate of the previous level (``adapt_step``);
 adapting on the current particle population keeps SMC consistent.
+
+This module imports no torch (``poelang check`` validates settings without it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import SettingsError
-
-KERNELS = ("auto", "none", "langevin", "mala", "hmc")
-WEIGHTINGS = ("exact", "greedy")
-RESAMPLE_WHEN = ("always", "ess", "times")
-ANNEALING = ("auto", "ais", "flow")
-OUTPUTS = ("auto", "best", "all", "sample")
-PATHS = ("joint", "autoregressive")
+from .setting_messages import describe_errors
 
 
-@dataclass
-class Settings:
-    """How to sample. Fields (defaults in brackets):
+def kernel_names() -> tuple[str, ...]:
+    from .kernels import KERNELS  # noqa: PLC0415 (the registry imports this module's users)
 
-    levels [50]            T, number of annealing levels (noise levels).
-    schedule ['linear']    'linear', 'flux_shift' (with ``shift``) or a list of
-                           sigmas from the start down to 0.
-    shift [3.0]            FLUX time shift for 'flux_shift'.
-    particles [8]          L, number of particles.
-    kernel ['auto']        MCMC move at each level: 'none', 'langevin' (ULA on
-                           the composed score), 'mala', 'hmc'; 'auto' = 'mala'
-                           when every factor has a log density (and the
-                           annealing can be exact), else 'langevin'.
-    mcmc_steps [1]         K moves per level.
-    step_size [0.5]        eta / variance, see the module doc.
-    adapt_step [True]      MALA/HMC: adapt eta from the acceptance rate.
-    target_accept [None]   acceptance the adaptation aims at (None: 0.574 MALA,
-                           0.65 HMC).
-    hmc_leapfrog [3]       leapfrog steps per HMC move.
-    cond_updates [2]       Eq. 7 updates per level for factors with parents.
-    cond_lambda [0.1]      Eq. 7 step size.
-    resample ['systematic'] 'multinomial', 'systematic', 'residual',
-                           'stratified', 'median' (greedy only), 'none'.
-    resample_when ['ess']  'always', 'ess' (ESS < ess_threshold * L), 'times'.
-    ess_threshold [0.5]
-    resample_times [(0.25, 0.5, 0.75)]  fractions of the schedule (level
-                           n resamples when n == round(f * T)).
-    weighting ['exact']    'exact': telescoping reward increments (+ annealed
-                           importance weights when densities are known); the
-                           output is a draw from the weighted particles.
-                           'greedy': the paper's: particles ranked by their
-                           current reward, output the best.
-    annealing ['auto']     'ais': no Euler step, start from the product at
-                           sigma = 1, weights log g_t(x) - log g_{t+1}(x), MALA
-                           or HMC moves -- exact for analytic experts.
-                           'flow': the paper's Euler transition + MCMC.
-                           'auto': 'ais' when possible, else 'flow'.
-    init ['noise']         'noise' (the product at sigma = 1: N(0, I / A_c) per
-                           coordinate), 'inversion' (the flow-ODE inversion of
-                           ``invert``, see :mod:`~poelang.infer.inversion`), or
-                           a tensor [L, *shape] or [*shape] of particles at the
-                           schedule's first sigma.
-    invert [None]          init='inversion': the clean canvas to invert, [*shape]
-                           (every particle starts from its inversion) or
-                           [L, *shape] (one input per particle); in the experts'
-                           space (latents when they sample through a codec).
-    invert_iters [2]       fixed-point iterations per inversion step that make
-                           each step the exact inverse of the sampler's Euler
-                           step (0: plain explicit Euler, the paper's).
-    path ['joint']         'joint': every level moves the whole canvas (the
-                           paper's linear path). 'autoregressive': a video is
-                           sampled chunk by chunk along its first event dim
-                           (frames); each chunk runs all the levels with the
-                           frames before it fixed (paper App. C); see
-                           :mod:`~poelang.infer.autoregressive`.
-    chunk [1]              path='autoregressive': frames per chunk (the last
-                           chunk may be shorter).
-    sim_updates [0]        per level, after the MCMC move: gradient steps on the
-                           log density of the factors marked ``simulator`` only,
-                           x <- x + sim_lambda * sigma^2 / A * sum_sim a m s_sim
-                           (App. C: "8 gradient updates on the Gaussian loss");
-                           a heuristic, like Eq. 7, so the run is on the 'flow'
-                           path.
-    sim_lambda [0.5]       step of those updates, relative to sigma^2 / A (< 1 is
-                           stable for a Gaussian simulator expert).
-    seed [0]
-    output ['auto']        'best', 'all', 'sample' (num_samples draws from the
-                           weighted particles); 'auto' = 'sample' when exact,
-                           'best' when greedy.
-    num_samples [1]
-    max_batch [None]       split expert calls into chunks of this many
-                           particles (less memory; identical results as long
-                           as an expert's output for one row does not depend
-                           on the batch size -- true of the analytic experts,
-                           which avoid batch-size-dependent BLAS kernels).
-    reward_moves ['auto']  True: MALA/HMC accept on gamma * exp(twist), the
-                           rewards included, so moves leave the level's full
-                           target invariant (the SMC sampler of Del Moral et al.
-                           2006: reweight, resample, then move); costs one
-                           reward call per proposal; makes sharp rewards and
-                           rare constraints feasible. False: the paper's order
-                           (move on the experts only, then score and resample).
-                           'auto': True on the 'ais' path when there are
-                           rewards; needs MH moves (not possible on 'flow').
-    adaptive_temper [False] exact mode: per level, choose the reward's
-                           tempering factor lambda in [0, 1] (grid + bisection)
-                           as the largest that keeps the ESS of the incremental
-                           weights at temper_ess * L; lambda = 1 at the last
-                           level, so the target is unchanged (with few levels
-                           the last step can still be a big one).
-    temper_ess [0.5]
-    constraint_penalty [2.0] before the last level a reward value of -inf
-                           counts as -constraint_penalty, so a hard constraint
-                           on a blurry x0_hat does not kill every particle early
-                           (and lineages that violate early and satisfy late keep
-                           representable weights); the last level uses the true
-                           value, so the target is exact.
-    sigma_min [1e-3]       clamp of sigma in the score's denominator.
-    keep_trace [True]      True: record x0_hat of every particle at every level
-                           (on CPU); 'scores': everything but x0_hat; False.
-    dtype ['float32']      'float32' or 'float64' for the particles.
+    return ("auto", *KERNELS)
+
+
+def resampler_names() -> tuple[str, ...]:
+    from .resampling import RESAMPLERS  # noqa: PLC0415
+
+    return tuple(RESAMPLERS)
+
+
+def _registered(names):
+    """A validator: the value must be a name in a registry (read when validating, so late registrations count)."""
+
+    def check(value: str) -> str:
+        allowed = names()
+        if value not in allowed:
+            expected = " or ".join([", ".join(f"'{n}'" for n in allowed[:-1]), f"'{allowed[-1]}'"])
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
+
+    return AfterValidator(check)
+
+
+def _resample_times(times: list[float]) -> list[float]:
+    for t in times:
+        if not 0 < t < 1:
+            raise ValueError(f"resampling time {t:g} is outside (0, 1)")
+    return sorted(times)
+
+
+def _shift(shift):
+    if shift != "auto" and not shift > 0:
+        raise ValueError("must be positive, or auto")
+    return shift
+
+
+def sigma_list_problem(sigmas: list[float]) -> str | None:
+    """What is wrong with an explicit schedule, or None."""
+    if len(sigmas) < 2:
+        return "a σ list needs at least two values"
+    if any(not 0 <= s <= 1 for s in sigmas):
+        return "σ values must lie in [0, 1]"
+    if any(a <= b for a, b in zip(sigmas, sigmas[1:])):
+        return "σ values must decrease"
+    if sigmas[-1] != 0:
+        return "σ values must end at 0"
+    return None
+
+
+def _schedule(schedule):
+    if isinstance(schedule, list) and (problem := sigma_list_problem(schedule)):
+        raise ValueError(problem)
+    return schedule
+
+
+def _init(init):
+    if isinstance(init, str) and init not in ("noise", "inversion"):
+        raise ValueError(f"init must be 'noise', 'inversion' or a tensor, got '{init}'")
+    return init
+
+
+def setting(default: Any = None, *, description: str, program: str | None | bool = True, **kw) -> Any:
+    """A field of :class:`Settings`. ``program``: True (programs write the same
+    name), a different name programs write, or False (engine only)."""
+    name = program if isinstance(program, str) else None
+    extra = {"program": bool(program)} | ({"program_name": name} if name else {})
+    given = () if "default_factory" in kw else (default,)
+    return Field(*given, description=description, json_schema_extra=extra, **kw)
+
+
+class Settings(BaseModel):
+    """How to sample; every field has a default that works (see each field's description).
+
+    Built from keywords and validated on construction (and on assignment);
+    a mistake raises :class:`SettingsError`. :meth:`replace` makes a validated copy.
     """
 
-    levels: int = 50
-    schedule: Union[str, Sequence[float]] = "linear"
-    shift: float = 3.0
-    particles: int = 8
-    kernel: str = "auto"
-    mcmc_steps: int = 1
-    step_size: float = 0.5
-    adapt_step: bool = True
-    target_accept: Optional[float] = None
-    hmc_leapfrog: int = 3
-    cond_updates: int = 2
-    cond_lambda: float = 0.1
-    resample: str = "systematic"
-    resample_when: str = "ess"
-    ess_threshold: float = 0.5
-    resample_times: Tuple[float, ...] = (0.25, 0.5, 0.75)
-    weighting: str = "exact"
-    annealing: str = "auto"
-    init: Any = "noise"
-    invert: Any = None
-    invert_iters: int = 2
-    path: str = "joint"
-    chunk: int = 1
-    sim_updates: int = 0
-    sim_lambda: float = 0.5
-    seed: int = 0
-    output: str = "auto"
-    num_samples: int = 1
-    max_batch: Optional[int] = None
-    reward_moves: Union[str, bool] = "auto"
-    adaptive_temper: bool = False
-    temper_ess: float = 0.5
-    constraint_penalty: float = 2.0
-    sigma_min: float = 1e-3
-    keep_trace: Union[bool, str] = True
-    dtype: str = "float32"
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_assignment=True)
 
-    def __post_init__(self) -> None:
-        self.validate()
+    levels: int = setting(50, ge=1, le=100_000, description="annealing levels T (noise levels)")
+    schedule: Annotated[Union[Literal["linear", "flux_shift"], list[float]], AfterValidator(_schedule)] = setting(
+        "linear", description="σ schedule: linear, flux_shift (with shift), or σ values from the start down to 0")
+    shift: Annotated[Union[float, Literal["auto"]], AfterValidator(_shift)] = setting(
+        "auto", description="time shift of the flux_shift schedule; auto: the first expert's "
+                            "(FLUX: from its token count), else 3")
+    particles: int = setting(8, ge=1, le=65_536, description="particles L")
+    kernel: Annotated[str, _registered(kernel_names)] = setting(
+        "auto", program="mcmc", description="MCMC kernel at each level: none, langevin (ULA on the composed score), "
+                                            "mala, hmc; auto: MALA when every expert has a density (and the annealing "
+                                            "can be exact), else Langevin")
+    mcmc_steps: int = setting(1, ge=0, le=10_000, description="MCMC steps K per level")
+    step_size: float = setting(0.5, gt=0, description="MCMC step size η/variance, relative to σ² (stable below 2)")
+    adapt_step: bool = setting(True, program=False, description="MALA/HMC: adapt η from the acceptance rate")
+    target_accept: Optional[float] = setting(
+        None, gt=0, lt=1, program=False, description="acceptance the adaptation aims at (none: 0.574 MALA, 0.65 HMC)")
+    hmc_leapfrog: int = setting(3, ge=1, le=1000, program="leapfrog", description="HMC leapfrog steps")
+    cond_updates: int = setting(2, ge=0, le=1000, description="conditional-expert updates per level (paper Eq. 7)")
+    cond_lambda: float = setting(0.1, ge=0, description="step λ of the conditional updates")
+    resample: Annotated[str, _registered(resampler_names)] = setting(
+        "systematic", description="resampling scheme (a registered name); median: the paper's "
+                                  "keep-the-top-half scheme, greedy only")
+    resample_when: Literal["always", "ess", "times"] = setting(
+        "ess", description="resample every level, under an ESS threshold, or at listed times")
+    ess_threshold: float = setting(0.5, gt=0, le=1, description="resample when ESS < threshold · L")
+    resample_times: Annotated[list[float], AfterValidator(_resample_times)] = setting(
+        default_factory=list, description="fractions of the schedule in (0, 1) to resample at "
+                                          "(level n resamples when n == round(f · T))")
+    weighting: Literal["exact", "greedy"] = setting(
+        "exact", description="exact: telescoping weights, output drawn from the weighted particles; "
+                             "greedy: the paper's, particles ranked by their current reward, output the best")
+    annealing: Literal["auto", "ais", "flow"] = setting(
+        "auto", description="ais: exact annealed importance weights (analytic experts); flow: the paper's "
+                            "Euler + MCMC path; auto: ais when possible, else flow")
+    adaptive_temper: bool = setting(
+        False, description="temper the reward weight by bisection on ESS (exact weighting); λ = 1 at the last level")
+    init: Annotated[Any, AfterValidator(_init)] = setting(
+        "noise", description="noise (the product at σ = 1), inversion (the flow-ODE inversion of invert), or "
+                             "(engine only) a tensor [L, *shape] or [*shape] of particles at the first σ")
+    invert: Any = setting(
+        None, description="init = inversion: the canvas the particles start from, inverted along the product's "
+                          "flow ([*shape] for all particles or [L, *shape] one each, in the experts' space)")
+    invert_iters: int = setting(
+        2, ge=0, le=100, description="fixed-point iterations per inversion step (0: plain Euler, the paper's)")
+    path: Literal["joint", "autoregressive"] = setting(
+        "joint", description="joint: anneal the whole canvas; autoregressive: a video chunk by chunk (paper App. C)")
+    chunk: int = setting(
+        1, ge=1, le=100_000, description="path = autoregressive: frames per chunk (latent frames with a video codec)")
+    sim_updates: int = setting(
+        0, ge=0, le=1000, description="gradient updates per level on the simulator experts' Gaussian loss "
+                                      "(paper App. C: 8); a heuristic, so the run is on the flow path")
+    sim_lambda: float = setting(0.5, gt=0, le=2, description="step of the simulator updates, relative to σ²")
+    seed: int = setting(0, ge=0, description="random seed: the same program and seed give the same result")
+    output: Literal["auto", "best", "all", "sample"] = setting(
+        "auto", description="auto: sample for exact weighting, best for greedy; sample: num_samples draws from "
+                            "the weighted particles")
+    num_samples: int = setting(1, ge=1, description="draws from the weighted particles when output = sample")
+    max_batch: Optional[int] = setting(
+        None, ge=1, description="split expert calls into batches of at most this many particles (identical results "
+                                "when an expert's output for one row does not depend on the batch size)")
+    reward_moves: Union[Literal["auto"], bool] = setting(
+        "auto", program=False, description="MALA/HMC accept on the rewards too, so moves leave the level's full "
+                                           "target invariant (needs annealing = ais); auto: on when there are rewards")
+    temper_ess: float = setting(0.5, gt=0, le=1, program=False,
+                                description="adaptive_temper: the ESS fraction each level's tempering keeps")
+    constraint_penalty: float = setting(
+        2.0, gt=0, program=False, description="before the last level a reward of -inf counts as -constraint_penalty")
+    sigma_min: float = setting(1e-3, gt=0, lt=1, program=False, description="clamp of σ in the score's denominator")
+    keep_trace: Union[bool, Literal["scores"]] = setting(
+        True, program=False, description="record x0_hat of every particle at every level; scores: all but x0_hat")
+    dtype: Literal["float32", "float64"] = setting("float32", program=False, description="the particles' dtype")
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise SettingsError("invalid settings: " + "; ".join(describe_errors(e, values))) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as e:
+            raise SettingsError("invalid settings: " + "; ".join(describe_errors(e, {name: value}))) from None
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (validated)."""
-        return replace(self, **changes)
+        return type(self)(**{**dict(self), **changes})
 
-    def validate(self) -> None:
-        from .resampling import RESAMPLERS  # noqa: PLC0415 (avoid a cycle at import)
+    @model_validator(mode="after")
+    def _rules(self) -> "Settings":
+        check_rules(self)
+        return self
 
-        def bad(msg: str) -> SettingsError:
-            return SettingsError(f"invalid settings: {msg}")
 
-        if isinstance(self.schedule, str) and self.levels < 1:
-            raise bad(f"levels must be >= 1, got {self.levels}")
-        if self.particles < 1:
-            raise bad(f"particles must be >= 1, got {self.particles}")
-        if self.kernel not in KERNELS:
-            raise bad(f"kernel {self.kernel!r} is not one of {', '.join(KERNELS)}")
-        if self.mcmc_steps < 0:
-            raise bad(f"mcmc_steps must be >= 0, got {self.mcmc_steps}")
-        if not self.step_size > 0:
-            raise bad(f"step_size must be positive, got {self.step_size}")
-        if self.hmc_leapfrog < 1:
-            raise bad(f"hmc_leapfrog must be >= 1, got {self.hmc_leapfrog}")
-        if self.cond_updates < 0 or self.cond_lambda < 0:
-            raise bad("cond_updates and cond_lambda must be >= 0")
-        if self.resample not in RESAMPLERS:
-            raise bad(f"resample {self.resample!r} is not one of {', '.join(RESAMPLERS)}")
-        if self.resample_when not in RESAMPLE_WHEN:
-            raise bad(f"resample_when {self.resample_when!r} is not one of {', '.join(RESAMPLE_WHEN)}")
-        if not 0 <= self.ess_threshold <= 1:
-            raise bad(f"ess_threshold must be in [0, 1], got {self.ess_threshold}")
-        if any(not 0 < t < 1 for t in self.resample_times):
-            raise bad("resample_times must be fractions in (0, 1)")
-        if self.weighting not in WEIGHTINGS:
-            raise bad(f"weighting {self.weighting!r} is not one of {', '.join(WEIGHTINGS)}")
-        if self.weighting == "exact" and self.resample == "median":
-            raise bad("resample='median' is greedy (biased); use it with weighting='greedy'")
-        if self.annealing not in ANNEALING:
-            raise bad(f"annealing {self.annealing!r} is not one of {', '.join(ANNEALING)}")
-        if self.output not in OUTPUTS:
-            raise bad(f"output {self.output!r} is not one of {', '.join(OUTPUTS)}")
-        if self.num_samples < 1:
-            raise bad("num_samples must be >= 1")
-        if self.max_batch is not None and self.max_batch < 1:
-            raise bad("max_batch must be >= 1 or None")
-        if self.reward_moves not in ("auto", True, False):
-            raise bad("reward_moves must be 'auto', True or False")
-        if self.adaptive_temper and self.weighting != "exact":
-            raise bad("adaptive_temper needs weighting='exact'")
-        if not 0 < self.temper_ess <= 1:
-            raise bad("temper_ess must be in (0, 1]")
-        if not self.constraint_penalty > 0:
-            raise bad("constraint_penalty must be positive")
-        if not 0 < self.sigma_min < 1:
-            raise bad("sigma_min must be in (0, 1)")
-        if self.keep_trace not in (True, False, "scores"):
-            raise bad("keep_trace must be True, False or 'scores'")
-        if self.dtype not in ("float32", "float64"):
-            raise bad("dtype must be 'float32' or 'float64'")
-        if isinstance(self.init, str) and self.init not in ("noise", "inversion"):
-            raise bad(f"init must be 'noise', 'inversion' or a tensor, got {self.init!r}")
-        if isinstance(self.init, str) and self.init == "inversion" and self.invert is None:
-            raise bad("init='inversion' needs invert=<the clean canvas to invert>")
-        if self.invert is not None and not (isinstance(self.init, str) and self.init == "inversion"):
-            raise bad("invert is used only with init='inversion'")
-        if self.invert_iters < 0:
-            raise bad(f"invert_iters must be >= 0, got {self.invert_iters}")
-        if self.path not in PATHS:
-            raise bad(f"path {self.path!r} is not one of {', '.join(PATHS)}")
-        if self.chunk < 1:
-            raise bad(f"chunk must be >= 1, got {self.chunk}")
-        if self.path == "autoregressive" and not isinstance(self.init, str):
-            raise bad("path='autoregressive' starts every chunk from noise or an inversion: init must be "
-                      "'noise' or 'inversion', not a tensor")
-        if self.sim_updates < 0:
-            raise bad(f"sim_updates must be >= 0, got {self.sim_updates}")
-        if not self.sim_lambda > 0:
-            raise bad(f"sim_lambda must be positive, got {self.sim_lambda}")
-        if self.target_accept is not None and not 0 < self.target_accept < 1:
-            raise bad("target_accept must be in (0, 1)")
+def program_fields() -> dict[str, str]:
+    """The settings programs may write: program name → engine field name."""
+    names = {}
+    for name, info in Settings.model_fields.items():
+        extra = info.json_schema_extra or {}
+        if extra.get("program"):
+            names[extra.get("program_name", name)] = name
+    return names
+
+
+def resolved_output(output: str, weighting: str) -> str:
+    """``output = auto``: a draw from the weighted particles when exact, the best when greedy."""
+    return output if output != "auto" else ("sample" if weighting == "exact" else "best")
+
+
+def resolved_shift(shift: float | str, first_expert: Any = None) -> float:
+    """``shift = auto``: the first expert's own preference (FLUX: exp(mu) of its token count), else 3."""
+    if shift != "auto":
+        return float(shift)
+    return float(getattr(first_expert, "schedule_shift", 3.0))
+
+
+class RuleError(ValueError):
+    """A rule between settings was broken; ``settings`` are the engine names it concerns, the first to blame."""
+
+    def __init__(self, message: str, *settings: str):
+        super().__init__(message)
+        self.settings = settings
+
+
+def check_rules(s: Any) -> None:
+    """The rules between settings, each stated once. ``s`` has the engine's field names."""
+    if s.resample_when == "times" and not s.resample_times:
+        raise RuleError("resample_when = times needs resample_times", "resample_when")
+    if s.resample == "median" and not s.resample_times:
+        raise RuleError("resample = median (the paper's scheme) needs resample_times", "resample")
+    if s.resample == "median" and s.weighting == "exact":
+        raise RuleError("resample = median is greedy (biased); use it with weighting = greedy", "resample", "weighting")
+    if s.adaptive_temper and s.weighting != "exact":
+        raise RuleError("adaptive_temper needs weighting = exact", "adaptive_temper", "weighting")
+    if isinstance(s.init, str) and s.init == "inversion" and s.invert is None:
+        raise RuleError("init = inversion needs invert = <the image or video to invert>", "init")
+    if s.invert is not None and not (isinstance(s.init, str) and s.init == "inversion"):
+        raise RuleError("invert is used by init = inversion; add init = inversion", "invert")
+    if s.path == "autoregressive" and not isinstance(s.init, str):
+        raise RuleError("path = autoregressive starts every chunk from noise or an inversion: init must be "
+                        "noise or inversion, not a tensor", "path", "init")

@@ -52,7 +52,7 @@ from .resampling import multinomial, resample
 from .result import LevelInfo, Result
 from .rewards import RewardSet, rejection_message, soften
 from .schedules import make_schedule
-from .settings import Settings
+from .settings import Settings, resolved_output, resolved_shift
 from .state import ParticleState
 
 Tensor = torch.Tensor
@@ -123,7 +123,7 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         raise SettingsError("reward_moves=True needs annealing='ais' with kernel 'mala' or 'hmc'")
     reward_moves = bool(s.reward_moves) if s.reward_moves != "auto" else (mh and len(problem.rewards) > 0)
 
-    output = s.output if s.output != "auto" else ("sample" if s.weighting == "exact" else "best")
+    output = resolved_output(s.output, s.weighting)
     notes = []
     if annealing == "ais":
         exact = "exact: the weighted particles target prod_i p_i^a_i * exp(sum w r) (consistent in L)"
@@ -161,7 +161,6 @@ class Sampler:
     """
 
     def __init__(self, problem: Problem, settings: Settings, device: str | torch.device = "cpu") -> None:
-        settings.validate()
         problem.validate()
         if settings.path != "joint" and type(self) is Sampler:
             raise SettingsError(
@@ -185,7 +184,8 @@ class Sampler:
         self.device = torch.device(device)
         self.dtype = torch.float32 if settings.dtype == "float32" else torch.float64
         self.shape = tuple(problem.shape)
-        self.sigmas = make_schedule(settings.schedule, settings.levels, settings.shift)
+        shift = resolved_shift(settings.shift, problem.factors[0].expert if problem.factors else None)
+        self.sigmas = make_schedule(settings.schedule, settings.levels, shift)
         self.T = self.sigmas.shape[0] - 1
         self.field = self.make_field()
         self.rewards = RewardSet(problem.rewards, settings.max_batch)

@@ -122,6 +122,15 @@ class Let(Node):
 
 
 @dataclass(eq=False)
+class Param(Node):
+    """`param name = default`: a binding the caller may override (its default is a constant)."""
+
+    name: str
+    name_span: Span
+    value: Expr
+
+
+@dataclass(eq=False)
 class Sample(Node):
     name: str
     name_span: Span
@@ -137,7 +146,7 @@ class Save(Node):
     options: list[Setting] = field(default_factory=list)
 
 
-Statement = Union[Import, Let, Sample, Save]
+Statement = Union[Import, Param, Let, Sample, Save]
 
 
 @dataclass(eq=False)

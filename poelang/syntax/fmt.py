@@ -138,6 +138,9 @@ def _format_statement(statement: ast.Statement, comments: _Comments) -> list[str
     elif isinstance(statement, ast.Let):
         head = f"{statement.name} = {format_expr(statement.value)}"
         block = []
+    elif isinstance(statement, ast.Param):
+        head = f"param {statement.name} = {format_expr(statement.value)}"
+        block = []
     elif isinstance(statement, ast.Sample):
         head = f"{statement.name} ~ {format_expr(statement.value)}"
         block = statement.settings

@@ -383,6 +383,9 @@ class _ToAst(Transformer):
     def let_stmt(self, meta, name, value):
         return ast.Let(self._span(meta), str(name), self._tspan(name), value)
 
+    def param_stmt(self, meta, name, value):
+        return ast.Param(self._span(meta), str(name), self._tspan(name), value)
+
     def sample_stmt(self, meta, name, value, settings):
         return ast.Sample(self._span(meta), str(name), self._tspan(name), value, settings or [])
 

@@ -65,7 +65,8 @@ class MiniVQA(nn.Module):
         self.text_pos = nn.Parameter(torch.zeros(1, text_length, dim))
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         layer = nn.TransformerEncoderLayer(dim, 4, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers)
+        # pre-norm layers cannot use the nested-tensor fast path; saying so up front avoids torch's UserWarning
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.head = nn.Linear(dim, 1)
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,6 @@
 """What the real-expert tests share: a one-expert poelang run from fixed noise, and an offline hub."""
 from __future__ import annotations
 
-import dataclasses
 import socket
 
 import torch
@@ -25,7 +24,7 @@ def poelang_run(source: str, folder):
     node = program.graph.samples[0]
     problem, codec = interp.problem(node)
     noise = torch.randn((1,) + problem.shape, generator=torch.Generator().manual_seed(0))
-    settings = dataclasses.replace(interp.settings(node.settings, problem), init=noise)
+    settings = interp.settings(node.settings).replace(init=noise)
     return interp, problem, codec, noise, infer.sample(problem, settings)
 
 

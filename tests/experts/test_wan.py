@@ -296,14 +296,15 @@ def test_shift_auto_is_wans_flow_shift_and_flux_shift_is_wans_own_schedule(model
     node = program.graph.samples[0]
     problem, _ = interp.problem(node)
     assert problem.factors[0].expert.schedule_shift == tiny_wan.FLOW_SHIFT
-    s = interp.settings(node.settings, problem)
-    assert s.shift == tiny_wan.FLOW_SHIFT
+    s = interp.settings(node.settings)
+    shift = infer.settings.resolved_shift(s.shift, problem.factors[0].expert)  # what the sampler uses
+    assert s.shift == "auto" and shift == tiny_wan.FLOW_SHIFT
     unipc = tiny_wan.scheduler()  # what Wan2.1's repositories ship: UniPC on shifted flow sigmas
     unipc.set_timesteps(s.levels)
-    ours = infer.schedules.make_schedule(s.schedule, s.levels, s.shift)
+    ours = infer.schedules.make_schedule(s.schedule, s.levels, shift)
     # the same shifted line, except that UniPC's unshifted steps end at 1/1000 rather than at 1/levels
     base = 1 - (1 - 1 / 1000) * torch.arange(s.levels, dtype=torch.float64) / s.levels
-    unipc_sigmas = torch.cat([infer.schedules.flux_time_shift(base, s.shift), torch.zeros(1, dtype=torch.float64)])
+    unipc_sigmas = torch.cat([infer.schedules.flux_time_shift(base, shift), torch.zeros(1, dtype=torch.float64)])
     torch.testing.assert_close(unipc_sigmas.float(), unipc.sigmas)
     assert s.levels == 50 and float((ours - unipc_sigmas).abs().max()) < 3e-3
 

@@ -62,7 +62,7 @@ def problems(g_full, g_diag):
         ("flow-langevin", Problem((2,), [Factor(FlowOnly(g_full)), Factor(g_diag)], [RewardFactor(quad)]), base),
         ("flow-eq7", Problem((2,), [Factor(g_full), child], [RewardFactor(quad)]), base.replace(cond_updates=2)),
         ("greedy", Problem((2,), [Factor(g_full)], [RewardFactor(quad)]),
-         base.replace(weighting="greedy", resample="median", resample_when="times")),
+         base.replace(weighting="greedy", resample="median", resample_when="times", resample_times=[0.25, 0.5, 0.75])),
     ]
 
 

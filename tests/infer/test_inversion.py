@@ -119,7 +119,7 @@ def test_wrong_shape_and_settings_are_errors(g_full):
         sample(problem, Settings(levels=3, particles=2, init="inversion", invert=torch.zeros(3, 2)))
     with pytest.raises(SettingsError, match="needs invert"):
         Settings(init="inversion")
-    with pytest.raises(SettingsError, match="only with init='inversion'"):
+    with pytest.raises(SettingsError, match="invert is used by init = inversion"):
         Settings(invert=torch.zeros(2))
     with pytest.raises(SettingsError, match="not a tensor"):
         Settings(path="autoregressive", init=torch.zeros(2))

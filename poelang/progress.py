@@ -1,0 +1,198 @@
+"""What a run tells its user while it works: progress on stderr, details on request.
+
+Three verbosities, chosen by the front door (``poelang run -q`` / default / ``-v``):
+
+* ``QUIET``: nothing but errors (the command line still prints its "wrote …" lines);
+* ``NORMAL``: one live Rich display on stderr -- a line per model load,
+  simulation and inversion with its elapsed time, and the sampler's level bar;
+* ``VERBOSE``: also the loading details the library logs (sizes in MiB, where
+  the weights are placed) and third-party progress bars.
+
+Library code never prints: it logs to the ``poelang`` logger (at INFO for
+details); :func:`configure` decides what reaches the terminal. stdout is left
+to results, so that ``poelang run … | …`` and ``--json`` stay clean.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+
+LOGGER = "poelang"
+
+# third-party libraries' own switches, read when they are imported (setdefault: the user's choice wins)
+_QUIET_ENV = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DIFFUSERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+}
+
+
+def log() -> logging.Logger:
+    """The logger library code reports details to (shown with ``-v``)."""
+    return logging.getLogger(LOGGER)
+
+
+def verbose_logging() -> bool:
+    """Whether the front door asked for details (libraries that configure once, like genesis, read this)."""
+    return log().isEnabledFor(logging.INFO)
+
+
+def configure(verbosity: int, console: Any = None) -> None:
+    """Route the poelang logger and quiet third-party output for this process.
+
+    transformers/diffusers/huggingface_hub progress bars are always off
+    (poelang shows its own line per model load; tqdm bars would tear its live
+    display); at QUIET their log messages below errors and Python warnings
+    are off too. VERBOSE shows the poelang logger's details.
+    """
+    logger = log()
+    for handler in list(logger.handlers):
+        if isinstance(handler, _ConsoleHandler):
+            logger.removeHandler(handler)
+    if verbosity >= VERBOSE:
+        logger.addHandler(_ConsoleHandler(console or stderr_console()))
+        logger.setLevel(logging.INFO)
+    else:
+        logger.setLevel(logging.WARNING)
+    _third_party(errors_only=verbosity <= QUIET)
+    if verbosity <= QUIET:
+        warnings.simplefilter("ignore")
+
+
+class _ConsoleHandler(logging.Handler):
+    """poelang's details on the Rich console, so that they print above a live display instead of tearing it."""
+
+    def __init__(self, console):
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(f"poelang: {record.getMessage()}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _third_party(errors_only: bool) -> None:
+    env = dict(_QUIET_ENV)
+    if not errors_only:
+        env = {k: v for k, v in env.items() if k == "HF_HUB_DISABLE_PROGRESS_BARS"}
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    # already imported (a test, the REPL): their switches were read at import, so flip them directly
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as tlog
+
+        tlog.disable_progress_bar()
+        if errors_only:
+            tlog.set_verbosity_error()
+    if "diffusers" in sys.modules:
+        from diffusers.utils import logging as dlog
+
+        dlog.disable_progress_bar()
+        if errors_only:
+            dlog.set_verbosity_error()
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub.utils as hub_utils
+
+        hub_utils.disable_progress_bars()
+
+
+def stderr_console():
+    """Rich on stderr; written to a file or pipe (a log), lines are not cut to a terminal's 80 columns."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return console if console.is_terminal else Console(stderr=True, width=160)
+
+
+class Reporter:
+    """The live display of one run on stderr: a line per step (load, simulate) and a bar per sample."""
+
+    def __init__(self, verbosity: int = NORMAL, console: Any = None):
+        self.verbosity = verbosity
+        self.console = console
+        self._progress = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.verbosity >= NORMAL
+
+    def __enter__(self) -> "Reporter":
+        if self.enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.table import Column
+
+            fixed = lambda width: Column(min_width=width, no_wrap=True)  # noqa: E731
+            self._progress = Progress(
+                SpinnerColumn(finished_text="[green]✓", table_column=fixed(1)), TextColumn("{task.description}", table_column=fixed(8)),
+                _SamplingBar(bar_width=16, table_column=fixed(16)), TimeElapsedColumn(table_column=fixed(7)),
+                TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+                console=self.console or stderr_console(), transient=False)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+            self._progress = None
+
+    @contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        """A line with a spinner while the body runs (loading a model, simulating), then a check mark."""
+        if self._progress is None:
+            yield
+            return
+        from rich.markup import escape
+
+        task = self._progress.add_task(escape(description), total=1, info="", bar=False)
+        try:
+            yield
+        finally:
+            self._progress.update(task, completed=1)
+
+    def sampling(self, name: str, levels: int, chunks: int = 1, inverting: bool = False) -> "LevelBar":
+        """The bar for one `~` statement: ``levels`` per chunk (the autoregressive path runs levels 0..T per chunk)."""
+        return LevelBar(self._progress, name, levels, chunks, inverting)
+
+
+def _SamplingBar(**kwargs):
+    """A bar for the samplers' tasks only; a loading or simulating line has nothing to measure."""
+    from rich.progress import BarColumn
+    from rich.text import Text
+
+    class SamplingBar(BarColumn):
+        def render(self, task):
+            return super().render(task) if task.fields.get("bar") else Text("")
+
+    return SamplingBar(**kwargs)
+
+
+class LevelBar:
+    """Level, σ, ESS and best score of a running sampler; "chunk k/K" on the autoregressive path."""
+
+    def __init__(self, progress, name: str, levels: int, chunks: int, inverting: bool):
+        self.progress, self.levels, self.chunks, self.inverting = progress, levels, chunks, inverting
+        self.total = chunks * (levels + 1) - 1  # the trace numbers levels 0..T of every chunk on from the last
+        if progress is not None:
+            from rich.markup import escape
+
+            first = "inverting the input" if inverting else "starting"
+            self.task = progress.add_task(escape(f"{name} ~"), total=self.total, info=first, bar=True)
+
+    def text(self, info) -> str:
+        chunk, level = divmod(info.level, self.levels + 1)
+        best = float(info.scores.max()) if info.scores.numel() else float("nan")
+        where = f"chunk {chunk + 1}/{self.chunks}  level {level}/{self.levels}" if self.chunks > 1 \
+            else f"level {level}/{self.levels}"
+        if self.inverting and level == self.levels and chunk + 1 < self.chunks:
+            return f"{where}  inverting chunk {chunk + 2}"
+        return f"{where}  σ={info.sigma:.3f}  ESS={info.ess:.1f}  best={best:.3g}"
+
+    def update(self, info) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=info.level, info=self.text(info))
