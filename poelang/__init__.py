@@ -7,7 +7,9 @@
 
 The front doors are :func:`parse` and :func:`load` (text or a file → a checked
 :class:`Program`), the ``poelang`` command line, and :mod:`poelang.build` for
-building the same graphs with Python operators.
+building the same graphs with Python operators. :meth:`Program.run` returns a
+:class:`RunResult` (tensors, PIL images, video frames); docs/python-api.md
+describes the per-level callback and :class:`StopSampling`.
 """
 from __future__ import annotations
 
@@ -16,14 +18,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from poelang.diagnostics import Diagnostic, PoeError
     from poelang.graph import Graph
+    from poelang.infer.errors import StopSampling
     from poelang.program import Program, load, parse
+    from poelang.results import LevelCallback, RunResult
 
-__all__ = ["Diagnostic", "Graph", "PoeError", "Program", "load", "parse"]
+__all__ = ["Diagnostic", "Graph", "LevelCallback", "PoeError", "Program", "RunResult", "StopSampling", "load", "parse"]
 __version__ = "0.1.0"
 
 # Imported on first use (PEP 562), so that `poelang`'s executable can catch Ctrl-C before pydantic and lark load.
 _HOMES = {"Diagnostic": "poelang.diagnostics", "PoeError": "poelang.diagnostics", "Graph": "poelang.graph",
-          "Program": "poelang.program", "load": "poelang.program", "parse": "poelang.program"}
+          "StopSampling": "poelang.infer.errors", "Program": "poelang.program", "load": "poelang.program",
+          "parse": "poelang.program", "LevelCallback": "poelang.results", "RunResult": "poelang.results"}
 
 
 def __getattr__(name: str) -> Any:

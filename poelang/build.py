@@ -21,11 +21,15 @@ and mistakes get the same diagnostics.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from poelang.diagnostics import NO_SPAN
 from poelang.syntax import ast
 from poelang.syntax.fmt import format_source
+
+if TYPE_CHECKING:
+    from poelang.graph import Graph
+    from poelang.program import Program
 
 __all__ = ["Expr", "ProgramBuilder", "deg", "lift", "pct", "px"]
 
@@ -40,51 +44,51 @@ class Expr:
         self.node = node
 
     # products, weights, temperatures
-    def __mul__(self, other: Any) -> "Expr":
+    def __mul__(self, other: object) -> "Expr":
         return _bin("*", self, other)
 
-    def __rmul__(self, other: Any) -> "Expr":
+    def __rmul__(self, other: object) -> "Expr":
         return _bin("*", other, self)
 
-    def __truediv__(self, other: Any) -> "Expr":
+    def __truediv__(self, other: object) -> "Expr":
         return _bin("/", self, other)
 
-    def __pow__(self, other: Any) -> "Expr":
+    def __pow__(self, other: object) -> "Expr":
         return _bin("^", self, other)
 
-    def __add__(self, other: Any) -> "Expr":
+    def __add__(self, other: object) -> "Expr":
         return _bin("+", self, other)
 
-    def __radd__(self, other: Any) -> "Expr":
+    def __radd__(self, other: object) -> "Expr":
         return _bin("+", other, self)
 
-    def __sub__(self, other: Any) -> "Expr":
+    def __sub__(self, other: object) -> "Expr":
         return _bin("-", self, other)
 
-    def __rsub__(self, other: Any) -> "Expr":
+    def __rsub__(self, other: object) -> "Expr":
         return _bin("-", other, self)
 
     def __neg__(self) -> "Expr":
         return Expr(ast.UnaryOp(NO_SPAN, "-", self.node))
 
     # mask algebra
-    def __or__(self, other: Any) -> "Expr":
+    def __or__(self, other: object) -> "Expr":
         return _bin("|", self, other)
 
-    def __and__(self, other: Any) -> "Expr":
+    def __and__(self, other: object) -> "Expr":
         return _bin("&", self, other)
 
     def __invert__(self) -> "Expr":
         return Expr(ast.UnaryOp(NO_SPAN, "!", self.node))
 
     # restriction, conditioning, calls, attributes
-    def __getitem__(self, region: Any) -> "Expr":
+    def __getitem__(self, region: object) -> "Expr":
         return Expr(ast.Subscript(NO_SPAN, self.node, lift(region).node))
 
-    def given(self, parent: Any) -> "Expr":
+    def given(self, parent: object) -> "Expr":
         return _bin("given", self, parent)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> "Expr":
+    def __call__(self, *args: object, **kwargs: object) -> "Expr":
         arguments = [ast.Arg(NO_SPAN, None, lift(a).node) for a in args]
         arguments += [ast.Arg(NO_SPAN, k, lift(v).node) for k, v in kwargs.items()]
         return Expr(ast.Call(NO_SPAN, self.node, arguments))
@@ -107,11 +111,11 @@ class Expr:
         raise TypeError("a poelang expression has no truth value (did you mean `&` or `|`?)")
 
 
-def _bin(op: str, left: Any, right: Any) -> Expr:
+def _bin(op: str, left: object, right: object) -> Expr:
     return Expr(ast.BinOp(NO_SPAN, op, lift(left).node, lift(right).node))
 
 
-def lift(value: Any) -> Expr:
+def lift(value: object) -> Expr:
     """A Python value as a poelang expression."""
     if isinstance(value, Expr):
         return value
@@ -162,16 +166,16 @@ class ProgramBuilder:
         self.statements: list[ast.Statement] = []
         self.base_dir = Path(base_dir)
 
-    def let(self, binding: str, value: Any) -> Expr:
+    def let(self, binding: str, value: object) -> Expr:
         self.statements.append(ast.Let(NO_SPAN, binding, NO_SPAN, lift(value).node))
         return name(binding)
 
-    def sample(self, binding: str, product: Any, **settings: Any) -> Expr:
+    def sample(self, binding: str, product: object, **settings: object) -> Expr:
         block = [ast.Setting(NO_SPAN, k, NO_SPAN, _setting(v).node) for k, v in settings.items()]
         self.statements.append(ast.Sample(NO_SPAN, binding, NO_SPAN, lift(product).node, block))
         return name(binding)
 
-    def save(self, value: Any, path: str, **options: Any) -> None:
+    def save(self, value: object, path: str, **options: object) -> None:
         block = [ast.Setting(NO_SPAN, k, NO_SPAN, lift(v).node) for k, v in options.items()]
         self.statements.append(ast.Save(NO_SPAN, lift(value).node, path, NO_SPAN, block))
 
@@ -182,17 +186,19 @@ class ProgramBuilder:
     def source(self) -> str:
         return format_source(ast.Module("<python>", "", self.statements, []))
 
-    def compile(self, **kwargs: Any):
+    def compile(self, **kwargs: Any) -> "Program":
         from poelang.program import compile_source
 
         return compile_source(self.source(), "<python>", base_dir=self.base_dir, **kwargs)
 
     @property
-    def graph(self):
-        return self.compile().raise_for_errors().graph
+    def graph(self) -> "Graph":
+        graph = self.compile().raise_for_errors().graph
+        assert graph is not None  # a program without errors has a graph
+        return graph
 
 
-def _setting(value: Any) -> Expr:
+def _setting(value: object) -> Expr:
     # Settings' symbols (mcmc = langevin) are bare names in the language.
     if isinstance(value, str) and value.isidentifier():
         return name(value)

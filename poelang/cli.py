@@ -210,12 +210,17 @@ def graph(
     typer.echo(program.graph.to_dot() if as_dot else program.graph.to_json(), nl=False)
 
 
-@app.command()
-def repl(history: Optional[Path] = typer.Option(None, "--history", help="history file (default ~/.poelang_history)")) -> None:
-    """Explore interactively: declare experts, inspect types and the graph, run small samples."""
-    from poelang import repl as repl_module
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             add_help_option=False)
+def repl(ctx: typer.Context) -> None:
+    """Explore interactively: declare experts, inspect types and the graph, run, show and save samples.
 
-    raise typer.Exit(repl_module.main(["--history", str(history)] if history else []))
+    `poelang repl [FILE ...] [--history PATH] [--no-history] [--no-banner] [--script]`;
+    `poelang repl --help` lists the options (defined once, in poelang.repl.prompt).
+    """
+    from poelang.repl import main as repl_main
+
+    raise typer.Exit(repl_main(list(ctx.args)))
 
 
 @app.command()

@@ -37,12 +37,20 @@ class Span:
 NO_SPAN = Span("<python>", 0, 0, 0, 0)
 
 
+# Stable codes for diagnostics that tools act on (the REPL, editors); a tool
+# branches on the code, never on the message, which may be reworded.
+UNUSED = "unused"  # a name is bound and never used
+UNCLOSED = "unclosed"  # the input ends inside an open bracket: more lines can complete it
+ALREADY_DEFINED = "already-defined"  # a name is bound twice
+
+
 @dataclass
 class Diagnostic:
     severity: Severity
     message: str
     span: Span
     notes: list[tuple[str, Span | None]] = field(default_factory=list)
+    code: str = ""  # one of the codes above, or "" for one no tool acts on
 
     def render(self, sources: "SourceMap | None" = None, color: bool = False) -> str:
         """GNU style: `file:line:col: error: message`, then the line and a caret."""
@@ -114,11 +122,11 @@ class DiagnosticBag:
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
 
-    def error(self, message: str, span: Span, *notes: tuple[str, Span | None]) -> Diagnostic:
-        return self._add(Diagnostic("error", message, span, list(notes)))
+    def error(self, message: str, span: Span, *notes: tuple[str, Span | None], code: str = "") -> Diagnostic:
+        return self._add(Diagnostic("error", message, span, list(notes), code))
 
-    def warning(self, message: str, span: Span, *notes: tuple[str, Span | None]) -> Diagnostic:
-        return self._add(Diagnostic("warning", message, span, list(notes)))
+    def warning(self, message: str, span: Span, *notes: tuple[str, Span | None], code: str = "") -> Diagnostic:
+        return self._add(Diagnostic("warning", message, span, list(notes), code))
 
     def _add(self, diagnostic: Diagnostic) -> Diagnostic:
         self.items.append(diagnostic)

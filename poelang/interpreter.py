@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from poelang import graph as g
 from poelang import values as V
@@ -22,6 +22,7 @@ from poelang.diagnostics import Diagnostic, PoeError, Span
 from poelang.experts.registry import default_registry
 from poelang.experts.unavailable import ExpertUnavailable
 from poelang.progress import NORMAL, QUIET, Reporter
+from poelang.results import LevelCallback, RunResult
 
 
 class RunError(PoeError):
@@ -39,13 +40,6 @@ class ExpertContext:
     canvas: tuple[int, ...] = ()  # the sample's pixel shape
     region: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) in pixels when the factor is cropped
     trust_remote_code: bool = False  # may a model folder run its own Python code: the runner's decision, never the program's
-
-
-@dataclass
-class RunResult:
-    samples: dict[str, Any] = field(default_factory=dict)  # sample id → poelang.infer.Result
-    written: list[str] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def event_shape(domain: str) -> tuple[int, ...] | None:
@@ -69,9 +63,11 @@ def sample_seed(seed: int, name: str) -> int:
 
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
-                 callback: Callable | None = None, reporter: Reporter | None = None, out_dir: str | Path = ".",
-                 trust_remote_code: bool = False, on_write: Callable[[str], None] | None = None):
+                 callback: LevelCallback | None = None, reporter: Reporter | None = None,
+                 decode_x0_hat: bool = False, out_dir: str | Path = ".", trust_remote_code: bool = False,
+                 on_write: Callable[[str], None] | None = None):
         self.program = program
+        self.decode_x0_hat = decode_x0_hat  # the callback sees x0_hat in pixels, not in a codec's latents
         self.out_dir = Path(out_dir)
         self.trust_remote_code = trust_remote_code
         self.on_write = on_write
@@ -289,8 +285,11 @@ class Interpreter:
 
         def on_level(info):
             bar.update(info)
-            if self.callback is not None:
-                self.callback(node.id, info)
+            if self.callback is None:
+                return None
+            if self.decode_x0_hat and codec is not None and info.x0_hat is not None:
+                info = replace(info, x0_hat=_decode(codec, info.x0_hat.to(self.device)).cpu())
+            return self.callback(node.id, info)
 
         result = self._sample_within_memory(node, problem, settings, on_level)
         if codec is not None:
@@ -368,7 +367,7 @@ class Interpreter:
 
         def tracked(info):
             last_level[0] = info.level
-            on_level(info)
+            return on_level(info)  # False stops the run
 
         for attempt in (0, 1):
             try:
@@ -480,9 +479,9 @@ def _suffixes_for(kind: str, formats: dict[str, str]) -> list[str]:
 
 
 def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
-                progress: bool = False, callback: Callable | None = None, write: bool = True,
-                reporter: Reporter | None = None, out_dir: str | Path = ".", trust_remote_code: bool = False,
-                on_write: Callable[[str], None] | None = None) -> RunResult:
+                progress: bool = False, callback: LevelCallback | None = None, write: bool = True,
+                reporter: Reporter | None = None, decode_x0_hat: bool = False, out_dir: str | Path = ".",
+                trust_remote_code: bool = False, on_write: Callable[[str], None] | None = None) -> RunResult:
     """Run a checked program; raises RunError (a PoeError) on user-facing failures.
 
     ``progress`` shows the live display on stderr; ``reporter`` (a
@@ -496,6 +495,6 @@ def run_program(program, device: str = "cpu", trace_dir: str | None = None, outp
     problem = device_problem(device)
     if problem:
         raise RunError([Diagnostic("error", f"--device {device}: {problem}", Span("<command line>", 0, 0, 0, 0))])
-    interpreter = Interpreter(program, device, progress, callback, reporter, out_dir=out_dir,
+    interpreter = Interpreter(program, device, progress, callback, reporter, decode_x0_hat, out_dir=out_dir,
                               trust_remote_code=trust_remote_code, on_write=on_write)
     return interpreter.run(output=output, trace_dir=trace_dir, write=write)

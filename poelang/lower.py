@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from poelang import graph as g
 from poelang.builtins import BUILTINS, SIMULATION_ATTRIBUTES, input_file_problem
-from poelang.diagnostics import Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
+from poelang.diagnostics import ALREADY_DEFINED, UNUSED, Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
 from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
 from poelang.infer.setting_messages import explain, source_text
@@ -138,7 +138,7 @@ class Lowerer:
         self._report_unused_overrides()
         for name, symbol in self.env.items():
             if not symbol.used and symbol.kind in ("value", "expert", "constant", "param") and "." not in name:
-                self.diag.warning(f"'{name}' is defined but never used", symbol.span)
+                self.diag.warning(f"'{name}' is defined but never used", symbol.span, code=UNUSED)
         declared = self._declared_params
         for name, override in self.param_overrides.items():
             if name not in declared:
@@ -1137,7 +1137,7 @@ class Lowerer:
     def _check_new_name(self, name: str, span: Span) -> bool:
         if name in self.env:
             previous = self.env[name].span
-            self.diag.error(f"'{name}' is already defined", span, ("first defined here", previous))
+            self.diag.error(f"'{name}' is already defined", span, ("first defined here", previous), code=ALREADY_DEFINED)
             return False
         return True
 

@@ -14,8 +14,9 @@ from typing import Any, Mapping, Sequence
 from poelang.diagnostics import Diagnostic, DiagnosticBag, PoeError, SourceMap, Span
 from poelang.experts.registry import Registry, default_registry
 from poelang.graph import Graph
-from poelang.lower import Lowerer
+from poelang.lower import Lowerer, Symbol
 from poelang.params import ParamOverride, as_overrides
+from poelang.results import LevelCallback, RunResult
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
@@ -33,6 +34,7 @@ class Program:
     sources: SourceMap
     spans: dict[str, Span] = field(default_factory=dict)
     base_dir: Path = Path(".")
+    symbols: dict[str, Symbol] = field(default_factory=dict)  # the names the program binds (``m.name`` for imports)
     allow_outside: bool = False  # compiled with saves allowed outside the output directory
 
     @property
@@ -52,29 +54,37 @@ class Program:
         return self
 
     def run(self, *, seed: int | None = None, device: str = "cpu", trace_dir: str | None = None,
-            callback=None, write: bool = False, params: Mapping[str, Any] | None = None, out_dir: str | Path = ".",
-            trust_remote_code: bool = False, **overrides: Any):
+            callback: LevelCallback | None = None, decode_x0_hat: bool = False, write: bool = False,
+            params: Mapping[str, Any] | None = None, out_dir: str | Path = ".", trust_remote_code: bool = False,
+            **overrides: Any) -> RunResult:
         """Sample every `~` statement; keyword arguments override settings (`particles=8`),
         `params` the program's parameters (`params={"prompt": "three dogs"}`).
 
-        Returns a RunResult whose `.samples[name]` is the engine's Result for each
-        sample. The program's `save` statements are carried out only with
-        `write=True` (the command line always writes), into `out_dir`.
-        `trust_remote_code=True` lets a model folder run its own Python code
+        Returns a :class:`~poelang.results.RunResult`: ``result["x"]`` is the
+        engine's Result of sample x, ``result.images("x")`` its PIL images. The
+        program's `save` statements are carried out only with `write=True` (the
+        command line always writes), into `out_dir`. ``callback(sample, info)`` is called after
+        every level (returning False stops that sample there); with
+        ``decode_x0_hat=True`` its ``info.x0_hat`` is in pixels even for
+        experts that sample in a codec's latent space. See docs/python-api.md.
+        ``trust_remote_code=True`` lets a model folder run its own Python code
         (transformers' ``trust_remote_code``): the runner's decision, never the program's.
         """
         from poelang.interpreter import run_program
 
         program = self
         if overrides or seed is not None or params:
-            settings = {k: _python_to_source(v) for k, v in overrides.items()}
-            if seed is not None:
-                settings["seed"] = str(int(seed))
-            program = compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params,
-                                     allow_outside=self.allow_outside)
+            program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": int(seed)}))
         program.raise_for_errors()
         return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write,
-                           out_dir=out_dir, trust_remote_code=trust_remote_code)
+                           decode_x0_hat=decode_x0_hat, out_dir=out_dir, trust_remote_code=trust_remote_code)
+
+    def with_settings(self, params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
+                      **overrides: Any) -> "Program":
+        """The program checked again with settings overridden (`particles=8`) and parameters set (`params`)."""
+        settings = {k: _python_to_source(v) for k, v in overrides.items()}
+        return compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params,
+                              allow_outside=self.allow_outside)
 
 
 def _python_to_source(value: Any) -> str:
@@ -124,6 +134,7 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
     bag.extend(parse_errors)
     graph = None
     spans: dict[str, Span] = {}
+    symbols: dict[str, Symbol] = {}
     if module is not None:
         settings = parse_overrides(overrides or {}, bag, sources)
         param_overrides = as_overrides(params)
@@ -136,9 +147,10 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
         lowerer.lower_module(module, base_dir)
         graph = lowerer.finish()
         spans = lowerer.spans
+        symbols = dict(lowerer.env)
     if bag.has_errors:
         graph = None
-    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir)
+    return Program(file, source, module, graph, bag.sorted(), sources, spans, base_dir, symbols)
 
 
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,

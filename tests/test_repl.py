@@ -33,6 +33,9 @@ else:  # pragma: no cover - while the analytic experts are not registered
     EXPERT_NAME, EXPERT_PARAM = "flux", "prompt"
 
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
 def drive(*lines: str, argv: tuple[str, ...] = ("--no-history",), end: str = ":quit" + ENTER) -> tuple[int, str]:
     """Type `lines` (each followed by Enter) into a fresh REPL; return (exit status, what it printed)."""
     keys = "".join(line + ENTER for line in lines) + end
@@ -107,12 +110,51 @@ def test_error_is_reported_and_dropped():
 
 
 def test_type_error_keeps_previous_bindings():
-    status, out = drive(MASK, "m = 3", ":type m")
+    status, out = drive(MASK, "m = blur(m, nope)", ":type m")
     assert status == 0
-    assert "defined" in out and "error" in out  # m is already bound
+    assert "undefined name 'nope'" in out
     assert "m: Mask[64,64]" in out
 
 
+def test_rebinding_replaces_the_definition_and_its_users_follow():
+    status, out = drive(EXPERT, "x ~ g with { particles = 2 }", "g = gaussian(mean=[1.0, 2.0])", ":graph", ":list")
+    assert status == 0 and "error" not in out
+    assert "g rebound; x now uses it" in out
+    graph = graph_json(out)
+    [expert] = graph["experts"]
+    assert expert["id"] == "g" and graph["samples"][0]["factors"][0]["expert"] == "g"
+    assert "1.0" in json.dumps(expert["args"]) and "2.0" in json.dumps(expert["args"])
+    listing = out[out.rindex("x ~ g"):]
+    assert "mean=[0.0, 0.0]" not in out[out.index("g = gaussian(mean=[1.0"):]  # the old definition is gone
+    assert listing.count("g = gaussian") == 0 and out.count("g = gaussian(mean=[1.0, 2.0])") == 1
+
+
+def test_rebinding_puts_statements_in_dependency_order():
+    status, out = drive("a = 1", "c = a * 2", "b = 5", "a = b + 1", ":list", ":type c")
+    assert status == 0 and "error" not in out
+    listing = out[out.index("c = a * 2") - 20:]
+    assert listing.index("b = 5") < listing.index("a = b + 1") < listing.index("c = a * 2")
+    assert "c: Number" in out
+    status, out = drive("a = 1", "b = a + 1", "a = b")
+    assert "rebinding 'a' would make it depend on itself" in out
+
+
+def test_line_numbers_count_from_the_input():
+    status, out = drive(MASK, EXPERT, "k = 1", "y = nosuch(m)")
+    assert "<input 4>:1:5: error: unknown function or expert 'nosuch'" in out
+    status, out = drive(MASK, "z = blur(", "m,", "nope)")
+    assert "<input 2>:3:5: error: undefined name 'nope'" in out
+
+
+def test_diagnostics_carry_stable_codes():
+    from poelang.diagnostics import ALREADY_DEFINED, UNCLOSED, UNUSED
+    from poelang.program import parse
+    from poelang.syntax.parser import parse_module
+
+    assert [d.code for d in parse_module("x = blur(m,", "f")[1]] == [UNCLOSED]
+    assert [d.code for d in parse_module("x = 1 +", "f")[1]] == [""]
+    assert [d.code for d in parse("a = 1").diagnostics] == [UNUSED]
+    assert ALREADY_DEFINED in [d.code for d in parse("a = 1\na = 2\nb = a").diagnostics]
 def test_syntax_error_does_not_continue_forever():
     # `x = 1 +` cannot continue on the next line (newlines end statements), so it is reported
     status, out = drive("x = 1 +", "x = 1", ":type x")
@@ -176,16 +218,19 @@ def test_files_on_the_command_line_start_the_session(tmp_path):
     assert "m: Mask[64,64]" in out
 
 
+VECTOR_SAMPLE = "x ~ gaussian(mean=[3.0, -1.0]) with { particles = 4, levels = 3 }"
+
+
 def test_run_without_samples_and_run_failures(monkeypatch):
     status, out = drive(MASK, ":run")
     assert "nothing to run" in out
 
-    from poelang.program import Program
+    from poelang.interpreter import Interpreter
 
     def missing(self, **kwargs):
         raise ImportError("No module named 'poelang.interpreter'")
 
-    monkeypatch.setattr(Program, "run", missing)
+    monkeypatch.setattr(Interpreter, "run", missing)
     status, out = drive(EXPERT, "x ~ g", ":run", "k = 1", ":type k")
     assert status == 0
     assert "cannot run: No module named 'poelang.interpreter'" in out
@@ -194,24 +239,77 @@ def test_run_without_samples_and_run_failures(monkeypatch):
     def broken(self, **kwargs):
         raise RuntimeError("out of memory\nmore detail")
 
-    monkeypatch.setattr(Program, "run", broken)
+    monkeypatch.setattr(Interpreter, "run", broken)
     status, out = drive(EXPERT, "x ~ g", ":run particles=2")
     assert "run failed: out of memory" in out and "more detail" not in out
+    status, out = drive(EXPERT, "x ~ g", ":run particles=0")
+    assert "error" in out and "particles" in out and "Traceback" not in out
 
-    seen = {}
 
-    class Result:
-        samples = {"x": [0.5, 0.25]}
-        written = ["out.png"]
+def test_run_show_and_save_a_sample(tmp_path, monkeypatch):
+    monkeypatch.setenv("POELANG_PREVIEW_DIR", str(tmp_path / "previews"))
+    opened = tmp_path / "opened.txt"
+    viewer = tmp_path / "viewer.py"
+    viewer.write_text(f"import sys; open({str(opened)!r}, 'w').write(sys.argv[1])\n", encoding="utf-8")
+    monkeypatch.setenv("POELANG_VIEWER", f"{sys.executable} {viewer}")
+    out_npy = tmp_path / "x.npy"
+    status, out = drive(MASK, VECTOR_SAMPLE, ":run seed=1", ":show x", ":show m", f":save x {out_npy}", ":show k")
+    assert status == 0 and "Traceback" not in out
+    assert "x: Tensor 1×2" in out and "final ESS" in out  # the run's summary
+    from PIL import Image
 
-    def works(self, **kwargs):
-        seen.update(kwargs)
-        return Result()
+    sheet = tmp_path / "previews" / "x.png"
+    assert f"{sheet}" in out.splitlines()
+    assert Image.open(sheet).size[0] > 100  # a plot of the particles, with axes
+    mask = Image.open(tmp_path / "previews" / "m.png")
+    assert mask.size == (64, 64) and mask.mode == "L"
+    import numpy as np
 
-    monkeypatch.setattr(Program, "run", works)
-    status, out = drive(EXPERT, "x ~ g", ":run particles=2 seed=3")
-    assert seen == {"particles": 2, "seed": 3}
-    assert "x: [0.5, 0.25]" in out and "wrote out.png" in out
+    assert np.load(out_npy).shape == (1, 2)
+    assert f"wrote {out_npy}" in out
+    assert "'k' is not a value of the session" in out
+    import time
+
+    for _ in range(100):  # the viewer runs in the background
+        if opened.exists() and opened.read_text():
+            break
+        time.sleep(0.05)
+    assert opened.read_text() in (str(sheet), str(tmp_path / "previews" / "m.png"))
+
+
+def test_show_samples_what_it_needs_and_save_refuses_unknown_formats(tmp_path, monkeypatch):
+    monkeypatch.setenv("POELANG_PREVIEW_DIR", str(tmp_path))
+    monkeypatch.delenv("POELANG_VIEWER", raising=False)
+    status, out = drive(VECTOR_SAMPLE, ":show x", f":save x {tmp_path / 'x.txt'}", EXPERT, ":show g")
+    assert str(tmp_path / "x.png") in out  # no :run first: :show samples x itself
+    assert "unknown output format '.txt'" in out
+    assert "'g' is an expert" in out
+
+
+def test_scripted_mode_runs_inputs_without_a_prompt():
+    script = io.StringIO(f"{MASK}\nz = blur(\n  m, 1px)\n:type z\nm\nnosuch(1)\n")
+    out = io.StringIO()
+    status = main(["--no-banner"], stdout=out, stdin=script)
+    assert "z: Mask[64,64]" in out.getvalue() and "m: Mask[64,64]" in out.getvalue()
+    assert "unknown function or expert 'nosuch'" in out.getvalue()
+    assert status == 1  # one input was refused
+    status = main(["--no-banner"], stdout=io.StringIO(), stdin=io.StringIO(MASK + "\n"))
+    assert status == 0
+
+
+def test_poelang_repl_with_a_program_and_piped_input():
+    result = subprocess.run([sys.executable, "-m", "poelang", "repl", "programs/quickstart.poe", "--no-banner"],
+                            input=':type x\n:type scene\njudge = mini_vqa("a red cube")\n:list\n',
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "loaded 8 statements from programs/quickstart.poe" in result.stdout
+    assert "x: Image[32,32]" in result.stdout and "scene: Expert[" in result.stdout
+    assert "judge rebound; x now uses it" in result.stdout
+    assert "Input is not a terminal" not in result.stderr and "Warning" not in result.stderr
+    assert 'judge = mini_vqa("a red cube")' in result.stdout
+    help_text = subprocess.run([sys.executable, "-m", "poelang", "repl", "--help"], capture_output=True,
+                               text=True, cwd=ROOT, timeout=60).stdout
+    assert "--no-history" in help_text and "--script" in help_text
 
 
 def test_history_file(tmp_path):
@@ -316,6 +414,21 @@ def test_complete_settings(completer):
     assert complete(completer, "x ~ g with { particles = ho") == ["hole"]  # a value, not a setting
 
 
+def test_complete_setting_values(completer):
+    values = complete(completer, "x ~ g with { resample = ")
+    assert "median" in values and "systematic" in values and "hole" not in values and EXPERT_NAME not in values
+    assert complete(completer, "x ~ g with { particles = 2, resample = med") == ["median"]
+    assert complete(completer, "x ~ g with {\n  adaptive_temper = ") == ["true", "false"]
+    assert complete(completer, "x ~ g with { mcmc = ") == ["auto", "none", "langevin", "mala", "hmc"]
+
+
+def test_keywords_come_from_the_parser(completer):
+    assert "with" in complete(completer, "x ~ g wi")  # after a sample's expression
+    assert "with" not in complete(completer, "x = g wi")  # a binding takes no settings
+    assert "to" in complete(completer, "save hole t")
+    assert "import" in complete(completer, "im") and "true" in complete(completer, "x = tr")
+
+
 def test_complete_commands_and_nothing_in_strings(completer):
     assert complete(completer, ":gr") == [":graph"]
     assert complete(completer, ":type ho") == ["hole"]
@@ -402,20 +515,19 @@ def test_run_gives_parameters_their_values(monkeypatch):
     from poelang.program import Program
 
     seen = {}
+    real = Program.with_settings
 
-    class Result:
-        samples = {}
-        written = []
+    def spy(self, params=None, **kwargs):
+        seen.update(kwargs, params=params)
+        return real(self, params=params, **kwargs)
 
-    def works(self, **kwargs):
-        seen.update(kwargs)
-        return Result()
-
-    monkeypatch.setattr(Program, "run", works)
-    status, out = drive('param mean = 1.0', 'x ~ gaussian(mean=[mean, 0.0])', ':run mean=2.5 particles=2')
+    monkeypatch.setattr(Program, "with_settings", spy)
+    status, out = drive('param mean = 1.0', 'x ~ gaussian(mean=[mean, 0.0]) with { levels = 2 }',
+                        ':run mean=2.5 particles=2')
     assert seen["particles"] == 2
     [override] = seen["params"]
     assert (override.name, override.text) == ("mean", "2.5")
+    assert "x: Tensor 1×2" in out
 
 
 def test_run_reports_a_parameter_of_the_wrong_type():

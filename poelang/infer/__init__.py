@@ -17,6 +17,14 @@ HMC), ``conditional`` (Eq. 7), ``rewards``, ``resampling``, ``numerics``
 chunk by chunk, paper App. C).
 """
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names as type checkers see them; at run time they load on first use
+    from .errors import SamplerError, SettingsError, StopSampling
+    from .protocol import Factor, GenerativeExpert, Problem, RewardExpert, RewardFactor
+    from .result import LevelInfo, Result
+    from .settings import Settings
+    from .smc import Sampler, sample
 
 # Names load on first use (PEP 562), so that `poelang check` can validate
 # settings (:mod:`.settings` imports no torch) without importing the engine.
@@ -26,6 +34,7 @@ _EXPORTS = {
     "chunk_frames": ("autoregressive", "chunk_frames"),
     "SamplerError": ("errors", "SamplerError"),
     "SettingsError": ("errors", "SettingsError"),
+    "StopSampling": ("errors", "StopSampling"),
     "eps_from_velocity": ("flow", "eps_from_velocity"),
     "score_from_velocity": ("flow", "score_from_velocity"),
     "velocity_from_score": ("flow", "velocity_from_score"),

@@ -347,8 +347,12 @@ class AutoregressiveSampler(Sampler):
             state, ess, resampled = self.maybe_resample(state, 0)
             self.record(0, sigma0, weighted, x0, ess, resampled, state.ancestors, None, callback)
             for n in range(1, self.T + 1):
+                if self.stopped_at is not None:
+                    break
                 state = self.level(state, n, callback)
             context = torch.cat([state.context, state.x], dim=1)
+            if self.stopped_at is not None:  # the frames sampled so far
+                break
             carried = state.log_weights
         video = state.with_(x=context, context=None, velocity=None, score=None, log_density=None)
         result = self.finish(video)

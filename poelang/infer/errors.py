@@ -20,6 +20,15 @@ class SettingsError(SamplerError, ValueError):
     """Settings that are invalid on their own or for the given problem."""
 
 
+class StopSampling(Exception):
+    """Raised by a level callback (or signalled by it returning False) to end a run early.
+
+    The sampler finishes at the level reached: the result holds the particles
+    as they are after that level (still noisy unless it was the last) and
+    ``Result.stopped_at`` names the level.
+    """
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """` (did you mean 'x'?)`, or an empty string when nothing is close."""
     close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)

@@ -71,6 +71,8 @@ class Result:
     plan           the sampler actually run (resolved 'auto' choices).
     evaluations    counts of expert evaluations (one per particle per expert).
     sigmas         the schedule.
+    stopped_at     the level at which a callback stopped the run (returning
+                   False or raising StopSampling), else None.
     """
 
     samples: Tensor
@@ -85,6 +87,7 @@ class Result:
     evaluations: Dict[str, int]
     sigmas: Tensor
     output_indices: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    stopped_at: Optional[int] = None
 
     @property
     def weights(self) -> Tensor:

@@ -64,6 +64,7 @@ def _registered(names):
             raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
         return value
 
+    check.choices = names  # type: ignore[attr-defined]  # what editors offer (the REPL's completion)
     return AfterValidator(check)
 
 

@@ -42,7 +42,7 @@ from typing import Callable, List, Optional
 import torch
 
 from .conditional import conditional_updates, simulator_updates
-from .errors import SamplerError, SettingsError
+from .errors import SamplerError, SettingsError, StopSampling
 from .inversion import invert
 from .kernels import euler_step, gaussian_noise, make_kernel
 from .numerics import effective_sample_size, log_mean_exp, logsumexp, normalized_weights
@@ -56,7 +56,7 @@ from .settings import Settings, resolved_output, resolved_shift
 from .state import ParticleState
 
 Tensor = torch.Tensor
-Callback = Callable[[LevelInfo], None]
+Callback = Callable[[LevelInfo], Optional[bool]]  # returning False (or raising StopSampling) ends the run
 
 
 @dataclass
@@ -201,6 +201,7 @@ class Sampler:
         self.temper = 1.0
         self.log_evidence = 0.0
         self.trace: List[LevelInfo] = []
+        self.stopped_at: Optional[int] = None  # the level a callback stopped the run at
         self.resample_levels = {int(round(f * self.T)) for f in settings.resample_times}
         acc = settings.target_accept
         self.target_accept = acc if acc is not None else getattr(self.kernel, "default_accept", None)
@@ -495,7 +496,12 @@ class Sampler:
         if keep is not False:
             self.trace.append(info)
         if callback is not None:
-            callback(info)
+            try:
+                stop = callback(info) is False
+            except StopSampling:
+                stop = True
+            if stop and self.stopped_at is None:
+                self.stopped_at = info.level
 
     def level(self, state: ParticleState, n: int, callback: Optional[Callback]) -> ParticleState:
         """One annealing level."""
@@ -529,6 +535,8 @@ class Sampler:
         state, ess, resampled = self.maybe_resample(state, 0)
         self.record(0, sigma0, weighted, x0, ess, resampled, state.ancestors, None, callback)
         for n in range(1, self.T + 1):
+            if self.stopped_at is not None:
+                break
             state = self.level(state, n, callback)
         return self.finish(state)
 
@@ -560,6 +568,7 @@ class Sampler:
             evaluations=evals,
             sigmas=self.sigmas,
             output_indices=idx,
+            stopped_at=self.stopped_at,
         )
 
 

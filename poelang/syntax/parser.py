@@ -16,7 +16,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
-from poelang.diagnostics import Diagnostic, Span
+from poelang.diagnostics import UNCLOSED, Diagnostic, Span
 from poelang.syntax import ast
 
 GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "poelang.lark"
@@ -28,10 +28,11 @@ _TEXT = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBR
 
 
 class _BracketError(Exception):
-    def __init__(self, message: str, token: Token, opener: Token | None = None):
+    def __init__(self, message: str, token: Token, opener: Token | None = None, at_end: bool = False):
         super().__init__(message)
         self.token = token
         self.opener = opener
+        self.at_end = at_end  # the input ended with the bracket open
 
 
 class _PostLexer:
@@ -65,7 +66,7 @@ class _PostLexer:
             yield token
         if stack:
             opener = stack[-1]
-            raise _BracketError(f"unexpected end of file: '{opener.value}' is never closed", opener, opener)
+            raise _BracketError(f"unexpected end of file: '{opener.value}' is never closed", opener, opener, at_end=True)
         if pending_newline is not None:
             yield pending_newline
 
@@ -286,7 +287,8 @@ def _join(items: list[str]) -> str:
 
 def _bracket_diagnostic(e: _BracketError, file: str) -> Diagnostic:
     t = e.token
-    return Diagnostic("error", str(e), Span(file, t.line, t.column, t.line, t.column + len(t.value)))
+    code = UNCLOSED if e.at_end else ""
+    return Diagnostic("error", str(e), Span(file, t.line, t.column, t.line, t.column + len(t.value)), code=code)
 
 
 def _blank_statement(text: str, line: int) -> str:
