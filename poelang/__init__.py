@@ -9,11 +9,14 @@ The front doors are :func:`parse` and :func:`load` (text or a file → a checked
 :class:`Program`), the ``poelang`` command line, and :mod:`poelang.build` for
 building the same graphs with Python operators. :meth:`Program.run` returns a
 :class:`RunResult` (tensors, PIL images, video frames); docs/python-api.md
-describes the per-level callback and :class:`StopSampling`.
+describes the per-level callback and :class:`StopSampling`. :func:`sweep` runs a
+program once per row of a table (docs/sweep.md).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from poelang.version import __version__
 
 if TYPE_CHECKING:
     from poelang.diagnostics import Diagnostic, PoeError
@@ -21,14 +24,16 @@ if TYPE_CHECKING:
     from poelang.infer.errors import StopSampling
     from poelang.program import Program, load, parse
     from poelang.results import LevelCallback, RunResult
+    from poelang.sweeps import sweep
 
-__all__ = ["Diagnostic", "Graph", "LevelCallback", "PoeError", "Program", "RunResult", "StopSampling", "load", "parse"]
-__version__ = "0.1.0"
+__all__ = ["Diagnostic", "Graph", "LevelCallback", "PoeError", "Program", "RunResult", "StopSampling", "load", "parse",
+           "sweep"]
 
 # Imported on first use (PEP 562), so that `poelang`'s executable can catch Ctrl-C before pydantic and lark load.
 _HOMES = {"Diagnostic": "poelang.diagnostics", "PoeError": "poelang.diagnostics", "Graph": "poelang.graph",
           "StopSampling": "poelang.infer.errors", "Program": "poelang.program", "load": "poelang.program",
-          "parse": "poelang.program", "LevelCallback": "poelang.results", "RunResult": "poelang.results"}
+          "parse": "poelang.program", "LevelCallback": "poelang.results", "RunResult": "poelang.results",
+          "sweep": "poelang.sweeps"}
 
 
 def __getattr__(name: str) -> Any:

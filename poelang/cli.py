@@ -1,4 +1,4 @@
-"""The `poelang` command line: run, check, fmt, graph, repl, experts.
+"""The `poelang` command line: run, sweep, check, fmt, graph, repl, experts.
 
 Exit codes: 0 success, 1 diagnostics in a program or a failed run, 2 usage,
 130 interrupted (Ctrl-C).
@@ -122,9 +122,53 @@ def _import_torch() -> None:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     if pending:
-        from poelang._entry import Interrupted
+        raise KeyboardInterrupt
 
-        raise Interrupted
+
+@app.command()
+def sweep(
+    file: Path = typer.Argument(..., help="the .poe program"),
+    table: Path = typer.Argument(..., help="a .csv or .jsonl table: a column per parameter or setting, optional id"),
+    out_dir: Path = typer.Option(..., "-o", "--output", help="folder for each row's outputs, manifest.jsonl, index.html"),
+    resume: bool = typer.Option(False, "--resume", help="skip rows already done with the same program and row"),
+    backend: str = typer.Option("local", "--backend", help="local (processes on this machine) or ray"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="worker processes on the CPU (local), actors (ray)"),
+    devices: Optional[str] = typer.Option(None, "--devices", help="one worker per device: cpu or cuda:0,cuda:1 (local); cuda (ray: one per GPU)"),
+    address: Optional[str] = typer.Option(None, "--address", help="the Ray cluster to join (ray start's address); default: start Ray here"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
+) -> None:
+    """Run FILE once per row of TABLE; every row is checked before any model loads."""
+    from poelang.sweeps import check_sweep, run_sweep
+
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter("use local or ray", param_hint="--backend")
+    if devices and workers:
+        raise typer.BadParameter("give --devices or --workers, not both", param_hint="--workers")
+    device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
+    plan = check_sweep(file, table)
+    if plan.diagnostics:
+        typer.echo(plan.render(color=_color()), err=True)
+    if not plan.ok:
+        bad = len({d.span.line for d in plan.diagnostics if d.severity == "error" and d.span.file == str(table)})
+        what = f"{table}: {bad} bad row{'s' * (bad != 1)}" if bad else f"{file}: the program has errors"
+        typer.echo(f"{what}; nothing was run", err=True)
+        raise typer.Exit(1)
+    try:
+        records = run_sweep(plan, out_dir, backend=backend, workers=workers, devices=device_list, address=address,
+                            resume=resume, progress=not quiet)
+    except KeyboardInterrupt:
+        typer.echo(f"finished rows are in {out_dir / 'manifest.jsonl'}: run again with --resume "
+                   "to do the rest", err=True)
+        raise typer.Exit(130)
+    except RuntimeError as e:  # Ray missing or unreachable, a worker that cannot start
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
+    failed = [r for r in records if r["status"] != "ok"]
+    for r in failed:
+        typer.echo(f"row {r['id']} failed:\n{r['error']}", err=True)
+    typer.echo(f"{len(records) - len(failed)} of {len(plan.jobs)} rows ok; {out_dir / 'index.html'}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -254,21 +298,46 @@ def experts(name: Optional[str] = typer.Argument(None, help="show one expert's p
         typer.echo(f"warning: {problem}", err=True)
 
 
+@app.command()
+def examples(
+    action: str = typer.Argument("list", help="list: show the example programs; copy: copy them to DIR"),
+    directory: Optional[Path] = typer.Argument(None, help="copy: where to put them (created if needed)"),
+    force: bool = typer.Option(False, "--force", help="copy: overwrite files that exist"),
+) -> None:
+    """The example programs that ship with poelang (and their assets): list them, or copy them to DIR."""
+    from poelang import examples as shipped
+
+    if action == "list":
+        typer.echo(f"# in {shipped.root()}")
+        for program in shipped.programs():
+            typer.echo(str(program))
+        return
+    if action != "copy" or directory is None:
+        raise typer.BadParameter("use `poelang examples` (list) or `poelang examples copy DIR`")
+    try:
+        written = shipped.copy(directory, force=force)
+    except FileExistsError as e:
+        typer.echo(f"error: {e}; use --force to overwrite", err=True)
+        raise typer.Exit(1)
+    except OSError as e:
+        typer.echo(f"error: cannot copy to {directory}: {e.strerror or e}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"copied {len(written)} files to {directory}; try: poelang run {directory / 'quickstart.poe'}")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the command line; returns the exit code (2 for usage errors, as Click does, 130 after Ctrl-C)."""
-    from poelang._entry import Interrupted, catch_interrupts, interrupted
+    from poelang.interrupts import EXIT_INTERRUPTED, interrupted
 
-    with catch_interrupts():
-        try:
-            app(args=argv, prog_name="poelang")
-        except (Interrupted, KeyboardInterrupt):
-            return interrupted()
-        except SystemExit as e:
-            return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    try:
+        app(args=argv, prog_name="poelang")
+    except KeyboardInterrupt:
+        return interrupted()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return interrupted() if code == EXIT_INTERRUPTED else code  # typer turns Ctrl-C into a silent exit 130
     return 0
 
 
 def console_main() -> None:
-    from poelang._entry import console_main as entry
-
-    entry()
+    sys.exit(main())

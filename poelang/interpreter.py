@@ -109,9 +109,11 @@ class Interpreter:
             value = result.samples[0]
         elif isinstance(node, g.ValueNode):
             args = {k: self.resolve(v) for k, v in node.args.items()}
+            builtin = self.registry.builtins.get(node.op)
+            function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                with self._step_for(node):
-                    value = V.OPS[node.op](self.context, **args)
+                with self._step_for(builtin, node.id):
+                    value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
             except MemoryError:
@@ -121,10 +123,10 @@ class Interpreter:
         self._values[node_id] = value
         return value
 
-    def _step_for(self, node: g.ValueNode):
-        """A progress line for the builtins that take a while (V.SLOW), nothing for the rest."""
-        verb = V.SLOW.get(node.op)
-        return self.reporter.step(f"{verb} {node.id}") if verb else nullcontext()
+    def _step_for(self, builtin, node_id: str):
+        """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
+        verb = builtin.progress if builtin else ""
+        return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
 
     # --- experts --------------------------------------------------------------
 
@@ -312,7 +314,13 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
-    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
+    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
+            output_dir: str | None = None, every_sample: bool = False) -> RunResult:
+        """Sample, then write. `output_dir` puts every save under one folder (a sweep's row; an absolute
+        save path keeps only its name there), `every_sample` writes every chosen sample of an image or
+        video save, numbered."""
+        if output_dir is not None:
+            self.out_dir = Path(output_dir)
         started = time.perf_counter()
         outputs = list(self.graph.outputs) if write else []
         given = -1  # the output whose path the runner gave (--output)
@@ -323,13 +331,15 @@ class Interpreter:
                 self.run_sample(node)
         for index, out in enumerate(outputs):
             target = out.value.ref
+            path = Path(out.path).name if output_dir is not None and Path(out.path).is_absolute() else out.path
             if out.format == "trace":
                 sample_id = self.graph.node(target).args["sample"].ref
-                self._write(out.path, target, lambda p: self._write_trace(p, sample_id), index, index == given)
+                self._write(path, target, lambda p: self._write_trace(p, sample_id), index, index == given)
             else:
                 data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                self._write(out.path, target, lambda p: [writers.write_value(p, out.format, data, out.options)], index,
-                            index == given)
+                write_one = writers.write_every_sample if every_sample else (
+                    lambda p, *args: [writers.write_value(p, *args)])
+                self._write(path, target, lambda p: write_one(p, out.format, data, out.options), index, index == given)
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from poelang import graph as g
-from poelang.builtins import BUILTINS, SIMULATION_ATTRIBUTES, input_file_problem
+from poelang.builtins import SIMULATION_ATTRIBUTES, input_file_problem
 from poelang.diagnostics import ALREADY_DEFINED, UNUSED, Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
 from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
@@ -702,7 +702,7 @@ class Lowerer:
         spec = self.registry.get(name)
         if spec is not None:
             return self.instantiate_expert(spec, [], expr.span, hint)
-        if name in BUILTINS or name in SPECIAL_FUNCTIONS:
+        if name in self.registry.builtins or name in SPECIAL_FUNCTIONS:
             self.diag.error(f"'{name}' is a function; call it: {name}(...)", expr.span)
             return BAD
         if self._failed_import:  # perhaps defined in the file that could not be imported: already reported
@@ -711,7 +711,7 @@ class Lowerer:
         return BAD
 
     def _known_names(self) -> list[str]:
-        return [*self.env, *self.registry.names(), *BUILTINS, *SPECIAL_FUNCTIONS]
+        return [*self.env, *self.registry.names(), *self.registry.builtins, *SPECIAL_FUNCTIONS]
 
     def eval_Attribute(self, expr: ast.Attribute, hint) -> Val:
         if isinstance(expr.value, ast.Name) and isinstance(self.env.get(expr.value.id, Symbol(BAD, expr.span, "")).val.type, ModuleT):
@@ -757,7 +757,7 @@ class Lowerer:
                                          f.domain, expr.span, region_literal))
             return Val(value.type, value.arg, product=ProductVal(factors, list(value.product.rewards)))
         if isinstance(value.type, (VideoT, MaskT, DepthT)) and getattr(value.type, "f", None) is not False:
-            return self.call_builtin(BUILTINS["frame"], [ast.Arg(expr.value.span, None, expr.value),
+            return self.call_builtin(self.registry.builtins["frame"], [ast.Arg(expr.value.span, None, expr.value),
                                                         ast.Arg(expr.index.span, None, expr.index)], expr.span, hint)
         self.diag.error(f"{_a(value.type)} cannot be indexed", expr.span)
         return BAD
@@ -944,8 +944,8 @@ class Lowerer:
             return BAD
         if name == "exp":
             return self.call_exp(expr)
-        if name in BUILTINS:
-            return self.call_builtin(BUILTINS[name], expr.args, expr.span, hint)
+        if name in self.registry.builtins:
+            return self.call_builtin(self.registry.builtins[name], expr.args, expr.span, hint)
         spec = self.registry.get(name)
         if spec is not None:
             return self.instantiate_expert(spec, expr.args, expr.span, hint)

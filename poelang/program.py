@@ -121,11 +121,12 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
                    base_dir: Path, registry: Registry | None = None,
                    overrides: Mapping[str, str] | None = None,
                    params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
-                   allow_outside: bool = False) -> Program:
+                   settings: Sequence[tuple[str | None, ast.Setting]] = (), allow_outside: bool = False) -> Program:
     """Lower an already parsed module (from text, or built from Python) into a Program.
 
-    `overrides` are settings as typed (`--set`); `params` the parameters' values,
-    as Python values by name or as overrides read from a command line or a table;
+    `overrides` are settings as typed (`--set`), `settings` settings already read
+    (a sweep table's cells, `(sample or None, setting)`); `params` the parameters'
+    values, as Python values by name or as overrides read from a command line or a table;
     `allow_outside`: saves may leave the output directory.
     """
     sources = SourceMap()
@@ -136,7 +137,7 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
     spans: dict[str, Span] = {}
     symbols: dict[str, Symbol] = {}
     if module is not None:
-        settings = parse_overrides(overrides or {}, bag, sources)
+        settings = parse_overrides(overrides or {}, bag, sources) + list(settings)
         param_overrides = as_overrides(params)
         for override in param_overrides:
             if override.source is not None and override.source[0] not in sources:
@@ -156,12 +157,12 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
                    registry: Registry | None = None, overrides: Mapping[str, str] | None = None,
                    params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
-                   allow_outside: bool = False) -> Program:
+                   settings: Sequence[tuple[str | None, ast.Setting]] = (), allow_outside: bool = False) -> Program:
     """Parse, lower and check program text. `allow_outside`: saves may leave the output directory."""
     module, errors = parse_module(source, file)
     base = Path(base_dir) if base_dir is not None else Path(".")
     program = compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides,
-                             params=params, allow_outside=allow_outside)
+                             params=params, settings=settings, allow_outside=allow_outside)
     program.allow_outside = allow_outside
     return program
 

@@ -3,10 +3,9 @@
 Images are float tensors [3, h, w] in [-1, 1] (the flow experts' pixel
 convention), masks and depths [h, w] (or [f, h, w]) in [0, 1]. Lengths in
 percent are resolved against the canvas size, which the interpreter passes as
-`canvas` (h, w) when it is known. Scene objects, cameras, simulations and
-renders are computed by :mod:`stdlib_experts.scene` (genesis-world), imported
-only when a program uses them; a simulation is a ``scene.Frames`` whose
-``.rgb``, ``.depth`` and ``.mask`` follow the conventions above.
+`canvas` (h, w) when it is known. Libraries' builtins (the standard library's
+scene objects, simulations and renders) follow the same conventions: a
+simulation has ``.rgb``, ``.depth`` and ``.mask``.
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from poelang._lazy import lazy_import
-from poelang.experts.unavailable import ExpertUnavailable
 
 torch = lazy_import("torch")
 
@@ -278,68 +276,6 @@ def frame(ctx: Context, video, index):
     return video[int(index)]
 
 
-# --- scenes: objects, cameras, simulation and rendering (stdlib_experts.scene, genesis-world) --------------------
-
-
-def _scene():
-    """The scene module, or ExpertUnavailable when genesis-world is not installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("genesis") is None:
-        raise ExpertUnavailable("simulate() and render() need genesis-world: pip install 'poelang[world]'")
-    from stdlib_experts import scene
-
-    return scene
-
-
-def _number(value: Any, what: str, unit: str | None = None) -> float:
-    """A plain number, or a Quantity in `unit` (angles: degrees, with or without `deg`)."""
-    if isinstance(value, Quantity):
-        if value.unit not in (None, unit):
-            raise ValueError(f"{what} takes {'degrees' if unit == 'deg' else 'a plain number'}, not {value.unit}")
-        return float(value.value)
-    return float(value)
-
-
-def _vec3(value: Any, what: str, unit: str | None = None) -> tuple[float, float, float]:
-    items = list(value)
-    if len(items) != 3:
-        raise ValueError(f"{what} must be three numbers (x, y, z)")
-    return tuple(_number(v, what, unit) for v in items)  # type: ignore[return-value]
-
-
-def sphere(ctx: Context, radius, position, velocity, color, name=None):
-    return _scene().Body.sphere(_number(radius, "radius"), _vec3(position, "position"),
-                                _vec3(velocity, "velocity"), color, name)
-
-
-def cube(ctx: Context, size, position, rotation, velocity, color, name=None):
-    return _scene().Body.cube(_number(size, "size"), _vec3(position, "position"), _vec3(rotation, "rotation", "deg"),
-                              _vec3(velocity, "velocity"), color, name)
-
-
-def mesh(ctx: Context, path, scale, position, rotation, velocity, name=None, color="white"):
-    return _scene().Body.mesh(ctx.base_dir / path, _number(scale, "scale"), _vec3(position, "position"),
-                              _vec3(rotation, "rotation", "deg"), _vec3(velocity, "velocity"), color, name)
-
-
-def camera(ctx: Context, position, lookat, fov):
-    return _scene().Camera(_vec3(position, "position"), _vec3(lookat, "lookat"), _number(fov, "fov", "deg"))
-
-
-def simulate(ctx: Context, objects, camera, frames, fps, size):
-    return _scene().simulate(objects, camera, int(frames), float(fps), (int(size[0]), int(size[1])))
-
-
-def render(ctx: Context, objects, camera, size):
-    return _scene().render(objects, camera, (int(size[0]), int(size[1])))
-
-
-def object_mask(ctx: Context, sim, name):
-    return sim.object_mask(name)
-
-
-
 def trace(ctx: Context, sample):
     return sample  # the interpreter writes the sample's trace; the value names which sample
 
@@ -351,15 +287,9 @@ def _attribute(name: str):
     return get
 
 
-# Graph op → implementation, called as op(context, **args).
-# builtins slow enough to get a progress line of their own (the verb it starts with)
-SLOW = {"simulate": "simulating", "render": "rendering", "load_video": "reading"}
-
+# The graph's operator and attribute ops → implementation, called as op(context, **args). Builtin
+# functions (load_image, box, …) are reached through their specs' loaders (poelang.builtins).
 OPS = {
-    "load_image": load_image, "load_mask": load_mask, "load_depth": load_depth, "load_video": load_video,
-    "box": box, "box_mask": box_mask, "blur": blur, "dilate": dilate, "erode": erode, "frame": frame,
-    "complement": complement, "union": union, "intersect": intersect, "trace": trace,
-    "sphere": sphere, "cube": cube, "mesh": mesh, "camera": camera, "simulate": simulate, "render": render,
-    "object_mask": object_mask,
+    "complement": complement, "union": union, "intersect": intersect,
     "rgb": _attribute("rgb"), "depth": _attribute("depth"), "mask": _attribute("mask"),
 }

@@ -95,21 +95,33 @@ class ExpertSpec:
         return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"
 
     def load_function(self) -> Callable:
-        module, _, attr = self.loader.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load(self.loader)
 
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """A builtin value function (load_image, box, blur, simulate, …)."""
+    """A builtin value function (load_image, box, blur, simulate, …): its signature,
+    its typing rule (what a call returns, and the mistakes it can see statically)
+    and the code that computes the value at run time, named by ``loader``."""
 
     name: str
     doc: str
     params: tuple[Param, ...]
     result: Callable[[Bound], Type]
+    loader: str  # "module:function"; called as function(context, **args) at run time
+    progress: str = ""  # a builtin slow enough for a progress line of its own: the verb it starts with
 
     def signature(self) -> str:
         return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"
+
+    def load_function(self) -> Callable:
+        return load(self.loader)
+
+
+def load(loader: str) -> Callable:
+    """The function a ``"module:function"`` string names (imported now, at run time)."""
+    module, _, attr = loader.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 # --- helpers for domain rules --------------------------------------------------
