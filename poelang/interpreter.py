@@ -112,7 +112,7 @@ class Interpreter:
             builtin = self.registry.builtins.get(node.op)
             function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                with self._step_for(builtin, node.id):
+                with self.reporter, self._step_for(builtin, node.id):
                     value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
@@ -127,6 +127,8 @@ class Interpreter:
         """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
         verb = builtin.progress if builtin else ""
         return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
+
+
 
     # --- experts --------------------------------------------------------------
 
@@ -267,10 +269,14 @@ class Interpreter:
         return data
 
     def run_sample(self, node: g.SampleNode):
-        from poelang import infer
-
         if node.id in self.result.samples:
             return self.result.samples[node.id]
+        with self.reporter:
+            return self._draw(node)
+
+    def _draw(self, node: g.SampleNode):
+        from poelang import infer
+
         problem, codec = self.problem(node)
         for factor, graph_factor in zip(problem.factors, node.factors):  # sim_updates act on these
             expert_node = self.graph.node(graph_factor.expert)
@@ -293,7 +299,9 @@ class Interpreter:
                 info = replace(info, x0_hat=_decode(codec, info.x0_hat.to(self.device)).cpu())
             return self.callback(node.id, info)
 
+        started = time.perf_counter()
         result = self._sample_within_memory(node, problem, settings, on_level)
+        self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
             self._codecs[node.id] = codec
@@ -314,11 +322,21 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
+    def check_weights(self) -> None:
+        """Every missing model at once, before anything is simulated or loaded (see poelang.weights)."""
+        from poelang import weights
+
+        missing = weights.missing_diagnostics(self.program, weights.needs(self.program))
+        if missing:
+            raise RunError(missing, self.program.sources)
+
     def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
             output_dir: str | None = None, every_sample: bool = False) -> RunResult:
         """Sample, then write. `output_dir` puts every save under one folder (a sweep's row; an absolute
         save path keeps only its name there), `every_sample` writes every chosen sample of an image or
         video save, numbered."""
+        from poelang import provenance
+
         if output_dir is not None:
             self.out_dir = Path(output_dir)
         started = time.perf_counter()
@@ -326,6 +344,7 @@ class Interpreter:
         given = -1  # the output whose path the runner gave (--output)
         if output is not None:  # judged before any sampling, so that a mistake costs nothing
             outputs, given = _override_output(outputs, output, self.graph)
+        self.check_weights()
         with self.reporter:
             for node in self.graph.samples:
                 self.run_sample(node)
@@ -337,9 +356,10 @@ class Interpreter:
                 self._write(path, target, lambda p: self._write_trace(p, sample_id), index, index == given)
             else:
                 data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                write_one = writers.write_every_sample if every_sample else (
-                    lambda p, *args: [writers.write_value(p, *args)])
-                self._write(path, target, lambda p: write_one(p, out.format, data, out.options), index, index == given)
+                write_one = writers.write_every_sample if every_sample else writers.write_value
+                record = provenance.record(self.program, target)
+                self._write(path, target, lambda p: write_one(p, out.format, data, out.options, record), index,
+                            index == given)
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
@@ -348,7 +368,9 @@ class Interpreter:
         return self.result
 
     def _write_trace(self, folder: str, sample_id: str) -> list[str]:
-        return writers.write_trace(folder, sample_id, self.traced(sample_id))
+        from poelang import provenance
+
+        return writers.write_trace(folder, sample_id, self.traced(sample_id), provenance.record(self.program, sample_id))
 
     def _write(self, path: str, target: str, write: Callable[[str], list[str]], index: int | None,
                runner_path: bool = False) -> None:

@@ -264,7 +264,7 @@ def test_experts_one_expert(capsys, monkeypatch):
 def test_experts_unknown_name_suggests(capsys):
     code, out, err = run_cli(capsys, "experts", "gausian")
     assert code == 1
-    assert "no expert 'gausian' (did you mean 'gaussian'?)" in err
+    assert "no expert or builtin 'gausian' (did you mean 'gaussian'?)" in err
 
 
 # --- --set ----------------------------------------------------------------------------------

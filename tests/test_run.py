@@ -53,7 +53,9 @@ def test_missing_model_is_a_diagnostic_not_a_traceback(tmp_path, monkeypatch, ca
     code = main(["run", "-q", str(ROOT / "programs" / "flux" / "two_cats.poe")])
     err = capsys.readouterr().err
     assert code == 1
-    assert "error: cannot load 'flux_fill#1'" in err and "hf download black-forest-labs/FLUX.1-Fill-dev" in err
+    # all three models named at once, before anything loads (poelang.weights)
+    assert "error: model 'black-forest-labs/FLUX.1-Fill-dev' (for 'flux_fill#1') is not on this machine" in err
+    assert "hf download black-forest-labs/FLUX.1-Fill-dev" in err and "hf download Qwen/Qwen2.5-VL-7B-Instruct" in err
     assert "Traceback" not in err
 
 
