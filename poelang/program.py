@@ -173,7 +173,13 @@ def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
 
 
 def load(path: str | Path, **kwargs: Any) -> Program:
-    """Read and check a `.poe` file; paths in it are relative to the file."""
+    """Read and check a `.poe` file.
+
+    Paths the program reads (``load_image``, ``load_video``, ``mesh``,
+    ``import``) are relative to the file's folder; the paths of its ``save``
+    statements are written relative to the current directory, as the command
+    line does.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

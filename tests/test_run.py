@@ -138,3 +138,14 @@ def test_trace_page_has_a_title_provenance_plots_and_a_legend(tmp_path):
     assert scores["best score"] == [1.0, 1.0, 1.0]  # -inf is left out
     w = torch.softmax(torch.tensor([0.0, -1.0]), 0)
     assert abs(scores["mean score (weighted)"][2] - float(w[0] * 1.0 + w[1] * 1.0)) < 1e-12
+
+
+def test_a_run_writes_a_trace_page_titled_by_program_and_sample(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    program = Path(__file__).resolve().parent.parent / "programs" / "analytic" / "tilted.poe"
+    assert main(["run", "-q", str(program), "--set", "levels=4", "--set", "particles=16", "--seed", "3",
+                 "--trace", "t"]) == 0
+    page = (tmp_path / "t" / "trace.html").read_text(encoding="utf-8")
+    assert "<h1>tilted.poe: x — trace</h1>" in page
+    assert "<th>seed</th><td>3</td>" in page and "particles = 16" in page and "resample = systematic" in page
+    assert 'id="levels"' in page and "best and the weight-averaged reward score" in page
