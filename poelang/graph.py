@@ -44,8 +44,8 @@ class Domain(_Model):
     """What a sample (or a generative expert) ranges over: an image, a video or a vector of a size.
 
     ``shape`` is (h, w) for an image, (frames, h, w) for a video and (d,) for a
-    vector; a size the checker could not know is None (only in an expert's
-    domain: a sample's is always known).
+    vector; a size the checker could not know (an input file it could not
+    read) is None, and taken from the input at run time.
     """
 
     kind: Literal["image", "video", "vector"]
@@ -54,8 +54,11 @@ class Domain(_Model):
     def __str__(self) -> str:
         return f"{self.kind}[{','.join('?' if d is None else str(d) for d in self.shape)}]"
 
-    def event_shape(self) -> tuple[int, ...]:
-        """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w)."""
+    def event_shape(self) -> tuple[int, ...] | None:
+        """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w);
+        None while a size is unknown (an input file the checker could not read)."""
+        if None in self.shape:
+            return None
         sizes = tuple(int(d) for d in self.shape)
         return {"vector": sizes, "image": (3, *sizes), "video": (sizes[0], 3, *sizes[1:])}[self.kind]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from poelang.builtins import input_file_problem
 from poelang.diagnostics import DiagnosticBag, SourceMap, Span
 from poelang.syntax import ast
 
@@ -66,8 +67,12 @@ class _Resolver:
         """The parsed module, or None after reporting why not."""
         from poelang.syntax.parser import parse_module
 
-        if not path.is_file():
-            self.diag.error(f"cannot import '{statement.path}': file not found", statement.path_span)
+        if path.suffix != ".poe":  # never parse (and so echo in diagnostics) a file that is not a program
+            self.diag.error(f"cannot import '{statement.path}': only .poe programs can be imported", statement.path_span)
+            return None
+        problem = input_file_problem(path)
+        if problem:
+            self.diag.error(f"cannot import '{statement.path}': {problem}", statement.path_span)
             return None
         try:
             text = path.read_text(encoding="utf-8")

@@ -117,13 +117,15 @@ class Reporter:
         self.verbosity = verbosity
         self.console = console
         self._progress = None
+        self._depth = 0  # re-entrant: a run, and a sample drawn on its own (the REPL's :show), share one display
 
     @property
     def enabled(self) -> bool:
         return self.verbosity >= NORMAL
 
     def __enter__(self) -> "Reporter":
-        if self.enabled:
+        self._depth += 1
+        if self.enabled and self._depth == 1:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
             from rich.table import Column
 
@@ -137,7 +139,8 @@ class Reporter:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._progress is not None:
+        self._depth -= 1
+        if self._progress is not None and self._depth == 0:
             self._progress.__exit__(*exc)
             self._progress = None
 

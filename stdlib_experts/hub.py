@@ -48,8 +48,7 @@ def resolve_model(model: str, base_dir: Path | None = None) -> Path:
     for path in candidates:
         if path.is_dir():
             return path.resolve()
-    looks_like_id = model.count("/") == 1 and not model.startswith((".", "/", "~"))
-    if looks_like_id:
+    if _looks_like_id(model):
         from huggingface_hub import snapshot_download
 
         try:
@@ -58,6 +57,48 @@ def resolve_model(model: str, base_dir: Path | None = None) -> Path:
             reason = "" if not downloads_allowed() else f" ({type(e).__name__}: {e})"
             raise ExpertUnavailable(_missing(model) + reason) from None
     raise ExpertUnavailable(f"model directory '{model}' does not exist")
+
+
+def locate(model: str, base_dir: Path | None = None) -> Path | None:
+    """Where ``model`` (a folder or a Hugging Face id) is on this machine, or None; never downloads."""
+    candidates = [Path(model).expanduser()]
+    if base_dir is not None and not Path(model).is_absolute():
+        candidates.insert(0, Path(base_dir) / model)
+    for path in candidates:
+        if path.is_dir():
+            return path.resolve()
+    if _looks_like_id(model):
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(model, cache_dir=hub_cache(), local_files_only=True))
+        except Exception:  # not in the cache
+            return None
+    return None
+
+
+def fetch_command(model: str) -> str:
+    """The command that puts ``model`` into the Hugging Face cache (a folder: none can)."""
+    return f"hf download {model}" if _looks_like_id(model) else f"# '{model}' is a folder: create it or fix the path"
+
+
+def model_weights(param: str = "model") -> Callable[[dict, Path], list]:
+    """An :class:`ExpertSpec` ``weights`` rule: the model named by the ``param`` argument."""
+    from poelang.experts.spec import Weights
+
+    def rule(args: dict, base_dir: Path) -> list:
+        model = args.get(param)
+        if not isinstance(model, str):
+            return []
+        found = locate(model, base_dir)
+        return [Weights(model, None if found is None else str(found), fetch_command(model),
+                        downloads=downloads_allowed() and _looks_like_id(model))]
+
+    return rule
+
+
+def _looks_like_id(model: str) -> bool:
+    return model.count("/") == 1 and not model.startswith((".", "/", "~"))
 
 
 def hub_cache() -> str:
@@ -72,7 +113,7 @@ def hub_cache() -> str:
 def _missing(model: str) -> str:
     return (
         f"model '{model}' is not on this machine (looked for a local directory and in the Hugging Face "
-        f"cache {hub_cache()}); fetch it with `hf download {model}` (gated models need `hf auth login` "
+        f"cache {hub_cache()}); fetch it with `{fetch_command(model)}` (gated models need `hf auth login` "
         f"first), or let poelang download it by setting {ALLOW_DOWNLOAD_ENV}=1"
     )
 

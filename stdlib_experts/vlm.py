@@ -25,6 +25,7 @@ from typing import Any
 
 from poelang.experts.spec import ExpertSpec, Param
 from poelang.experts.unavailable import ExpertUnavailable
+from .hub import model_weights
 
 VQA_QUESTION = 'Does this figure show "{caption}"? Please answer yes or no.'
 CLIP_SCALE = 100.0  # clip_score = CLIP_SCALE · cosine
@@ -316,15 +317,18 @@ EXPERTS = [
         + _device_params("Qwen/Qwen2.5-VL-7B-Instruct")
         + (Param("trust_remote_code", "Bool", False, "run the model repository's own Python code (off: safer)"),),
         loader="stdlib_experts.vlm:load_vqascore", scores=("image",), family="vlm",
+        weights=model_weights(),
     ),
     ExpertSpec(
         "clip_score", "reward", "CLIP image-text cosine similarity, ×100",
         (Param("caption", "Text", doc="what the image should show"),) + _device_params("openai/clip-vit-large-patch14"),
         loader="stdlib_experts.vlm:load_clip_score", scores=("image",), family="vlm",
+        weights=model_weights(),
     ),
     ExpertSpec(
         "siglip_score", "reward", "SigLIP image-text log-sigmoid score",
         (Param("caption", "Text", doc="what the image should show"),) + _device_params("google/siglip-so400m-patch14-384"),
         loader="stdlib_experts.vlm:load_siglip_score", scores=("image",), family="vlm",
+        weights=model_weights(),
     ),
 ]

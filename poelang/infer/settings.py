@@ -155,9 +155,14 @@ class Settings(BaseModel):
     weighting: Literal["exact", "greedy"] = setting(
         "exact", description="exact: telescoping weights, output drawn from the weighted particles; "
                              "greedy: the paper's, particles ranked by their current reward, output the best")
-    annealing: Literal["auto", "ais", "flow"] = setting(
+    annealing: Literal["auto", "ais", "flow", "fk"] = setting(
         "auto", description="ais: exact annealed importance weights (analytic experts); flow: the paper's "
-                            "Euler + MCMC path; auto: ais when possible, else flow")
+                            "Euler + MCMC path; fk: Feynman-Kac corrected SDE, exact from the experts' velocities "
+                            "alone (as L grows and levels get finer; mcmc auto = none); auto: ais when possible, "
+                            "else flow")
+    fk_noise: float = setting(
+        1.0, ge=0, description="annealing = fk: the SDE's noise η (0: the ODE along the velocity sum, weights only; "
+                               "1: the reverse SDE)")
     adaptive_temper: bool = setting(
         False, description="temper the reward weight by bisection on ESS (exact weighting); λ = 1 at the last level")
     init: Annotated[Any, AfterValidator(_init)] = setting(

@@ -108,6 +108,9 @@ def parse_module(source: str, file: str = "<string>") -> tuple[ast.Module | None
             continue
         if diagnostics:
             return None, diagnostics
+        too_deep = _too_deep(tree, file)
+        if too_deep is not None:
+            return None, [too_deep]
         try:
             statements = ToAst(file).transform(tree)
         except VisitError as e:  # a bad string escape, reported with its span
@@ -117,6 +120,25 @@ def parse_module(source: str, file: str = "<string>") -> tuple[ast.Module | None
         module_comments = [ast.Comment(str(t), t.line, t.column) for t in comments]
         return ast.Module(file, source, statements, module_comments), []
     return None, diagnostics
+
+
+MAX_DEPTH = 100  # nesting of operators and calls; every later stage (lowering, fmt, the REPL) recurses on it
+
+
+def _too_deep(tree: Tree, file: str) -> Diagnostic | None:
+    """A diagnostic at the first subtree nested more than MAX_DEPTH levels deep, found without
+    recursion (Python's stack is what the limit protects)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            line, col = getattr(meta, "line", 1), getattr(meta, "column", 1)
+            return Diagnostic("error", f"expression nested too deeply (more than {MAX_DEPTH} levels of operators, "
+                                       "calls or brackets); name its parts with `name = …`",
+                              Span(file, line, col, line, col + 1))
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return None
 
 
 def _parse_with_comments(text: str, comments: list) -> Tree:

@@ -18,8 +18,8 @@ class EscapeError(Exception):
         self.span = span
 
 
-ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
-ESCAPE_RE = re.compile(r"\\(u\{([0-9A-Fa-f]{1,6})\}|.)")
+ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+ESCAPE_RE = re.compile(r"\\(u\{([^}\s]*)\}|.)")
 
 
 def unescape(body: str, span: Span) -> str:
@@ -31,16 +31,32 @@ def unescape(body: str, span: Span) -> str:
 
     def replace(match: re.Match) -> str:
         if match.group(2) is not None:
-            code = int(match.group(2), 16)
-            if code > 0x10FFFF:
-                raise EscapeError(f"invalid unicode escape '{match.group(0)}'", at(match))
-            return chr(code)
+            return code_point(match.group(2), match.group(0), at(match))
         char = match.group(1)
         if char in ESCAPES:
             return ESCAPES[char]
+        if char == "u":
+            raise EscapeError("'\\u' takes a code point in braces, like \\u{263A}", at(match))
+        if char == "0":
+            raise EscapeError("a string cannot hold the NUL character '\\0'", at(match))
         raise EscapeError(f"unknown escape '\\{char}' in string; use '\\\\' for a backslash", at(match))
 
     return ESCAPE_RE.sub(replace, body)
+
+
+def code_point(digits: str, text: str, span: Span) -> str:
+    """The character of `\\u{…}`: 1 to 6 hex digits naming a Unicode scalar value other than NUL
+    (a surrogate or NUL could not be written to a file name, or to a UTF-8 file)."""
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,6}", digits):
+        raise EscapeError(f"'{text}' needs 1 to 6 hex digits between the braces", span)
+    code = int(digits, 16)
+    if code > 0x10FFFF:
+        raise EscapeError(f"{text} is not a Unicode code point (the last is \\u{{10FFFF}})", span)
+    if 0xD800 <= code <= 0xDFFF:
+        raise EscapeError(f"{text} is a surrogate, not a character", span)
+    if code == 0:
+        raise EscapeError(f"a string cannot hold the NUL character {text}", span)
+    return chr(code)
 
 
 NUMBER_RE = re.compile(r"^(.*?)(%|px|deg)?$")
