@@ -414,7 +414,7 @@ class Lowerer:
             value_spans[setting.name] = setting.value.span
         self._setting_value_spans = value_spans
         try:
-            return g.SamplerSettings(**values) if ok else None
+            settings = g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
             for mistake in explain(e.errors(), values):
                 if mistake.setting:
@@ -425,6 +425,12 @@ class Lowerer:
                     span = next((spans[n] for n in named if n in spans), statement.span)
                     self.diag.error(mistake.message, span)
             return None
+        schedule = settings.schedule if settings is not None else None
+        if isinstance(schedule, list) and schedule[0] != 1.0 and settings.init != "inversion":
+            self.diag.warning(f"the schedule starts at σ = {schedule[0]:g}, not 1: the particles still start from "
+                              "σ = 1 noise, so the sampler takes the inexact flow path (start at 1, or use "
+                              "init = inversion)", value_spans.get("schedule", statement.span))
+        return settings
 
     def invert_value(self, expr: ast.Expr) -> Any:
         """`invert = bg`: a value (image, video, a vector sample) or a list of numbers, not a constant symbol."""
