@@ -1,6 +1,7 @@
 """The `poelang` command line: run, sweep, check, fmt, graph, repl, experts.
 
-Exit codes: 0 success, 1 diagnostics in a program or a failed run, 2 usage.
+Exit codes: 0 success, 1 diagnostics in a program or a failed run, 2 usage,
+130 interrupted (Ctrl-C).
 No user mistake ends in a Python traceback: diagnostics are printed GNU
 style (`file:line:col: error: message`, the line, a caret).
 """
@@ -71,17 +72,20 @@ def _parse_params(items: List[str]) -> list:
 @app.command()
 def run(
     file: Path = typer.Argument(..., help="the .poe program"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="where to save the (first) sample; overrides its save path"),
+    out_dir: Path = typer.Option(Path("."), "-o", "--out-dir", help="the output directory: save paths resolve against it"),
+    output: Optional[Path] = typer.Option(None, "--output", help="save the (first) sample to this file instead of its save path"),
     set_: List[str] = typer.Option([], "--set", help="override a sampler setting: key=value, or sample.key=value"),
     param: List[str] = typer.Option([], "--param", help="give a program parameter a value: name=value "
                                     "(text needs no quotes: --param prompt='three dogs')"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (overrides the program's)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="base random seed (overrides the program's); each sample draws from its own stream derived from it and the sample's name"),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu, cuda, cuda:1"),
     trace: Optional[Path] = typer.Option(None, "--trace", help="write the per-level trace (PNG contact sheet + HTML) here"),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="only errors and the final 'wrote …' lines"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="only errors and the 'wrote …' lines"),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="also loading details: sizes in MiB, placement"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout (outputs, seeds, settings, "
                                  "plans, timings) instead of the 'wrote' lines"),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="let save paths leave the output directory (absolute or ../ paths)"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="let model folders run their own Python code (transformers' trust_remote_code); only for models you trust"),
 ) -> None:
     """Check FILE, then sample every `~` statement and write its outputs.
 
@@ -102,24 +106,48 @@ def run(
     overrides = _parse_sets(set_)
     if seed is not None:
         overrides["seed"] = str(seed)
-    program = load(file, overrides=overrides, params=_parse_params(param))
+    program = load(file, overrides=overrides, params=_parse_params(param), allow_outside=allow_outside)
     _print_diagnostics(program)
     if not program.ok:
         raise typer.Exit(1)
+    if trace is not None and not program.graph.samples:
+        typer.echo(f"warning: --trace {trace}: the program has no sample (no `~` statement), so there is no trace", err=True)
+    _import_torch()
     from poelang.diagnostics import PoeError
     from poelang.interpreter import RunError, run_program
 
     try:
         result = run_program(program, device=device, trace_dir=str(trace) if trace else None,
-                             output=str(output) if output else None, reporter=progress.Reporter(verbosity))
+                             output=str(output) if output else None, reporter=progress.Reporter(verbosity),
+                             out_dir=out_dir, trust_remote_code=trust_remote_code,
+                             on_write=None if as_json else lambda path: typer.echo(f"wrote {path}"))
     except (PoeError, RunError) as e:
         typer.echo(e.render(color=_color()), err=True)
         raise typer.Exit(1)
     if as_json:
         typer.echo(_run_summary(program, result))
-        return
-    for path in result.written:
-        typer.echo(f"wrote {path}")
+
+
+def _import_torch() -> None:
+    """Import torch and numpy now, with Ctrl-C held back until they are complete: an interrupt in the
+    middle of their initialisation leaves half-made modules behind (and has crashed the process)."""
+    import signal
+
+    pending: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    except ValueError:  # not the main thread: nothing to hold back
+        previous = None
+    try:
+        import numpy
+        import torch
+
+        numpy.ndarray, torch.Tensor  # noqa: B018 - a module made by poelang._lazy loads on first attribute access
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
 
 
 def _run_summary(program, result) -> str:
@@ -172,7 +200,7 @@ def sweep(
         records = run_sweep(plan, out_dir, backend=backend, workers=workers, devices=device_list, address=address,
                             resume=resume, progress=not quiet)
     except KeyboardInterrupt:
-        typer.echo(f"interrupted; finished rows are in {out_dir / 'manifest.jsonl'}: run again with --resume "
+        typer.echo(f"finished rows are in {out_dir / 'manifest.jsonl'}: run again with --resume "
                    "to do the rest", err=True)
         raise typer.Exit(130)
     except RuntimeError as e:  # Ray missing or unreachable, a worker that cannot start
@@ -189,6 +217,7 @@ def sweep(
 @app.command()
 def check(
     files: List[Path] = typer.Argument(..., help="programs to check"),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help="accept save paths outside the output directory"),
     weights: bool = typer.Option(False, "--weights", help="also list the models each program needs, whether each is "
                                  "on this machine (nothing is downloaded) and how to fetch the missing ones"),
 ) -> None:
@@ -198,7 +227,7 @@ def check(
     failed = False
     programs = []
     for file in files:
-        program = load(file)
+        program = load(file, allow_outside=allow_outside)
         _print_diagnostics(program)
         failed |= not program.ok
         programs.append(program)
@@ -398,11 +427,16 @@ def examples(
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Run the command line; returns the exit code (2 for usage errors, as Click does)."""
+    """Run the command line; returns the exit code (2 for usage errors, as Click does, 130 after Ctrl-C)."""
+    from poelang.interrupts import EXIT_INTERRUPTED, interrupted
+
     try:
         app(args=argv, prog_name="poelang")
+    except KeyboardInterrupt:
+        return interrupted()
     except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        return interrupted() if code == EXIT_INTERRUPTED else code  # typer turns Ctrl-C into a silent exit 130
     return 0
 
 

@@ -21,9 +21,9 @@ def version() -> str:
     try:
         return installed("poelang")
     except PackageNotFoundError:
-        import poelang
+        from poelang.version import __version__
 
-        return poelang.__version__
+        return __version__
 
 
 def program_hash(graph) -> str:

@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -235,10 +236,10 @@ def write_trace(folder: str, sample_id: str, result, provenance: dict | None = N
             "scores": [float(s) for s in info.scores], "log_weights": [float(w) for w in info.log_weights],
             "ancestors": [int(a) for a in info.ancestors],
         })
-    record = {"sample": sample_id, "plan": _jsonable(result.plan), "levels": levels}
+    record = {"sample": sample_id, "plan": _jsonable(result.plan), "levels": _finite(levels)}
     if provenance:
-        record["provenance"] = provenance
-    write_text_atomic(out / "trace.json", json.dumps(record, indent=1))
+        record["provenance"] = _finite(_jsonable(provenance))
+    write_text_atomic(out / "trace.json", json.dumps(record, indent=1, allow_nan=False))
     rows = "\n".join(
         f"<tr><td>{lv['level']}</td><td>{lv['sigma']:.4f}</td><td>{lv['ess']:.2f}</td><td>{'yes' if lv['resampled'] else ''}</td>"
         f"<td>{html.escape(_short(lv['scores']))}</td><td>{html.escape(_short(lv['log_weights']))}</td>"
@@ -254,11 +255,25 @@ def _short(values: list, limit: int = 16) -> str:
     return text + (", …" if len(values) > limit else "")
 
 
+def _finite(value: Any) -> Any:
+    """Strict JSON has no NaN or ±Infinity: a non-finite number (a rejected particle's -inf
+    log weight or score) is written as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, (str, int, bool)) or value is None:
         return value
     return str(value)

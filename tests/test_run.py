@@ -36,11 +36,11 @@ def test_same_program_and_seed_give_the_same_result():
 
 def test_output_override_and_atomic_write(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "-q", str(PRODUCT), "-o", "out.safetensors", "--set", "levels=5"]) == 0
+    assert main(["run", "-q", str(PRODUCT), "--output", "out.safetensors", "--set", "levels=5"]) == 0
     from safetensors.torch import load_file
 
     assert load_file(tmp_path / "out.safetensors")["samples"].shape[1] == 2
-    assert main(["run", "-q", str(PRODUCT), "-o", "out.npy", "--set", "levels=5"]) == 0
+    assert main(["run", "-q", str(PRODUCT), "--output", "out.npy", "--set", "levels=5"]) == 0
     assert np.load(tmp_path / "out.npy").shape[1] == 2
     assert not list(tmp_path.glob(".out*"))  # no temporary files left behind
 

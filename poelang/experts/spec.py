@@ -114,6 +114,7 @@ class ExpertSpec:
     domain: Callable[[Bound], Domain] | None = None  # for generative and simulator experts
     scores: tuple[str, ...] = ("image",)  # for rewards: the domain kinds it scores
     family: str = ""
+    hard: bool = False  # rewards: may return -inf (a hard constraint), so a negative weight is meaningless
     check: Callable[[Bound], None] | None = None  # more argument checks (a closed vocabulary, say)
     weights: WeightsRule | None = None  # the models the loader will read, for `check --weights` and before a run
 
