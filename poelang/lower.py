@@ -1205,6 +1205,12 @@ def _unit_inside(items: list[Val]) -> str | None:
     return None
 
 
+def _numbers_only(literal: Any) -> bool:
+    if isinstance(literal, (list, tuple)):
+        return all(_numbers_only(v) for v in literal)
+    return isinstance(literal, (int, float)) and not isinstance(literal, bool)
+
+
 def _vector_problem(spec: str, val: Val) -> str | None:
     """What is wrong with a vector or matrix argument: units on its numbers, or no numbers at all."""
     kinds = set(spec.rstrip("?").split("|"))
@@ -1215,6 +1221,8 @@ def _vector_problem(spec: str, val: Val) -> str | None:
     if val.unit_inside:
         return f"a vector takes plain numbers, not {val.unit_inside}"
     literal = val.literal
+    if literal is not None and not _numbers_only(literal):
+        return "a vector (or a matrix's row) holds numbers only"
     if isinstance(literal, (list, tuple)) and (not literal or any(isinstance(v, (list, tuple)) and not v for v in literal)):
         return "a vector needs at least one number"
     return None
