@@ -150,11 +150,6 @@ class Interpreter:
                 box = (y0, y1, x0, x1)
             elif f.region_kind == "mask":
                 mask = self.value(f.region.ref).float()
-                box = _box_of(mask)
-                if box is not None:  # exactly 0/1 and a rectangle: the region, sampled exactly (not a soft weight)
-                    mask = None
-                    if box == (0, shape[-2], 0, shape[-1]):
-                        box = None
             loaded.append((f, self.expert(f.expert, shape, box), box, mask))
         codec = self.codec(node, [(f.expert, e) for f, e, _, _ in loaded])
         canvas = codec.latent_shape(shape) if codec else shape
@@ -320,23 +315,6 @@ class _Decoded:
 
     def score(self, x0):
         return self.reward.score(_decode(self.codec, x0))
-
-
-def _box_of(mask) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1) when a 2-D mask is exactly 0/1 and its ones fill one
-    rectangle (box_mask(...)), else None (a soft weight)."""
-    import torch
-
-    if mask.dim() != 2 or not bool(((mask == 0) | (mask == 1)).all()):
-        return None
-    rows = torch.nonzero(mask.any(dim=1)).flatten()
-    cols = torch.nonzero(mask.any(dim=0)).flatten()
-    if rows.numel() == 0:
-        return None
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    if int(mask.sum()) != (y1 - y0) * (x1 - x0):
-        return None
-    return y0, y1, x0, x1
 
 
 def _decode(codec, latents, chunk: int = 4):
