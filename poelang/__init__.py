@@ -12,13 +12,35 @@ building the same graphs with Python operators. :meth:`Program.run` returns a
 describes the per-level callback and :class:`StopSampling`. :func:`sweep` runs a
 program once per row of a table (docs/sweep.md).
 """
-from poelang.diagnostics import Diagnostic, PoeError
-from poelang.graph import Graph
-from poelang.infer.errors import StopSampling
-from poelang.program import Program, load, parse
-from poelang.results import LevelCallback, RunResult
-from poelang.sweeps import sweep
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from poelang.version import __version__
+
+if TYPE_CHECKING:
+    from poelang.diagnostics import Diagnostic, PoeError
+    from poelang.graph import Graph
+    from poelang.infer.errors import StopSampling
+    from poelang.program import Program, load, parse
+    from poelang.results import LevelCallback, RunResult
+    from poelang.sweeps import sweep
 
 __all__ = ["Diagnostic", "Graph", "LevelCallback", "PoeError", "Program", "RunResult", "StopSampling", "load", "parse",
            "sweep"]
-from poelang.version import __version__  # noqa: E402
+
+# Imported on first use (PEP 562), so that `poelang`'s executable can catch Ctrl-C before pydantic and lark load.
+_HOMES = {"Diagnostic": "poelang.diagnostics", "PoeError": "poelang.diagnostics", "Graph": "poelang.graph",
+          "StopSampling": "poelang.infer.errors", "Program": "poelang.program", "load": "poelang.program",
+          "parse": "poelang.program", "LevelCallback": "poelang.results", "RunResult": "poelang.results",
+          "sweep": "poelang.sweeps"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'poelang' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

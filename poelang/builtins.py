@@ -29,30 +29,41 @@ def size_argument(bound: Bound, param: str = "size") -> tuple[int | None, int | 
 
 
 def _file_size(bound: Bound) -> tuple[int | None, int | None]:
-    """The size of an image file read from its header (cheap, no decode), if it exists."""
+    """The size of an image file read from its header (cheap, no decode), if it is there; a file
+    too large to decode safely (a decompression bomb) is reported here, before any run."""
     path = bound.values.get("path")
     base = bound.values.get("__dir__")
     if not isinstance(path, str):
         return (None, None)
     full = Path(base or ".") / path
-    if not full.exists():  # the checker warns about missing files separately
+    if not full.is_file():  # the checker reports missing files and non-regular ones (a FIFO would block) separately
         return (None, None)
-    try:
-        from PIL import Image
+    import warnings
 
-        with Image.open(full) as image:
-            w, h = image.size
-        return (h, w)
-    except Exception:
+    from PIL import Image
+
+    limit = f"poelang reads at most {Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # judged below, with a clear message
+            with Image.open(full) as image:
+                w, h = image.size
+    except Image.DecompressionBombError:
+        bound.error(f"{path} is too large to read (more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx; {limit})", "path")
         return (None, None)
+    except Exception:  # unreadable: the run reports why, at the call
+        return (None, None)
+    if w * h > Image.MAX_IMAGE_PIXELS:
+        bound.error(f"{path} is too large to read ({w * h / 1e6:.0f} Mpx; {limit})", "path")
+        return (None, None)
+    return (h, w)
 
 
 def _loaded(kind):
     def result(bound: Bound) -> Type:
-        h, w = size_argument(bound)
-        if h is None:
-            h, w = _file_size(bound)
-        return kind(h, w)
+        h, w = _file_size(bound)
+        given = size_argument(bound)
+        return kind(*given) if given[0] is not None else kind(h, w)
 
     return result
 
@@ -60,6 +71,8 @@ def _loaded(kind):
 def _load_video(bound: Bound) -> Type:
     h, w = size_argument(bound)
     frames = bound.values.get("frames")
+    if isinstance(frames, (int, float)) and frames < 1:
+        bound.error("frames must be at least 1", "frames")
     return VideoT(int(frames) if isinstance(frames, (int, float)) else None, h, w)
 
 
@@ -89,6 +102,9 @@ def _mask(bound: Bound) -> Type:
 
 
 def _same_mask(bound: Bound) -> Type:
+    radius = bound.values.get("radius")
+    if isinstance(radius, (int, float)) and radius < 0:
+        bound.error(f"a radius must not be negative, got {radius:g}", "radius")
     t = bound.types["mask"]
     return t if isinstance(t, MaskT) else MaskT()
 
@@ -146,3 +162,22 @@ SIMULATION_ATTRIBUTES = {
     "mask": lambda t: MaskT(t.h, t.w, t.f if t.f != 1 else None),
 }
 
+
+
+def input_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as an input, or None. Inputs are regular files only:
+    a FIFO, a terminal or a device would block a read (or never end)."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except (OSError, ValueError) as e:  # a NUL byte, a name too long, no permission
+        return getattr(e, "strerror", None) or str(e)
+    if stat.S_ISDIR(mode):
+        return "it is a directory"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe or a device)"
+    return None

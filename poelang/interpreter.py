@@ -17,6 +17,7 @@ from typing import Any
 
 from poelang import graph as g
 from poelang import values as V
+from poelang import writers
 from poelang.diagnostics import Diagnostic, PoeError, Span
 from poelang.experts.registry import default_registry
 from poelang.experts.unavailable import ExpertUnavailable
@@ -38,21 +39,38 @@ class ExpertContext:
     base_dir: Path
     canvas: tuple[int, ...] = ()  # the sample's pixel shape
     region: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) in pixels when the factor is cropped
+    trust_remote_code: bool = False  # may a model folder run its own Python code: the runner's decision, never the program's
 
 
-def event_shape(domain: str) -> tuple[int, ...]:
-    """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w)."""
+def event_shape(domain: str) -> tuple[int, ...] | None:
+    """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w);
+    None while a size is unknown (`?`: an input file the checker could not read)."""
     kind, _, dims = domain.partition("[")
+    if "?" in dims:
+        return None
     sizes = tuple(int(d) for d in dims.rstrip("]").split(","))
     return {"vector": sizes, "image": (3, *sizes), "video": (sizes[0], 3, *sizes[1:])}[kind]
+
+
+def sample_seed(seed: int, name: str) -> int:
+    """The seed of one `~` statement: its own stream, derived from the base seed and the sample's name,
+    so that two samples are independent (and a sample's draws do not change when another is added)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{int(seed)}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % (2**63 - 1)
 
 
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
                  callback: LevelCallback | None = None, reporter: Reporter | None = None,
-                 decode_x0_hat: bool = False):
+                 decode_x0_hat: bool = False, out_dir: str | Path = ".", trust_remote_code: bool = False,
+                 on_write: Callable[[str], None] | None = None):
         self.program = program
         self.decode_x0_hat = decode_x0_hat  # the callback sees x0_hat in pixels, not in a codec's latents
+        self.out_dir = Path(out_dir)
+        self.trust_remote_code = trust_remote_code
+        self.on_write = on_write
         self.graph: g.Graph = program.graph
         self.device = device
         self.reporter = reporter or Reporter(NORMAL if progress else QUIET)
@@ -94,10 +112,12 @@ class Interpreter:
             builtin = self.registry.builtins.get(node.op)
             function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                with self._step_for(builtin, node.id):
+                with self.reporter, self._step_for(builtin, node.id):
                     value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
+            except MemoryError:
+                raise self.fail(f"not enough memory to compute '{node_id}'", node_id) from None
         else:
             raise self.fail(f"'{node_id}' is an expert, not a value", node_id)
         self._values[node_id] = value
@@ -107,6 +127,8 @@ class Interpreter:
         """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
         verb = builtin.progress if builtin else ""
         return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
+
+
 
     # --- experts --------------------------------------------------------------
 
@@ -119,11 +141,12 @@ class Interpreter:
         if spec is None:
             raise self.fail(f"expert '{node.expert}' is not registered in this environment", node_id)
         args = {k: self.resolve(v) for k, v in node.args.items()}
-        own_shape = event_shape(node.domain) if node.domain else shape
+        own_shape = (event_shape(node.domain) if node.domain else None) or shape
         if region is not None:
             y0, y1, x0, x1 = region
             own_shape = (*shape[:-2], y1 - y0, x1 - x0)
-        context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir, tuple(shape), region)
+        context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir, tuple(shape), region,
+                                trust_remote_code=self.trust_remote_code)
         try:
             with self.reporter.step(f"loading {node_id} ({node.expert})"):
                 expert = spec.load_function()(args, context)
@@ -136,11 +159,29 @@ class Interpreter:
 
     # --- samples --------------------------------------------------------------
 
+    def shape(self, node: g.SampleNode) -> tuple[int, ...]:
+        """The sample's event shape; when the checker could not tell a size (an input file it could not
+        read), the shape of the input value itself, which also reports why the file cannot be read."""
+        known = event_shape(node.domain)
+        if known is not None:
+            return known
+        kind = node.domain.partition("[")[0]
+        for f in node.factors:
+            expert = self.graph.node(f.expert)
+            for arg in expert.args.values() if isinstance(expert, g.ExpertNode) else ():
+                if isinstance(arg, g.Ref) and isinstance(self.graph.node(arg.ref), g.ValueNode):
+                    shape = tuple(getattr(self.value(arg.ref), "shape", ()))
+                    if kind == "image" and len(shape) in (2, 3):
+                        return (3, *shape[-2:])
+                    if kind == "video" and len(shape) == 4:
+                        return shape
+        raise self.fail(f"cannot tell the size of '{node.id}' ({node.domain}); give the input a size=(h, w)", node.id)
+
     def problem(self, node: g.SampleNode):
         """The engine's Problem for a sample, and the codec its experts sample in (None: pixels)."""
         from poelang import infer
 
-        shape = event_shape(node.domain)
+        shape = self.shape(node)
         index = {f.expert: i for i, f in enumerate(node.factors)}
         loaded = []
         for f in node.factors:
@@ -168,7 +209,10 @@ class Interpreter:
         for r in node.rewards:
             scorer = self.expert(r.expert, shape)
             rewards.append(infer.RewardFactor(_Decoded(scorer, codec) if codec else scorer, weight=r.weight))
-        return infer.Problem(shape=canvas, factors=factors, rewards=rewards), codec
+        try:
+            return infer.Problem(shape=canvas, factors=factors, rewards=rewards), codec
+        except infer.SettingsError as e:
+            raise self.fail(str(e), node.id) from None
 
     def codec(self, node: g.SampleNode, experts: list[tuple[str, Any]]):
         """The latent space shared by the sample's generative experts; they must agree.
@@ -187,7 +231,7 @@ class Interpreter:
                                 "experts of one product must share their latent space", node.id)
         if first is not None:
             try:
-                first.latent_shape(event_shape(node.domain))
+                first.latent_shape(self.shape(node))
             except ValueError as e:
                 raise self.fail(str(e), node.id) from None
         for name, e in experts:
@@ -199,13 +243,17 @@ class Interpreter:
         return first
 
     @staticmethod
-    def settings(s: g.SamplerSettings, invert=None):
+    def settings(s: g.SamplerSettings, invert=None, name: str | None = None):
         """The engine's settings: the program's, under the engine's names; ``invert``
         is the canvas ``init = inversion`` starts from, already in the experts'
-        space (see :meth:`inversion_input`)."""
+        space (see :meth:`inversion_input`). With the sample's ``name``, its seed is
+        the sample's own stream (:func:`sample_seed`)."""
         from poelang import infer
 
-        return infer.Settings(**{**s.engine_values(), "invert": invert})
+        values = s.engine_values()
+        if name is not None:
+            values["seed"] = sample_seed(values["seed"], name)
+        return infer.Settings(**{**values, "invert": invert})
 
     def inversion_input(self, node: g.SampleNode, codec):
         """The value ``invert`` names, as the experts see it: pixels in [-1, 1]
@@ -221,17 +269,21 @@ class Interpreter:
         return data
 
     def run_sample(self, node: g.SampleNode):
-        from poelang import infer
-
         if node.id in self.result.samples:
             return self.result.samples[node.id]
+        with self.reporter:
+            return self._draw(node)
+
+    def _draw(self, node: g.SampleNode):
+        from poelang import infer
+
         problem, codec = self.problem(node)
         for factor, graph_factor in zip(problem.factors, node.factors):  # sim_updates act on these
             expert_node = self.graph.node(graph_factor.expert)
             factor.simulator = isinstance(expert_node, g.ExpertNode) and expert_node.kind == "simulator"
         invert = self.inversion_input(node, codec) if node.settings.init == "inversion" else None
         try:
-            settings = self.settings(node.settings, invert)
+            settings = self.settings(node.settings, invert, name=node.id)
         except infer.SettingsError as e:
             raise self.fail(str(e), node.id) from None
         chunks = 1
@@ -247,10 +299,9 @@ class Interpreter:
                 info = replace(info, x0_hat=_decode(codec, info.x0_hat.to(self.device)).cpu())
             return self.callback(node.id, info)
 
-        try:
-            result = infer.sample(problem, settings, callback=on_level, device=self.device)
-        except (infer.SamplerError, infer.SettingsError) as e:
-            raise self.fail(str(e), node.id) from None
+        started = time.perf_counter()
+        result = self._sample_within_memory(node, problem, settings, on_level)
+        self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
             self._codecs[node.id] = codec
@@ -271,47 +322,136 @@ class Interpreter:
             result = self.result.samples[sample_id] = replace(result, trace=trace)
         return result
 
-    def write_output(self, out: g.OutputNode, output_dir: str | None = None, every_sample: bool = False) -> None:
-        """Carry out one save; `output_dir` puts its files under one folder (a sweep's row),
-        `every_sample` writes every chosen sample of an image or video save, numbered."""
-        from poelang import writers
+    def check_weights(self) -> None:
+        """Every missing model at once, before anything is simulated or loaded (see poelang.weights)."""
+        from poelang import weights
 
-        target = out.value.ref
-        node = self.graph.node(target)
-        path = out.path if output_dir is None else str(
-            Path(output_dir) / (Path(out.path).name if Path(out.path).is_absolute() else out.path))
-        try:
-            if out.format == "trace":
-                sample_id = node.args["sample"].ref
-                self.result.written += writers.write_trace(path, sample_id, self.traced(sample_id))
-            else:
-                data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                if every_sample:
-                    self.result.written += writers.write_every_sample(path, out.format, data, out.options)
-                else:
-                    self.result.written.append(writers.write_value(path, out.format, data, out.options))
-        except OSError as e:
-            raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
+        missing = weights.missing_diagnostics(self.program, weights.needs(self.program))
+        if missing:
+            raise RunError(missing, self.program.sources)
 
     def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
             output_dir: str | None = None, every_sample: bool = False) -> RunResult:
-        from poelang import writers
+        """Sample, then write. `output_dir` puts every save under one folder (a sweep's row; an absolute
+        save path keeps only its name there), `every_sample` writes every chosen sample of an image or
+        video save, numbered."""
+        from poelang import provenance
 
+        if output_dir is not None:
+            self.out_dir = Path(output_dir)
         started = time.perf_counter()
+        outputs = list(self.graph.outputs) if write else []
+        given = -1  # the output whose path the runner gave (--output)
+        if output is not None:  # judged before any sampling, so that a mistake costs nothing
+            outputs, given = _override_output(outputs, output, self.graph)
+        self.check_weights()
         with self.reporter:
             for node in self.graph.samples:
                 self.run_sample(node)
-            outputs = list(self.graph.outputs) if write else []
-            if output is not None:
-                outputs = _override_output(outputs, output, self.graph)
-            for out in outputs:
-                self.write_output(out, output_dir, every_sample)
+        for index, out in enumerate(outputs):
+            target = out.value.ref
+            path = Path(out.path).name if output_dir is not None and Path(out.path).is_absolute() else out.path
+            if out.format == "trace":
+                sample_id = self.graph.node(target).args["sample"].ref
+                self._write(path, target, lambda p: self._write_trace(p, sample_id), index, index == given)
+            else:
+                data = self.result.samples[target] if target in self.result.samples else self.value(target)
+                write_one = writers.write_every_sample if every_sample else writers.write_value
+                record = provenance.record(self.program, target)
+                self._write(path, target, lambda p: write_one(p, out.format, data, out.options, record), index,
+                            index == given)
         if trace_dir is not None:
             for sample_id in self.result.samples:
                 folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
-                self.result.written += writers.write_trace(folder, sample_id, self.traced(sample_id))
+                self._write(folder, sample_id, lambda p: self._write_trace(p, sample_id), None, runner_path=True)
         self.result.seconds = time.perf_counter() - started
         return self.result
+
+    def _write_trace(self, folder: str, sample_id: str) -> list[str]:
+        from poelang import provenance
+
+        return writers.write_trace(folder, sample_id, self.traced(sample_id), provenance.record(self.program, sample_id))
+
+    def _write(self, path: str, target: str, write: Callable[[str], list[str]], index: int | None,
+               runner_path: bool = False) -> None:
+        """Write one output; a program's save path resolves against the output directory, a path the
+        runner gave (``--trace``, ``--output``) as it was given. A failure points at the save statement."""
+        full = path if runner_path else str(self.out_dir / path)
+        try:
+            for written in write(full):
+                self.result.written.append(written)
+                if self.on_write is not None:
+                    self.on_write(written)
+        except (OSError, ValueError, UnicodeError) as e:  # ValueError: a NUL byte; UnicodeError: an unencodable name
+            reason = getattr(e, "strerror", None) or str(e)
+            span_id = f"save:{index}" if index is not None and f"save:{index}" in self.program.spans else target
+            raise self.fail(f"cannot write {full}: {reason}", span_id) from None
+
+    def _sample_within_memory(self, node: g.SampleNode, problem, settings, on_level):
+        """Sample; when the device runs out of memory, halve max_batch and try once more (saying so), then
+        stop with a diagnostic that names the expert and the level."""
+        import gc
+        import sys
+
+        from poelang import infer
+
+        last_level = [-1]
+
+        def tracked(info):
+            last_level[0] = info.level
+            return on_level(info)  # False stops the run
+
+        for attempt in (0, 1):
+            try:
+                return infer.sample(problem, settings, callback=tracked, device=self.device)
+            except (infer.SamplerError, infer.SettingsError) as e:
+                raise self.fail(str(e), node.id) from None
+            except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
+                if not _out_of_memory(e):
+                    raise
+                culprit = _expert_in_traceback(e.__traceback__, problem)
+                batch = settings.max_batch or settings.particles
+                where = f"at level {last_level[0] + 1}" + (f" in '{culprit}'" if culprit else "")
+                if attempt == 0 and batch > 1:
+                    print(f"poelang: '{node.id}' ran out of memory {where}; retrying with max_batch = {batch // 2}",
+                          file=sys.stderr)
+                    settings = settings.replace(max_batch=batch // 2)
+                    last_level[0] = -1
+                    _free_memory()
+                    continue
+                message = (f"not enough memory to sample '{node.id}' {where} with max_batch = {batch}: "
+                           "lower particles or the canvas size, or use a device with more memory")
+            gc.collect()
+            raise self.fail(message, node.id)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "out of memory" in text or "can't allocate memory" in text)
+
+
+def _expert_in_traceback(tb, problem) -> str | None:
+    """The name of the innermost expert (factor or reward) whose method was running when the error came."""
+    experts = {id(f.expert): f.name for f in problem.factors} | {id(r.expert): r.name for r in problem.rewards}
+    name = None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if id(owner) in experts:
+            name = experts[id(owner)]
+        tb = tb.tb_next
+    return name
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    if "torch" in __import__("sys").modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 class _Decoded:
@@ -339,29 +479,54 @@ def _decode_result(result, codec):
     return replace(result, samples=_decode(codec, result.samples), particles=_decode(codec, result.particles))
 
 
-def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> list[g.OutputNode]:
-    """`-o PATH` replaces the path of the first saved sample (or adds one)."""
+def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> tuple[list[g.OutputNode], int]:
+    """`--output PATH` replaces the path of the first saved sample (or adds one), under the rules of `save`:
+    the format from the suffix, and one the sample's kind can be saved as. Returns the outputs and its index."""
     from poelang.lower import _FORMATS
 
+    def refuse(message: str) -> RunError:
+        return RunError([Diagnostic("error", f"--output {path}: {message}", Span("<command line>", 0, 0, 0, 0))])
+
+    if not graph.samples:
+        raise refuse("the program has no sample (no `~` statement) to save")
     fmt = _FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise RunError([Diagnostic("error", f"-o {path}: unknown output format; use one of {', '.join(sorted(_FORMATS))}",
-                                   Span("<command line>", 0, 0, 0, 0))])
-    samples = {s.id for s in graph.samples}
-    for i, out in enumerate(outputs):
-        if out.value.ref in samples and out.format != "trace":
-            return outputs[:i] + [out.model_copy(update={"path": path, "format": fmt})] + outputs[i + 1:]
-    return outputs + [g.OutputNode(value=g.Ref(ref=graph.samples[0].id), path=path, format=fmt)]
+        raise refuse(f"unknown output format; use one of {', '.join(sorted(_FORMATS))}")
+    samples = {s.id: s for s in graph.samples}
+    index = next((i for i, out in enumerate(outputs) if out.value.ref in samples and out.format != "trace"), len(outputs))
+    sample = samples[outputs[index].value.ref] if index < len(outputs) else graph.samples[0]
+    kind = sample.domain.partition("[")[0]
+    fits = {"png": ("image",), "jpg": ("image",), "gif": ("video",), "mp4": ("video",)}.get(fmt, (kind,))
+    if kind not in fits:
+        raise refuse(f"'{sample.id}' is {'an' if kind == 'image' else 'a'} {sample.domain}, which cannot be saved as "
+                     f"{fmt.upper()}; use {' or '.join(_suffixes_for(kind, _FORMATS))}")
+    node = g.OutputNode(value=g.Ref(ref=sample.id), path=path, format=fmt)
+    return outputs[:index] + [node] + outputs[index + 1:], index
+
+
+def _suffixes_for(kind: str, formats: dict[str, str]) -> list[str]:
+    allowed = {"vector": ("npy", "safetensors"), "image": ("png", "jpg", "npy", "safetensors"),
+               "video": ("gif", "mp4", "npy", "safetensors")}[kind]
+    return sorted({suffix for suffix, fmt in formats.items() if fmt in allowed})
 
 
 def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
                 progress: bool = False, callback: LevelCallback | None = None, write: bool = True,
-                reporter: Reporter | None = None, decode_x0_hat: bool = False) -> RunResult:
+                reporter: Reporter | None = None, decode_x0_hat: bool = False, out_dir: str | Path = ".",
+                trust_remote_code: bool = False, on_write: Callable[[str], None] | None = None) -> RunResult:
     """Run a checked program; raises RunError (a PoeError) on user-facing failures.
 
     ``progress`` shows the live display on stderr; ``reporter`` (a
     :class:`poelang.progress.Reporter`) chooses its verbosity and console instead.
+    Saves resolve against `out_dir`; `trust_remote_code` lets model folders run their own
+    code (the runner's decision); `on_write` hears of each file as soon as it is written.
     """
+    from poelang.devices import device_problem
+
     program.raise_for_errors()
-    interpreter = Interpreter(program, device, progress, callback, reporter, decode_x0_hat)
+    problem = device_problem(device)
+    if problem:
+        raise RunError([Diagnostic("error", f"--device {device}: {problem}", Span("<command line>", 0, 0, 0, 0))])
+    interpreter = Interpreter(program, device, progress, callback, reporter, decode_x0_hat, out_dir=out_dir,
+                              trust_remote_code=trust_remote_code, on_write=on_write)
     return interpreter.run(output=output, trace_dir=trace_dir, write=write)

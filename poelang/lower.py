@@ -10,6 +10,7 @@ matches everything, so one mistake gives one message.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from poelang import graph as g
-from poelang.builtins import SIMULATION_ATTRIBUTES
+from poelang.builtins import SIMULATION_ATTRIBUTES, input_file_problem
 from poelang.diagnostics import ALREADY_DEFINED, UNUSED, Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
 from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
@@ -30,6 +31,9 @@ from poelang.types import (
     spatial_size,
 )
 
+FLOAT32_MAX = 3.4e38  # exponents and weights become float32 tensors on the device
+FLOAT32_TINY = 1.2e-38
+MAX_SIDE = 16_384  # pixels per side of any size (h, w): larger canvases do not fit any device
 SPECIAL_FUNCTIONS = {"exp": "exp(reward): a discriminative expert as the factor exp(reward)"}
 _FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".mp4": "mp4", ".gif": "gif",
             ".npy": "npy", ".safetensors": "safetensors"}
@@ -59,6 +63,7 @@ class Val:
     rewards: list[tuple[str, float]] | None = None  # reward expressions: (expert id, weight)
     span: Span | None = None
     bad: bool = False  # already reported
+    unit_inside: str | None = None  # lists and tuples: the first item written with a unit (`5deg`), if any
 
     @property
     def is_const(self) -> bool:
@@ -83,7 +88,7 @@ class Lowerer:
 
     def __init__(self, registry: Registry, sources: SourceMap, diagnostics: DiagnosticBag,
                  overrides: list[tuple[str | None, ast.Setting]] | None = None,
-                 params: list[ParamOverride] | None = None):
+                 params: list[ParamOverride] | None = None, allow_outside: bool = False):
         self.registry = registry
         self.sources = sources
         self.diag = diagnostics
@@ -92,6 +97,8 @@ class Lowerer:
         self.env: dict[str, Symbol] = {}
         self.counters: dict[str, int] = {}
         self.overrides = overrides or []
+        self.allow_outside = allow_outside  # the runner lets saves leave the output directory
+        self._saved: dict[str, Span] = {}  # normalised save path → the save that writes it
         self.param_overrides = {p.name: p for p in params or []}
         self._override_uses: dict[Span, ParamOverride] = {}  # a use of an overridden parameter → its override
         self._declared_params: list[str] = []
@@ -128,6 +135,7 @@ class Lowerer:
                 self.lower_save(statement)
 
     def finish(self) -> g.Graph:
+        self._report_unused_overrides()
         for name, symbol in self.env.items():
             if not symbol.used and symbol.kind in ("value", "expert", "constant", "param") and "." not in name:
                 self.diag.warning(f"'{name}' is defined but never used", symbol.span, code=UNUSED)
@@ -140,6 +148,16 @@ class Lowerer:
         self._blame_overrides()
         return self.graph
 
+    def _report_unused_overrides(self) -> None:
+        """`--set y.levels=3` where no sample is called y: say so rather than ignore it."""
+        samples = [name for name, symbol in self.env.items() if symbol.kind == "sample"]
+        listed = f"samples: {', '.join(samples)}" if samples else "the program has no sample"
+        for target, setting in self.overrides:
+            if target is None and not samples:
+                self.diag.error(f"--set {setting.name}: {listed}", setting.name_span)
+            elif target is not None and target not in samples:
+                self.diag.error(f"--set {target}.{setting.name}: no sample '{target}'{did_you_mean(target, samples)} ({listed})",
+                                setting.name_span)
     def _blame_overrides(self) -> None:
         """An error at a use of an overridden parameter is the override's: point there, note the use."""
         blamed: dict[tuple[str, Span], Diagnostic] = {}  # one error per override and message, noting every use
@@ -191,8 +209,12 @@ class Lowerer:
             what = f"{chain[0]} imports itself" if len(chain) == 2 else " → ".join(chain)
             self.diag.error(f"import cycle: {what}", statement.path_span)
             return None
-        if not path.is_file():
-            self.diag.error(f"cannot import '{statement.path}': file not found", statement.path_span)
+        if path.suffix != ".poe":  # never parse (and so echo in diagnostics) a file that is not a program
+            self.diag.error(f"cannot import '{statement.path}': only .poe programs can be imported", statement.path_span)
+            return None
+        problem = input_file_problem(path)
+        if problem:
+            self.diag.error(f"cannot import '{statement.path}': {problem}", statement.path_span)
             return None
         try:
             text = path.read_text(encoding="utf-8")
@@ -302,6 +324,8 @@ class Lowerer:
             what = f"unknown output format '{suffix}'" if suffix else f"no file extension in '{statement.path}' to tell the format"
             self.diag.error(f"{what}; use one of {known}", statement.path_span)
             return
+        if not self._check_save_path(statement):
+            return
         if val.bad:
             return
         if not isinstance(val.arg, g.Ref):
@@ -331,7 +355,23 @@ class Lowerer:
                 self.diag.error("fps applies to videos only", setting.name_span)
                 continue
             options["fps"] = option.literal
+        self.spans[f"save:{len(self.graph.outputs)}"] = statement.span  # a failed write points here
         self.graph.outputs.append(g.OutputNode(value=val.arg, path=statement.path, format=fmt, options=options))
+
+    def _check_save_path(self, statement: ast.Save) -> bool:
+        """A save path is a name the OS can take, written once, inside the output directory
+        (relative, no `..` out of it) unless the runner allows more (`--allow-outside`)."""
+        path = statement.path
+        problem = save_path_problem(path, self.allow_outside)
+        if problem:
+            self.diag.error(problem, statement.path_span)
+            return False
+        key = os.path.normpath(path)
+        if key in self._saved:
+            self.diag.error(f"'{path}' is written by an earlier save", statement.path_span, ("first written here", self._saved[key]))
+            return False
+        self._saved[key] = statement.path_span
+        return True
 
     # --- settings -------------------------------------------------------------
 
@@ -495,19 +535,38 @@ class Lowerer:
             return None
         for f in product.factors:
             ok &= self._check_region(f, canvas)
+        for f in product.factors:
+            ok &= self._check_magnitude("exponent", f.factor.expert, f.factor.exponent, f.span)
         for reward, span in product.rewards:
             spec = self._spec_of(reward.expert)
             if spec is not None and canvas.kind not in spec.scores:
                 self.diag.error(f"'{spec.name}' scores {' or '.join(spec.scores)}s, not {canvas.kind}s", span)
                 ok = False
+            ok &= self._check_magnitude("weight", reward.expert, reward.weight, span)
+            if spec is not None and spec.hard and reward.weight < 0:
+                self.diag.error(f"'{reward.expert}' is a hard constraint (−∞ where it is violated): its weight must not be "
+                                f"negative, got {reward.weight:g}", span)
+                ok = False
         ok &= self._check_parents(product)
         return canvas if ok else None
+
+    def _check_magnitude(self, what: str, expert: str, value: float, span: Span) -> bool:
+        """Exponents and weights are float32 on the device: they must neither overflow nor vanish there."""
+        if abs(value) > FLOAT32_MAX or (what == "exponent" and value < FLOAT32_TINY):
+            self.diag.error(f"the {what} of '{expert}' is {value:g}: too {'large' if abs(value) > 1 else 'small'} "
+                            f"for float32 (between {FLOAT32_TINY:g} and {FLOAT32_MAX:g})", span)
+            return False
+        return True
 
     def _spec_of(self, expert_id: str) -> ExpertSpec | None:
         node = self.graph.node(expert_id)
         return self.registry.get(node.expert) if isinstance(node, g.ExpertNode) else None
 
     def _check_region(self, f: FactorVal, canvas: Domain) -> bool:
+        if f.factor.region_kind is not None and canvas.kind == "vector":
+            what = "a mask" if f.factor.region_kind == "mask" else "a box"
+            self.diag.error(f"{what} restricts an expert to part of an image or a video; this canvas is {canvas}", f.span)
+            return False
         if f.factor.region_kind == "mask":
             mask_type = self._type_of_ref(f.factor.region)
             size = spatial_size(mask_type) if mask_type else None
@@ -620,14 +679,14 @@ class Lowerer:
                 self.diag.error(f"list items must have one type: {elem} and {item.type}", item.span)
                 return BAD
         literal = [i.literal for i in items] if all(i.is_const for i in items) else None
-        return Val(ListT(elem), [i.arg for i in items], literal)
+        return Val(ListT(elem), [i.arg for i in items], literal, unit_inside=_unit_inside(items))
 
     def eval_TupleExpr(self, expr: ast.TupleExpr, hint) -> Val:
         items = [self.eval(i) for i in expr.items]
         if any(i.bad for i in items):
             return BAD
         literal = tuple(i.literal for i in items) if all(i.is_const for i in items) else None
-        return Val(TupleT(tuple(i.type for i in items)), [i.arg for i in items], literal)
+        return Val(TupleT(tuple(i.type for i in items)), [i.arg for i in items], literal, unit_inside=_unit_inside(items))
 
     def eval_Name(self, expr: ast.Name, hint) -> Val:
         name = expr.id
@@ -933,6 +992,12 @@ class Lowerer:
                 param = params[i]
             else:
                 positional_done = True
+                if arg.name == "trust_remote_code" and arg.name not in by_name:
+                    self.diag.error("a program cannot let a model run its own code: that is the decision of whoever "
+                                    "runs it (poelang run --trust-remote-code, Program.run(trust_remote_code=True))",
+                                    _name_span(arg))
+                    ok = False
+                    continue
                 if arg.name not in by_name:
                     self.diag.error(f"{name}() has no argument '{arg.name}'{did_you_mean(arg.name, by_name)}", _name_span(arg))
                     ok = False
@@ -956,6 +1021,17 @@ class Lowerer:
                 shown = "(" + ", ".join(_num(v) for v in val.literal) + ")"
                 self.diag.error(f"argument '{param.name}' of {name}() must be a size (h, w) in whole pixels above 0, got {shown}",
                                 arg.value.span)
+                ok = False
+                continue
+            if _is_size(param.type) and isinstance(val.literal, tuple) and any(v > MAX_SIDE for v in val.literal):
+                shown = "(" + ", ".join(_num(v) for v in val.literal) + ")"
+                self.diag.error(f"argument '{param.name}' of {name}() is {shown}: at most {MAX_SIDE} pixels per side",
+                                arg.value.span)
+                ok = False
+                continue
+            problem = _vector_problem(param.type, val)
+            if problem:
+                self.diag.error(f"argument '{param.name}' of {name}(): {problem}", arg.value.span)
                 ok = False
                 continue
             bound[param.name] = val
@@ -997,8 +1073,12 @@ class Lowerer:
         if not self._report_bound_errors(info, spans, span):
             return BAD
         if spec.name.startswith("load_") and isinstance(info.values.get("path"), str):
-            if not (self._base_dir / info.values["path"]).exists():
+            problem = input_file_problem(self._base_dir / info.values["path"])
+            if problem == "file not found":
                 self.diag.warning(f"file not found: {info.values['path']} (the run will need it)", spans["path"])
+            elif problem:
+                self.diag.error(f"cannot read {info.values['path']}: {problem}", spans["path"])
+                return BAD
         if spec.name == "box_mask":
             self._check_box_in_canvas(bound.get("region"), info, spans)
         val = self._value_node(spec.name, graph_args, result, hint)
@@ -1085,7 +1165,53 @@ def _copy(val: Val, span: Span, at_use: bool = False) -> Val:
     if at_use and product is not None:
         product = ProductVal([FactorVal(f.factor, f.domain, span, f.region_literal) for f in product.factors],
                              [(r, span) for r, _ in product.rewards])
-    return Val(val.type, val.arg, val.literal, val.unit, product, val.rewards, span, val.bad)
+    return Val(val.type, val.arg, val.literal, val.unit, product, val.rewards, span, val.bad, val.unit_inside)
+
+
+def save_path_problem(path: str, allow_outside: bool = False) -> str | None:
+    """Why `path` cannot be a save path (a message), or None. Save paths resolve against the
+    output directory; leaving it (an absolute path, `..` above it) needs the runner's consent."""
+    if not path:
+        return "empty save path"
+    if "\x00" in path:
+        return "a path cannot contain a NUL character"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a path cannot contain a lone surrogate code point"
+    if allow_outside:
+        return None
+    if os.path.isabs(path):
+        return (f"'{path}' is an absolute path: save paths are relative to the output directory (poelang run -o DIR); "
+                "the runner can allow other places with --allow-outside")
+    if os.path.normpath(path).split(os.sep)[0] == "..":
+        return (f"'{path}' leaves the output directory (poelang run -o DIR); "
+                "the runner can allow it with --allow-outside")
+    return None
+
+
+def _unit_inside(items: list[Val]) -> str | None:
+    for item in items:
+        if item.unit in ("%", "px", "deg"):
+            return _describe_val(item)
+        if item.unit_inside:
+            return item.unit_inside
+    return None
+
+
+def _vector_problem(spec: str, val: Val) -> str | None:
+    """What is wrong with a vector or matrix argument: units on its numbers, or no numbers at all."""
+    kinds = set(spec.rstrip("?").split("|"))
+    if not kinds & {"Vector", "Matrix"} or not isinstance(val.type, (ListT, TupleT)):
+        return None
+    if kinds & {"Vec3", "Size"} and isinstance(val.type, TupleT):
+        return None
+    if val.unit_inside:
+        return f"a vector takes plain numbers, not {val.unit_inside}"
+    literal = val.literal
+    if isinstance(literal, (list, tuple)) and (not literal or any(isinstance(v, (list, tuple)) and not v for v in literal)):
+        return "a vector needs at least one number"
+    return None
 
 
 def _default_arg(value: Any) -> g.ArgValue:

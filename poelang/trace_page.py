@@ -95,10 +95,17 @@ def _provenance(record: dict[str, Any] | None) -> str:
     rows = [(k, record[k]) for k in ("poelang", "program", "program_sha256", "sample", "seed") if k in record]
     settings = record.get("settings") or {}
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    shown = ", ".join(f"{k} = {json.dumps(v)}" for k, v in settings.items() if v is not None)
+    shown = ", ".join(f"{k} = {_source(v)}" for k, v in settings.items() if v is not None)
     if shown:
         cells += f"<tr><th>settings</th><td class='settings'>{html.escape(shown)}</td></tr>"
     return f"<table class='provenance'>{cells}</table>"
+
+
+def _source(value: Any) -> str:
+    """A setting's value as a program writes it (symbols bare: `resample = systematic`)."""
+    if isinstance(value, str) and value.isidentifier():
+        return value
+    return json.dumps(value)
 
 
 _STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px} table{border-collapse:collapse;font-size:12px}

@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +38,16 @@ def to_uint8_image(t) -> "np.ndarray":
     return (t.clamp(0, 1) * 255).round().byte().numpy()
 
 
-def write_value(path: str, fmt: str, data: Any, options: dict) -> str:
+def write_value(path: str, fmt: str, data: Any, options: dict, provenance: dict | None = None) -> list[str]:
+    """Write one value; returns the paths written (the file, and a ``.json`` sidecar for .npy and .mp4).
+
+    ``provenance`` (see :mod:`poelang.provenance`) goes into the file where
+    the format has room for text: PNG text chunks, the JPEG and GIF comment,
+    safetensors metadata; .npy and .mp4 get ``PATH.json`` beside them.
+    """
     t = _as_tensor(data)
+    meta = json.dumps(provenance, sort_keys=True) if provenance else None
+    written = [path]
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, t.detach().cpu().numpy())
@@ -46,32 +55,46 @@ def write_value(path: str, fmt: str, data: Any, options: dict) -> str:
     elif fmt == "safetensors":
         from safetensors.torch import save as save_safetensors
 
-        write_bytes_atomic(path, save_safetensors({"samples": t.detach().cpu().contiguous()}))
+        metadata = {"poelang": meta} if meta else None
+        write_bytes_atomic(path, save_safetensors({"samples": t.detach().cpu().contiguous()}, metadata=metadata))
     elif fmt in ("png", "jpg"):
-        from PIL import Image
+        from PIL import Image, PngImagePlugin
 
         image = t[0] if hasattr(data, "samples") else t  # the first of the chosen samples
+        extra: dict[str, Any] = {}
+        if meta and fmt == "png":
+            info = PngImagePlugin.PngInfo()
+            info.add_text("Software", f"poelang {provenance['poelang']}")
+            info.add_text("poelang", meta)
+            extra["pnginfo"] = info
+        elif meta:
+            extra["comment"] = meta.encode()
         with atomic_path(path) as tmp:
-            Image.fromarray(to_uint8_image(image)).save(tmp, format="PNG" if fmt == "png" else "JPEG")
+            Image.fromarray(to_uint8_image(image)).save(tmp, format="PNG" if fmt == "png" else "JPEG", **extra)
     elif fmt in ("gif", "mp4"):
         video = t[0] if hasattr(data, "samples") else t
-        write_video(path, np.stack([to_uint8_image(f) for f in video]), float(options.get("fps", 8)), fmt)
+        write_video(path, np.stack([to_uint8_image(f) for f in video]), float(options.get("fps", 8)), fmt,
+                    meta if fmt == "gif" else None)
     else:  # pragma: no cover - the checker admits only the formats above
         raise ValueError(f"unknown format {fmt}")
-    return path
+    if meta and fmt in ("npy", "mp4"):
+        write_text_atomic(path + ".json", json.dumps(provenance, sort_keys=True, indent=1) + "\n")
+        written.append(path + ".json")
+    return written
 
 
-def write_every_sample(path: str, fmt: str, data: Any, options: dict) -> list[str]:
+def write_every_sample(path: str, fmt: str, data: Any, options: dict, provenance: dict | None = None) -> list[str]:
     """Like :func:`write_value`, but an image or video save of several chosen samples
     (`output = all`, `num_samples = 4`) writes each, numbered: x-0.png, x-1.png, …"""
     samples = getattr(data, "samples", None)
     if fmt not in ("png", "jpg", "gif", "mp4") or samples is None or samples.shape[0] <= 1:
-        return [write_value(path, fmt, data, options)]
+        return write_value(path, fmt, data, options, provenance)
     stem, suffix = Path(path).with_suffix(""), Path(path).suffix
-    return [write_value(f"{stem}-{i}{suffix}", fmt, sample, options) for i, sample in enumerate(samples)]
+    return [written for i, sample in enumerate(samples)
+            for written in write_value(f"{stem}-{i}{suffix}", fmt, sample, options, provenance)]
 
 
-def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str) -> None:
+def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str, comment: str | None = None) -> None:
     """Frames uint8 [f,h,w,3] (or [f,h,w], grey) as a looping GIF or an H.264 MP4, atomically.
 
     MP4 goes through imageio-ffmpeg, else PyAV; frames of an odd size get one
@@ -86,7 +109,8 @@ def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str) -> None:
         if fmt == "gif":
             # Pillow stores a run of identical frames once, for the run's duration; the comment keeps the frame
             # rate so that a reader (load_video) gets every frame back
-            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0, comment=f"fps={fps:g}".encode())
+            text = f"fps={fps:g}" + (f" poelang={comment}" if comment else "")
+            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0, comment=text.encode())
             return
         pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
         if pad_h or pad_w:
@@ -212,10 +236,10 @@ def write_trace(folder: str, sample_id: str, result, provenance: dict | None = N
             "scores": [float(s) for s in info.scores], "log_weights": [float(w) for w in info.log_weights],
             "ancestors": [int(a) for a in info.ancestors],
         })
-    record = {"sample": sample_id, "plan": _jsonable(result.plan), "levels": levels}
+    record = {"sample": sample_id, "plan": _jsonable(result.plan), "levels": _finite(levels)}
     if provenance:
-        record["provenance"] = provenance
-    write_text_atomic(out / "trace.json", json.dumps(record, indent=1))
+        record["provenance"] = _finite(_jsonable(provenance))
+    write_text_atomic(out / "trace.json", json.dumps(record, indent=1, allow_nan=False))
     rows = "\n".join(
         f"<tr><td>{lv['level']}</td><td>{lv['sigma']:.4f}</td><td>{lv['ess']:.2f}</td><td>{'yes' if lv['resampled'] else ''}</td>"
         f"<td>{html.escape(_short(lv['scores']))}</td><td>{html.escape(_short(lv['log_weights']))}</td>"
@@ -231,11 +255,25 @@ def _short(values: list, limit: int = 16) -> str:
     return text + (", …" if len(values) > limit else "")
 
 
+def _finite(value: Any) -> Any:
+    """Strict JSON has no NaN or ±Infinity: a non-finite number (a rejected particle's -inf
+    log weight or score) is written as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, (str, int, bool)) or value is None:
         return value
     return str(value)

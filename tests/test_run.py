@@ -36,11 +36,11 @@ def test_same_program_and_seed_give_the_same_result():
 
 def test_output_override_and_atomic_write(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "-q", str(PRODUCT), "-o", "out.safetensors", "--set", "levels=5"]) == 0
+    assert main(["run", "-q", str(PRODUCT), "--output", "out.safetensors", "--set", "levels=5"]) == 0
     from safetensors.torch import load_file
 
     assert load_file(tmp_path / "out.safetensors")["samples"].shape[1] == 2
-    assert main(["run", "-q", str(PRODUCT), "-o", "out.npy", "--set", "levels=5"]) == 0
+    assert main(["run", "-q", str(PRODUCT), "--output", "out.npy", "--set", "levels=5"]) == 0
     assert np.load(tmp_path / "out.npy").shape[1] == 2
     assert not list(tmp_path.glob(".out*"))  # no temporary files left behind
 
@@ -53,7 +53,9 @@ def test_missing_model_is_a_diagnostic_not_a_traceback(tmp_path, monkeypatch, ca
     code = main(["run", "-q", str(ROOT / "programs" / "flux" / "two_cats.poe")])
     err = capsys.readouterr().err
     assert code == 1
-    assert "error: cannot load 'flux_fill#1'" in err and "hf download black-forest-labs/FLUX.1-Fill-dev" in err
+    # all three models named at once, before anything loads (poelang.weights)
+    assert "error: model 'black-forest-labs/FLUX.1-Fill-dev' (for 'flux_fill#1') is not on this machine" in err
+    assert "hf download black-forest-labs/FLUX.1-Fill-dev" in err and "hf download Qwen/Qwen2.5-VL-7B-Instruct" in err
     assert "Traceback" not in err
 
 
@@ -136,3 +138,14 @@ def test_trace_page_has_a_title_provenance_plots_and_a_legend(tmp_path):
     assert scores["best score"] == [1.0, 1.0, 1.0]  # -inf is left out
     w = torch.softmax(torch.tensor([0.0, -1.0]), 0)
     assert abs(scores["mean score (weighted)"][2] - float(w[0] * 1.0 + w[1] * 1.0)) < 1e-12
+
+
+def test_a_run_writes_a_trace_page_titled_by_program_and_sample(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    program = Path(__file__).resolve().parent.parent / "programs" / "analytic" / "tilted.poe"
+    assert main(["run", "-q", str(program), "--set", "levels=4", "--set", "particles=16", "--seed", "3",
+                 "--trace", "t"]) == 0
+    page = (tmp_path / "t" / "trace.html").read_text(encoding="utf-8")
+    assert "<h1>tilted.poe: x — trace</h1>" in page
+    assert "<th>seed</th><td>3</td>" in page and "particles = 16" in page and "resample = systematic" in page
+    assert 'id="levels"' in page and "best and the weight-averaged reward score" in page

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 from poelang.types import Domain, Type
@@ -35,8 +36,12 @@ class Param:
     def describe(self) -> str:
         text = f"{self.name}: {self.type}"
         if not self.required:
-            text += f" = {_literal(self.default)}"
+            text += f" = {self.default_text()}"
         return text
+
+    def default_text(self) -> str:
+        """The default as a program writes it ("" when the parameter is required)."""
+        return "" if self.required else _literal(self.default)
 
 
 def _literal(value: Any) -> str:
@@ -45,7 +50,9 @@ def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value + '"'
+        from poelang.syntax.fmt import quote
+
+        return quote(value)
     if isinstance(value, tuple):
         return "(" + ", ".join(_literal(v) for v in value) + ")"
     if isinstance(value, list):
@@ -72,6 +79,25 @@ class Bound:
 
 
 @dataclass(frozen=True)
+class Weights:
+    """A model an expert's loader reads, as its spec finds it on this machine (never downloading).
+
+    model: what the program names (a Hugging Face id, a folder); found: where
+    it is here, None when it is missing; fetch: the shell command that gets it;
+    downloads: the loader will fetch a missing one itself (the user allowed it).
+    """
+
+    model: str
+    found: str | None
+    fetch: str
+    downloads: bool = False
+
+
+# given an expert's arguments (constants; None where a value is computed at run time) and the program's folder
+WeightsRule = Callable[[dict[str, Any], Path], "list[Weights]"]
+
+
+@dataclass(frozen=True)
 class ExpertSpec:
     """One expert of the library.
 
@@ -88,7 +114,9 @@ class ExpertSpec:
     domain: Callable[[Bound], Domain] | None = None  # for generative and simulator experts
     scores: tuple[str, ...] = ("image",)  # for rewards: the domain kinds it scores
     family: str = ""
+    hard: bool = False  # rewards: may return -inf (a hard constraint), so a negative weight is meaningless
     check: Callable[[Bound], None] | None = None  # more argument checks (a closed vocabulary, say)
+    weights: WeightsRule | None = None  # the models the loader will read, for `check --weights` and before a run
 
     def signature(self) -> str:
         return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"

@@ -107,6 +107,9 @@ def parse_module(source: str, file: str = "<string>") -> tuple[ast.Module | None
             continue
         if diagnostics:
             return None, diagnostics
+        too_deep = _too_deep(tree, file)
+        if too_deep is not None:
+            return None, [too_deep]
         try:
             statements = _ToAst(file).transform(tree)
         except VisitError as e:  # a bad string escape, reported with its span
@@ -116,6 +119,25 @@ def parse_module(source: str, file: str = "<string>") -> tuple[ast.Module | None
         module_comments = [ast.Comment(str(t), t.line, t.column) for t in comments]
         return ast.Module(file, source, statements, module_comments), []
     return None, diagnostics
+
+
+MAX_DEPTH = 100  # nesting of operators and calls; every later stage (lowering, fmt, the REPL) recurses on it
+
+
+def _too_deep(tree: Tree, file: str) -> Diagnostic | None:
+    """A diagnostic at the first subtree nested more than MAX_DEPTH levels deep, found without
+    recursion (Python's stack is what the limit protects)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            line, col = getattr(meta, "line", 1), getattr(meta, "column", 1)
+            return Diagnostic("error", f"expression nested too deeply (more than {MAX_DEPTH} levels of operators, "
+                                       "calls or brackets); name its parts with `name = …`",
+                              Span(file, line, col, line, col + 1))
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return None
 
 
 def _parse_with_comments(text: str, comments: list) -> Tree:
@@ -297,8 +319,8 @@ class _EscapeError(Exception):
         self.span = span
 
 
-_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
-_ESCAPE_RE = re.compile(r"\\(u\{([0-9A-Fa-f]{1,6})\}|.)")
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+_ESCAPE_RE = re.compile(r"\\(u\{([^}\s]*)\}|.)")
 
 
 def unescape(body: str, span: Span) -> str:
@@ -310,16 +332,32 @@ def unescape(body: str, span: Span) -> str:
 
     def replace(match: re.Match) -> str:
         if match.group(2) is not None:
-            code = int(match.group(2), 16)
-            if code > 0x10FFFF:
-                raise _EscapeError(f"invalid unicode escape '{match.group(0)}'", at(match))
-            return chr(code)
+            return _code_point(match.group(2), match.group(0), at(match))
         char = match.group(1)
         if char in _ESCAPES:
             return _ESCAPES[char]
+        if char == "u":
+            raise _EscapeError("'\\u' takes a code point in braces, like \\u{263A}", at(match))
+        if char == "0":
+            raise _EscapeError("a string cannot hold the NUL character '\\0'", at(match))
         raise _EscapeError(f"unknown escape '\\{char}' in string; use '\\\\' for a backslash", at(match))
 
     return _ESCAPE_RE.sub(replace, body)
+
+
+def _code_point(digits: str, text: str, span: Span) -> str:
+    """The character of `\\u{…}`: 1 to 6 hex digits naming a Unicode scalar value other than NUL
+    (a surrogate or NUL could not be written to a file name, or to a UTF-8 file)."""
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,6}", digits):
+        raise _EscapeError(f"'{text}' needs 1 to 6 hex digits between the braces", span)
+    code = int(digits, 16)
+    if code > 0x10FFFF:
+        raise _EscapeError(f"{text} is not a Unicode code point (the last is \\u{{10FFFF}})", span)
+    if 0xD800 <= code <= 0xDFFF:
+        raise _EscapeError(f"{text} is a surrogate, not a character", span)
+    if code == 0:
+        raise _EscapeError(f"a string cannot hold the NUL character {text}", span)
+    return chr(code)
 
 
 _NUMBER_RE = re.compile(r"^(.*?)(%|px|deg)?$")
