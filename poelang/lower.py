@@ -992,6 +992,12 @@ class Lowerer:
                 param = params[i]
             else:
                 positional_done = True
+                if arg.name == "trust_remote_code" and arg.name not in by_name:
+                    self.diag.error("a program cannot let a model run its own code: that is the decision of whoever "
+                                    "runs it (poelang run --trust-remote-code, Program.run(trust_remote_code=True))",
+                                    _name_span(arg))
+                    ok = False
+                    continue
                 if arg.name not in by_name:
                     self.diag.error(f"{name}() has no argument '{arg.name}'{did_you_mean(arg.name, by_name)}", _name_span(arg))
                     ok = False
