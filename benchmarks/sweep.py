@@ -80,7 +80,7 @@ def main() -> None:
     for row in rows:
         separate += timed(poelang + ["run", str(PROGRAM), "-q", "--param", f"caption={row['caption']}",
                                      "--seed", str(row["seed"]), "--set", f"levels={row['levels']}",
-                                     "--set", f"particles={row['particles']}", "-o", str(work / "runs" / f"{row['id']}.png")],
+                                     "--set", f"particles={row['particles']}", "--output", str(work / "runs" / f"{row['id']}.png")],
                           env)
     print(f"  separate processes: {separate:.1f} s", flush=True)
     sweep = poelang + ["sweep", str(PROGRAM), str(table), "-q", "--workers", str(args.workers),
