@@ -396,7 +396,7 @@ class Lowerer:
             spans[setting.name] = setting.span
             value_spans[setting.name] = setting.value.span
         try:
-            return (g.SamplerSettings(**values) if ok else None), written
+            settings = g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
             for mistake in explain(e.errors(), values):
                 if mistake.setting:
@@ -407,6 +407,12 @@ class Lowerer:
                     span = next((spans[n] for n in named if n in spans), statement.span)
                     self.diag.error(mistake.message, span)
             return None, written
+        schedule = settings.schedule if settings is not None else None
+        if isinstance(schedule, list) and schedule[0] != 1.0 and settings.init != "inversion":
+            self.diag.warning(f"the schedule starts at σ = {schedule[0]:g}, not 1: the particles still start from "
+                              "σ = 1 noise, so the sampler takes the inexact flow path (start at 1, or use "
+                              "init = inversion)", value_spans.get("schedule", statement.span))
+        return settings, written
 
     def invert_value(self, expr: ast.Expr, written: WrittenSettings) -> Any:
         """`invert = bg`: a value (image, video, a vector sample) or a list of numbers, not a constant symbol."""
@@ -978,6 +984,12 @@ class Lowerer:
                 param = params[i]
             else:
                 positional_done = True
+                if arg.name == "trust_remote_code" and arg.name not in by_name:
+                    self.diag.error("a program cannot let a model run its own code: that is the decision of whoever "
+                                    "runs it (poelang run --trust-remote-code, Program.run(trust_remote_code=True))",
+                                    _name_span(arg))
+                    ok = False
+                    continue
                 if arg.name not in by_name:
                     self.diag.error(f"{name}() has no argument '{arg.name}'{did_you_mean(arg.name, by_name)}", _name_span(arg))
                     ok = False
@@ -1179,6 +1191,12 @@ def _unit_inside(items: list[Val]) -> str | None:
     return None
 
 
+def _numbers_only(literal: Any) -> bool:
+    if isinstance(literal, (list, tuple)):
+        return all(_numbers_only(v) for v in literal)
+    return isinstance(literal, (int, float)) and not isinstance(literal, bool)
+
+
 def _vector_problem(spec: str, val: Val) -> str | None:
     """What is wrong with a vector or matrix argument: units on its numbers, or no numbers at all."""
     kinds = set(spec.rstrip("?").split("|"))
@@ -1189,6 +1207,8 @@ def _vector_problem(spec: str, val: Val) -> str | None:
     if val.unit_inside:
         return f"a vector takes plain numbers, not {val.unit_inside}"
     literal = val.literal
+    if literal is not None and not _numbers_only(literal):
+        return "a vector (or a matrix's row) holds numbers only"
     if isinstance(literal, (list, tuple)) and (not literal or any(isinstance(v, (list, tuple)) and not v for v in literal)):
         return "a vector needs at least one number"
     return None

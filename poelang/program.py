@@ -177,9 +177,10 @@ def load(path: str | Path, **kwargs: Any) -> Program:
     """Read and check a `.poe` file.
 
     Paths the program reads (``load_image``, ``load_video``, ``mesh``,
-    ``import``) are relative to the file's folder; the paths of its ``save``
-    statements are written relative to the current directory, as the command
-    line does.
+    ``import``) are relative to the file's folder. The paths of its ``save``
+    statements are relative to the output directory, ``Program.run(out_dir=…)``
+    (``poelang run -o DIR``; default: the current directory), and must stay
+    inside it unless ``allow_outside=True`` (``--allow-outside``).
     """
     path = Path(path)
     try:

@@ -11,7 +11,8 @@ this module, so that
   is loaded once per process: :func:`shared` caches by (model, subfolder,
   dtype, device) and counts real loads in :data:`LOADS` for the tests;
 * weights come from safetensors only (``use_safetensors=True``) and
-  ``trust_remote_code`` stays off unless the program asks for it.
+  ``trust_remote_code`` stays off unless the person running the program allows
+  it (``poelang run --trust-remote-code``); a program cannot.
 """
 from __future__ import annotations
 
@@ -101,6 +102,17 @@ def _looks_like_id(model: str) -> bool:
     return model.count("/") == 1 and not model.startswith((".", "/", "~"))
 
 
+def remote_code_refused(error: Exception, path) -> ExpertUnavailable | None:
+    """transformers' refusal to run a model folder's own code (trust_remote_code off), as a message that
+    says whose decision it is; None for any other error."""
+    if "trust_remote_code" not in str(error):
+        return None
+    return ExpertUnavailable(
+        f"the model in {path} ships its own Python code, which poelang runs only when the person running the "
+        "program allows it: read that code, then run with `poelang run --trust-remote-code` "
+        "(Python: Program.run(trust_remote_code=True))")
+
+
 def hub_cache() -> str:
     """The Hugging Face cache folder, read from the environment now (not at import)."""
     if os.environ.get("HF_HUB_CACHE"):
@@ -141,6 +153,8 @@ def shared(path: Path, subfolder: str | None, dtype, device: str, load: Callable
     key = (fingerprint(path, subfolder), str(dtype), str(device), name)
     if key not in _CACHE:
         kwargs: dict[str, Any] = {"use_safetensors": True} if _is_model_loader(load) else {}
+        if getattr(owner, "__name__", "").startswith("Auto") and getattr(owner, "__module__", "").startswith("transformers"):
+            kwargs["trust_remote_code"] = False  # an Auto class would run a folder's code (or prompt for it) otherwise
         if subfolder:
             kwargs["subfolder"] = subfolder
         if dtype is not None and _is_model_loader(load):

@@ -78,6 +78,8 @@ def _resample_times(times: list[float]) -> list[float]:
 def _shift(shift):
     if shift != "auto" and not shift > 0:
         raise ValueError("must be positive, or auto")
+    if shift != "auto" and not 1e-6 <= shift <= 1e6:  # beyond, float rounding puts the first σ at inf or the rest at 1
+        raise ValueError(f"must be between 1e-6 and 1e6 (or auto), got {shift:g}")
     return shift
 
 
@@ -136,7 +138,7 @@ class Settings(BaseModel):
                                             "mala, hmc; auto: MALA when every expert has a density (and the annealing "
                                             "can be exact), else Langevin")
     mcmc_steps: int = setting(1, ge=0, le=10_000, description="MCMC steps K per level")
-    step_size: float = setting(0.5, gt=0, description="MCMC step size η/variance, relative to σ² (stable below 2)")
+    step_size: float = setting(0.5, gt=0, le=2, description="MCMC step size η/variance, relative to σ² (stable below 2)")
     adapt_step: bool = setting(True, description="MALA/HMC: adapt η from the acceptance rate")
     target_accept: Optional[float] = setting(
         None, gt=0, lt=1, description="acceptance the adaptation aims at (none: 0.574 MALA, 0.65 HMC)")
@@ -263,7 +265,7 @@ def check_rules(s: Any) -> None:
         raise RuleError("resample = median is greedy (biased); use it with weighting = greedy", "resample", "weighting")
     if s.adaptive_temper and s.weighting != "exact":
         raise RuleError("adaptive_temper needs weighting = exact", "adaptive_temper", "weighting")
-    if s.reward_moves is True and (s.annealing == "flow" or s.kernel in ("none", "langevin")):
+    if s.reward_moves is True and (s.annealing in ("flow", "fk") or s.kernel in ("none", "langevin")):
         raise RuleError("reward_moves = true needs annealing = ais with mcmc = mala or hmc", "reward_moves")
     if isinstance(s.init, str) and s.init == "inversion" and s.invert is None:
         raise RuleError("init = inversion needs invert = <the image or video to invert>", "init")
