@@ -187,7 +187,7 @@ class Settings(BaseModel):
     output: Literal["auto", "best", "all", "sample"] = setting(
         "auto", description="auto: sample for exact weighting, best for greedy; sample: num_samples draws from "
                             "the weighted particles")
-    num_samples: int = setting(1, ge=1, description="draws from the weighted particles when output = sample")
+    num_samples: int = setting(1, ge=1, le=1_000_000, description="draws from the weighted particles when output = sample")
     max_batch: Optional[int] = setting(
         None, ge=1, description="split expert calls into batches of at most this many particles (identical results "
                                 "when an expert's output for one row does not depend on the batch size)")
