@@ -19,6 +19,6 @@ setup(
     package_data={
         "poelang": ["grammar/*.lark", "py.typed"],
         "stdlib_experts": ["mini/weights/*/*", "mini/weights/*/*/*"],
-        EXAMPLES: ["*.poe", "**/*.poe", "assets/*"],
+        EXAMPLES: ["*.poe", "**/*.poe", "**/*.csv", "assets/*"],  # *.csv: example sweep tables
     },
 )

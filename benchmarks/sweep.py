@@ -1,6 +1,6 @@
 """24 rows of a mini-expert program three ways: 24 `poelang run` processes, `poelang sweep` (local), and on Ray.
 
-    python benchmarks/sweep.py [--rows 24] [--workers 1] [--levels 3] [--particles 2]
+    python benchmarks/sweep.py [--rows 24] [--workers 1] [--threads 1] [--levels 3] [--particles 2]
 
 Each row is programs/mini/captioned.poe with its own caption and seed, at tiny
 settings so that the whole benchmark takes a few minutes on a shared CPU. The
@@ -8,7 +8,9 @@ baseline is what a shell loop does: one `poelang run --param … --seed …` per
 row, each paying the imports and the model loading again. The two sweeps
 start their workers once (local processes; Ray actors on a Ray the sweep
 starts itself, its start-up included). Every way is a real command, timed by
-wall clock, one after the other; the table gives each time and its ratio, and
+wall clock, one after the other, with the same torch threads per process
+(OMP_NUM_THREADS and the sweeps' --threads), so the ratios measure the
+workers, not a thread count; the table gives each time and its ratio, and
 checks that the three give byte-identical PNGs row by row.
 """
 from __future__ import annotations
@@ -54,12 +56,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=24)
     parser.add_argument("--workers", type=int, default=1, help="workers of each sweep (processes / Ray actors)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of every process and worker")
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--particles", type=int, default=2)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="poelang-sweep-bench-"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": str(args.threads)}
     poelang = [sys.executable, "-m", "poelang"]
     rows = [{"id": f"r{i:02d}", "caption": c, "seed": i, "levels": args.levels, "particles": args.particles}
             for i, c in enumerate(captions(args.rows))]
@@ -70,15 +74,17 @@ def main() -> None:
         writer.writerows(rows)
 
     print(f"{len(rows)} rows of {PROGRAM.relative_to(ROOT)} (levels {args.levels}, particles {args.particles}), "
-          f"sweeps with {args.workers} worker(s), {os.cpu_count()} CPUs; in {work}", flush=True)
+          f"sweeps with {args.workers} worker(s), {args.threads} torch thread(s) each, {os.cpu_count()} CPUs; in {work}",
+          flush=True)
     separate = 0.0
     for row in rows:
         separate += timed(poelang + ["run", str(PROGRAM), "-q", "--param", f"caption={row['caption']}",
                                      "--seed", str(row["seed"]), "--set", f"levels={row['levels']}",
-                                     "--set", f"particles={row['particles']}", "-o", str(work / "runs" / f"{row['id']}.png")],
+                                     "--set", f"particles={row['particles']}", "--output", str(work / "runs" / f"{row['id']}.png")],
                           env)
     print(f"  separate processes: {separate:.1f} s", flush=True)
-    sweep = poelang + ["sweep", str(PROGRAM), str(table), "-q", "--workers", str(args.workers)]
+    sweep = poelang + ["sweep", str(PROGRAM), str(table), "-q", "--workers", str(args.workers),
+                       "--threads", str(args.threads)]
     local = timed(sweep + ["-o", str(work / "local")], env)
     print(f"  local sweep: {local:.1f} s", flush=True)
     on_ray = timed(sweep + ["-o", str(work / "ray"), "--backend", "ray"], env)

@@ -178,6 +178,7 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="worker processes on the CPU (local), actors (ray)"),
     devices: Optional[str] = typer.Option(None, "--devices", help="one worker per device: cpu or cuda:0,cuda:1 (local); cuda (ray: one per GPU)"),
     address: Optional[str] = typer.Option(None, "--address", help="the Ray cluster to join (ray start's address); default: start Ray here"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads per worker (default: cores / workers locally, 1 per Ray CPU actor)"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="no progress bar"),
 ) -> None:
     """Run FILE once per row of TABLE; every row is checked before any model loads."""
@@ -198,7 +199,7 @@ def sweep(
         raise typer.Exit(1)
     try:
         records = run_sweep(plan, out_dir, backend=backend, workers=workers, devices=device_list, address=address,
-                            resume=resume, progress=not quiet)
+                            resume=resume, progress=not quiet, threads=threads)
     except KeyboardInterrupt:
         typer.echo(f"finished rows are in {out_dir / 'manifest.jsonl'}: run again with --resume "
                    "to do the rest", err=True)

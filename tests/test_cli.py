@@ -342,12 +342,18 @@ def test_examples_list_and_copy(capsys, tmp_path):
 
 def test_the_wheel_ships_the_examples_and_the_typing_marker():
     """setup.py's package list: programs/ becomes poelang._examples with every program and asset."""
-    import runpy
-    from unittest import mock
+    import json
+    import subprocess
+    import sys
 
-    captured = {}
-    with mock.patch("setuptools.setup", lambda **kw: captured.update(kw)):
-        runpy.run_path(str(ROOT / "setup.py"))
+    # in a subprocess: importing setuptools in the test process would disturb distutils for later tests
+    code = ("import json, runpy, sys; from unittest import mock; captured = {}\n"
+            "with mock.patch('setuptools.setup', lambda **kw: captured.update(kw)):\n"
+            "    runpy.run_path('setup.py')\n"
+            "json.dump(captured, sys.stdout)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    captured = json.loads(proc.stdout)
     assert "poelang._examples" in captured["packages"] and "poelang._examples.analytic" in captured["packages"]
     assert captured["package_dir"] == {"poelang._examples": "programs"}
     assert "py.typed" in captured["package_data"]["poelang"]

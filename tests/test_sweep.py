@@ -233,3 +233,9 @@ def test_ctrl_c_then_resume_runs_only_the_remaining_rows(tmp_path):
     ids = [r["id"] for r in manifest(out)]
     assert sorted(ids) == [f"r{i}" for i in range(6)]  # every row once
     assert ids[:len(first)] == first
+
+
+def test_the_example_table_checks():
+    plan = check_sweep(ROOT / "programs" / "mini" / "captioned.poe", ROOT / "programs" / "mini" / "captioned_rows.csv")
+    assert plan.ok, plan.render()
+    assert [j.id for j in plan.jobs] == ["red-cubes-1", "red-cubes-2", "blue-sphere", "green-cones"]

@@ -76,7 +76,7 @@ def test_a_row_gives_the_same_bytes_alone_in_a_local_sweep_and_on_ray(tmp_path, 
     row = {"caption": "two red cubes", "seed": 5, "levels": 3, "particles": 2}
     alone = tmp_path / "alone.png"
     command = [sys.executable, "-m", "poelang", "run", str(program), "-q", "--param", "caption=two red cubes",
-               "--seed", "5", "--set", "levels=3", "--set", "particles=2", "-o", str(alone)]
+               "--seed", "5", "--set", "levels=3", "--set", "particles=2", "--output", str(alone)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

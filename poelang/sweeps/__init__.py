@@ -44,7 +44,8 @@ def sweep(program: str | Path, rows: str | Path | Iterable[Mapping[str, Any]], o
           backend: str = "local", workers: int | None = None, devices: list[str] | None = None,
           address: str | None = None, resume: bool = False, progress: bool = False,
           callback: Callable[[SweepProgress], None] | None = None, attempts: int = DEFAULT_ATTEMPTS,
-          on_start: Callable[[str, int], None] | None = None, stall_timeout: float | None = None) -> list[dict[str, Any]]:
+          on_start: Callable[[str, int], None] | None = None, stall_timeout: float | None = None,
+          threads: int | None = None) -> list[dict[str, Any]]:
     """Run `program` once per row (a .csv/.jsonl path, or dicts) into `out_dir`; returns each row's
     manifest record, in the table's order. Raises SweepError, before anything loads, when a row is bad.
 
@@ -53,20 +54,21 @@ def sweep(program: str | Path, rows: str | Path | Iterable[Mapping[str, Any]], o
     `progress` draws a bar on stderr; `callback` gets a SweepProgress after every row. A worker that
     dies mid-row is replaced and its row run again, up to `attempts` times; `on_start(row id, worker pid)`
     is told when a worker takes a row. `stall_timeout` (Ray): fail when no row finishes for that long.
+    `threads`: torch threads per worker (default: the cores shared evenly locally, 1 per Ray CPU actor).
     """
     plan = check_sweep(program, rows)
     if not plan.ok:
         raise SweepError(plan.diagnostics, plan.sources)
     return run_sweep(plan, out_dir, backend=backend, workers=workers, devices=devices, address=address,
                      resume=resume, progress=progress, callback=callback, attempts=attempts, on_start=on_start,
-                     stall_timeout=stall_timeout)
+                     stall_timeout=stall_timeout, threads=threads)
 
 
 def run_sweep(plan: Plan, out_dir: str | Path, *, backend: str = "local", workers: int | None = None,
               devices: list[str] | None = None, address: str | None = None, resume: bool = False,
               progress: bool = False, callback: Callable[[SweepProgress], None] | None = None,
               attempts: int = DEFAULT_ATTEMPTS, on_start: Callable[[str, int], None] | None = None,
-              stall_timeout: float | None = None) -> list[dict[str, Any]]:
+              stall_timeout: float | None = None, threads: int | None = None) -> list[dict[str, Any]]:
     """Run a checked plan (see :func:`sweep`)."""
     from poelang.sweeps.gallery import write_gallery
 
@@ -87,7 +89,7 @@ def run_sweep(plan: Plan, out_dir: str | Path, *, backend: str = "local", worker
     try:
         if jobs:
             _run_backend(backend, jobs, runner_args, on_record, workers, devices, address, attempts, on_start,
-                         stall_timeout)
+                         stall_timeout, threads)
     finally:
         reporter.close()
         latest = manifest.latest()
@@ -97,18 +99,18 @@ def run_sweep(plan: Plan, out_dir: str | Path, *, backend: str = "local", worker
 
 
 def _run_backend(backend, jobs, runner_args, on_record, workers, devices, address, attempts, on_start,
-                 stall_timeout) -> None:
+                 stall_timeout, threads) -> None:
     if backend == "local":
         from poelang.sweeps.local import run_local
 
         if devices and workers:
             raise ValueError("give either devices or workers, not both")
-        run_local(jobs, runner_args, devices or ["cpu"] * (workers or 1), on_record, attempts, on_start)
+        run_local(jobs, runner_args, devices or ["cpu"] * (workers or 1), on_record, attempts, on_start, threads)
     elif backend == "ray":
         from poelang.sweeps.ray_backend import run_ray
 
         gpus = bool(devices) and any(d.startswith("cuda") for d in devices)
         run_ray(jobs, runner_args, on_record, address=address, workers=workers, gpus=gpus, attempts=attempts,
-                on_start=on_start, stall_timeout=stall_timeout)
+                on_start=on_start, stall_timeout=stall_timeout, threads=threads)
     else:
         raise ValueError(f"unknown backend '{backend}'; use local or ray")

@@ -20,12 +20,8 @@ from poelang.sweeps.plan import Job
 MAX_WORKER_STARTS = 3  # a worker that dies this many times before it is ready stops the sweep
 
 
-def _worker_main(conn: Connection, runner_args: dict[str, Any], threads: int | None) -> None:
+def _worker_main(conn: Connection, runner_args: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     from poelang.sweeps.runner import RowRunner
 
     runner = RowRunner(**runner_args)
@@ -42,8 +38,8 @@ class _Worker:
     def __init__(self, context, runner_args: dict, device: str, threads: int | None):
         self.device = device
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, {**runner_args, "device": device}, threads),
-                                       daemon=True)
+        args = {**runner_args, "device": device, "threads": threads}
+        self.process = context.Process(target=_worker_main, args=(child, args), daemon=True)
         self.process.start()
         child.close()
         self.job: Job | None = None
@@ -62,11 +58,14 @@ class _Worker:
 
 
 def run_local(jobs: list[Job], runner_args: dict[str, Any], devices: list[str], on_record: Callable[[dict], None],
-              attempts: int = DEFAULT_ATTEMPTS, on_start: Callable[[str, int], None] | None = None) -> None:
+              attempts: int = DEFAULT_ATTEMPTS, on_start: Callable[[str, int], None] | None = None,
+              threads: int | None = None) -> None:
     """Run every job on workers for these devices; `on_record` gets each finished row's record
-    (`on_start(row id, worker pid)` when a worker takes a row: tests kill workers with it)."""
+    (`on_start(row id, worker pid)` when a worker takes a row: tests kill workers with it).
+    `threads`: torch threads per worker; by default CPU workers share the cores evenly."""
     context = multiprocessing.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // len(devices)) if all(d == "cpu" for d in devices) else None
+    if threads is None and all(d == "cpu" for d in devices):
+        threads = max(1, (os.cpu_count() or 1) // len(devices))
     queue = Queue(jobs, attempts)
     workers = [_Worker(context, runner_args, d, threads) for d in devices]
     failed_starts = [0] * len(workers)

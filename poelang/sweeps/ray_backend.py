@@ -45,13 +45,15 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
 def run_ray(jobs: list[Job], runner_args: dict[str, Any], on_record: Callable[[dict], None], *,
             address: str | None = None, workers: int | None = None, gpus: bool = False,
             attempts: int = DEFAULT_ATTEMPTS, on_start: Callable[[str, int], None] | None = None,
-            stall_timeout: float | None = None) -> None:
+            stall_timeout: float | None = None, threads: int | None = None) -> None:
     """`stall_timeout`: give up when no row has finished for this long (an actor asking for a
-    resource the cluster lacks waits forever otherwise)."""
+    resource the cluster lacks waits forever otherwise). `threads`: torch threads per actor
+    (a CPU actor holds `threads` CPUs of the cluster; default 1)."""
     ray = _ray()
-    started = connect(address, num_cpus=workers if not gpus else None)
+    started = connect(address, num_cpus=workers * (threads or 1) if workers and not gpus else None)
     try:
-        _run(ray, jobs, runner_args, on_record, workers, gpus, attempts, on_start, stall_timeout)
+        _run(ray, jobs, {**runner_args, "threads": threads or (None if gpus else 1)}, on_record, workers, gpus,
+             attempts, on_start, stall_timeout)
     finally:
         if started:
             ray.shutdown()
@@ -61,11 +63,12 @@ def _run(ray, jobs, runner_args, on_record, workers, gpus, attempts, on_start, s
     from poelang.sweeps.runner import RowRunner
 
     resources = ray.cluster_resources()
-    count = workers or int(resources.get("GPU" if gpus else "CPU", 1))
+    cpus = 0 if gpus else runner_args["threads"]
+    count = workers or int(resources.get("GPU", 1) if gpus else resources.get("CPU", 1) // cpus)
     if gpus and resources.get("GPU", 0) < 1:
         raise RayUnavailable("the Ray cluster has no GPU; leave out --devices cuda to run on its CPUs")
     actor_class = ray.remote(RowRunner).options(
-        num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1, max_restarts=attempts - 1,
+        num_gpus=1 if gpus else 0, num_cpus=cpus, max_restarts=attempts - 1,
         max_task_retries=attempts - 1)
     args = {**runner_args, "device": "cuda" if gpus else "cpu"}
     actors = [actor_class.remote(**args) for _ in range(max(1, count))]

@@ -20,7 +20,12 @@ from poelang.sweeps.plan import Job
 
 
 class RowRunner:
-    def __init__(self, source: str, file: str, base_dir: str, out_dir: str, device: str = "cpu"):
+    def __init__(self, source: str, file: str, base_dir: str, out_dir: str, device: str = "cpu",
+                 threads: int | None = None):
+        if threads:  # torch's threads for this worker (workers sharing a machine share its cores)
+            import torch
+
+            torch.set_num_threads(threads)
         self.source, self.file, self.base_dir = source, file, base_dir
         self.out_dir = Path(out_dir)
         self.device = device
