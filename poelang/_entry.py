@@ -8,6 +8,7 @@ Ctrl-C held back, see ``poelang.cli._import_torch``.)
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 
@@ -29,4 +30,5 @@ def console_main() -> None:
             except (OSError, ValueError):
                 pass
         os._exit(code)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done: a late Ctrl-C must not break the shutdown
     sys.exit(code)

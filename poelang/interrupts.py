@@ -1,7 +1,11 @@
 """Ctrl-C, said the same way everywhere: the line "interrupted" and exit code 130."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 EXIT_INTERRUPTED = 130  # the shell's 128 + SIGINT
 
@@ -15,3 +19,20 @@ def interrupted() -> int:
     except (OSError, ValueError):
         pass
     return EXIT_INTERRUPTED
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Hold Ctrl-C back until the block is done, then raise KeyboardInterrupt: for work that must not be
+    cut in the middle (importing torch, writing and listing one output). Only the main thread sees signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
