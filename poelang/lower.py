@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,18 @@ from pydantic import ValidationError
 
 from poelang import graph as g
 from poelang.builtins import SIMULATION_ATTRIBUTES, input_file_problem
-from poelang.diagnostics import ALREADY_DEFINED, UNUSED, Diagnostic, DiagnosticBag, SourceMap, Span, did_you_mean
+from poelang.diagnostics import (
+    ALREADY_DEFINED, UNUSED, Diagnostic, DiagnosticBag, SourceMap, Span, closest, did_you_mean,
+)
 from poelang.experts.registry import Registry
 from poelang.experts.spec import Bound, ExpertSpec, FunctionSpec, Param
+from poelang.imports import Imports
 from poelang.infer.setting_messages import explain, source_text
 from poelang.params import ParamOverride
 from poelang.syntax import ast
 from poelang.types import (
     AnyT, BoolT, Domain, ExpertT, ImageT, ListT, MaskT, ModuleT, NoneT, NumberT, ProductT,
-    RegionT, RewardT, SimulationT, TextT, TraceT, TupleT, Type, VideoT, DepthT, accepts, same_dims,
+    RegionT, RewardT, SimulationT, TextT, TraceT, TupleT, Type, VideoT, DepthT, same_dims,
     spatial_size,
 )
 
@@ -35,8 +39,14 @@ FLOAT32_MAX = 3.4e38  # exponents and weights become float32 tensors on the devi
 FLOAT32_TINY = 1.2e-38
 MAX_SIDE = 16_384  # pixels per side of any size (h, w): larger canvases do not fit any device
 SPECIAL_FUNCTIONS = {"exp": "exp(reward): a discriminative expert as the factor exp(reward)"}
-_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".mp4": "mp4", ".gif": "gif",
-            ".npy": "npy", ".safetensors": "safetensors"}
+
+
+@dataclass
+class WrittenSettings:
+    """How a sample's settings were written, for the checks against what it samples."""
+
+    value_spans: dict[str, Span] = field(default_factory=dict)  # setting → the span of its value
+    invert_type: Type | None = None  # the type of `invert`'s value
 
 
 @dataclass
@@ -88,8 +98,10 @@ class Lowerer:
 
     def __init__(self, registry: Registry, sources: SourceMap, diagnostics: DiagnosticBag,
                  overrides: list[tuple[str | None, ast.Setting]] | None = None,
-                 params: list[ParamOverride] | None = None, allow_outside: bool = False):
+                 params: list[ParamOverride] | None = None, imports: Imports | None = None,
+                 allow_outside: bool = False):
         self.registry = registry
+        self.imports = imports or Imports()  # read and parsed before lowering (poelang.imports)
         self.sources = sources
         self.diag = diagnostics
         self.graph = g.Graph()
@@ -102,7 +114,7 @@ class Lowerer:
         self.param_overrides = {p.name: p for p in params or []}
         self._override_uses: dict[Span, ParamOverride] = {}  # a use of an overridden parameter → its override
         self._declared_params: list[str] = []
-        self._import_stack: list[Path] = []
+        self._depth = 0  # how deep in imports the statements being lowered are
         self._loaded: set[tuple[Path, str]] = set()  # (file, name prefix) of every import lowered
         self._failed_import = False  # an import without `as` failed: its names are unknown
         self._prefix = ""
@@ -113,9 +125,6 @@ class Lowerer:
 
     def lower_module(self, module: ast.Module, base_dir: Path, is_import: bool = False) -> None:
         self._base_dir = base_dir
-        main = Path(module.file)
-        if not is_import and main.is_file() and main.resolve() not in self._import_stack:
-            self._import_stack.append(main.resolve())  # so that a file importing itself is a cycle
         for statement in module.statements:
             if isinstance(statement, ast.Import):
                 self.lower_import(statement, base_dir)
@@ -176,11 +185,11 @@ class Lowerer:
         self.diag.items[:] = kept
 
     def lower_import(self, statement: ast.Import, base_dir: Path) -> None:
-        path = (base_dir / statement.path).resolve()
         prefix = f"{self._prefix}{statement.alias}." if statement.alias else self._prefix
-        if (path, prefix) in self._loaded and path not in self._import_stack:
+        target = self.imports.module_for(statement)
+        path, module = target if target else (None, None)
+        if (path, prefix) in self._loaded:
             return  # imported already (a diamond: two files import a third): its bindings are there
-        module = self._read_import(statement, path)
         if module is None:  # reported; the names it would have bound are not reported again
             if statement.alias:
                 self._define(statement.alias, Symbol(Val(ModuleT(statement.path), bad=True), statement.span, "module",
@@ -193,39 +202,12 @@ class Lowerer:
             self._define(statement.alias, Symbol(Val(ModuleT(statement.path)), statement.span, "module", used=True))
         saved_prefix, saved_dir = self._prefix, self._base_dir
         self._prefix = prefix
-        self._import_stack.append(path)
+        self._depth += 1
         try:
             self.lower_module(module, path.parent, is_import=True)
         finally:
-            self._import_stack.pop()
+            self._depth -= 1
             self._prefix, self._base_dir = saved_prefix, saved_dir
-
-    def _read_import(self, statement: ast.Import, path: Path) -> ast.Module | None:
-        """The parsed module an import names, or None after reporting why not."""
-        from poelang.syntax.parser import parse_module
-
-        if path in self._import_stack:
-            chain = [p.name for p in self._import_stack[self._import_stack.index(path):]] + [path.name]
-            what = f"{chain[0]} imports itself" if len(chain) == 2 else " → ".join(chain)
-            self.diag.error(f"import cycle: {what}", statement.path_span)
-            return None
-        if path.suffix != ".poe":  # never parse (and so echo in diagnostics) a file that is not a program
-            self.diag.error(f"cannot import '{statement.path}': only .poe programs can be imported", statement.path_span)
-            return None
-        problem = input_file_problem(path)
-        if problem:
-            self.diag.error(f"cannot import '{statement.path}': {problem}", statement.path_span)
-            return None
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            self.diag.error(f"cannot import '{statement.path}': {e}", statement.path_span)
-            return None
-        display = _display_path(path)
-        self.sources.add(display, text)
-        module, errors = parse_module(text, display)
-        self.diag.extend(errors)
-        return module
 
     def lower_let(self, statement: ast.Let) -> None:
         name = self._prefix + statement.name
@@ -233,7 +215,7 @@ class Lowerer:
             val = self.eval(statement.value, hint=name)
             kind = "expert" if val.product is not None or val.rewards is not None else (
                 "constant" if val.is_const or isinstance(val.arg, (int, float, str, bool, g.Quantity)) else "value")
-            self._define(name, Symbol(val, statement.name_span, kind, used=len(self._import_stack) > 1))  # bindings of imported files may go unused)
+            self._define(name, Symbol(val, statement.name_span, kind, used=self._depth > 0))  # bindings of imported files may go unused
 
     def lower_param(self, statement: ast.Param) -> None:
         """`param name = default`; the value is the override's when one is given, of the default's type."""
@@ -287,18 +269,18 @@ class Lowerer:
         if not self._check_new_name(name, statement.name_span):
             return
         val = self.eval(statement.value)
-        settings = self.lower_settings(statement)
+        settings, written = self.lower_settings(statement)
         product = self._as_product(val, statement.value.span)
         domain = None
         if product is not None:
             domain = self.check_product(product, statement)
-        if settings is not None and domain is not None and not self.check_settings_for(settings, domain, statement):
+        if settings is not None and domain is not None and not self.check_settings_for(settings, written, domain, statement):
             settings = None
         if product is None or domain is None or settings is None:
             self._define(name, Symbol(BAD, statement.name_span, "sample", used=True))
             return
         node = g.SampleNode(
-            id=name, domain=str(domain), factors=[f.factor for f in product.factors],
+            id=name, domain=_graph_domain(domain), factors=[f.factor for f in product.factors],
             rewards=[r for r, _ in product.rewards], settings=settings,
         )
         self.graph.samples.append(node)
@@ -317,10 +299,10 @@ class Lowerer:
                 self.diag.error("a trace is saved to a directory: drop the file extension", statement.path_span)
                 return
             fmt = "trace"
-        elif suffix in _FORMATS:
-            fmt = _FORMATS[suffix]
+        elif suffix in g.FILE_FORMATS:
+            fmt = g.FILE_FORMATS[suffix]
         else:
-            known = ", ".join(sorted(_FORMATS))
+            known = ", ".join(sorted(g.FILE_FORMATS))
             what = f"unknown output format '{suffix}'" if suffix else f"no file extension in '{statement.path}' to tell the format"
             self.diag.error(f"{what}; use one of {known}", statement.path_span)
             return
@@ -375,10 +357,11 @@ class Lowerer:
 
     # --- settings -------------------------------------------------------------
 
-    def lower_settings(self, statement: ast.Sample) -> g.SamplerSettings | None:
+    def lower_settings(self, statement: ast.Sample) -> tuple[g.SamplerSettings | None, WrittenSettings]:
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}  # whole settings: `name = value`
-        value_spans: dict[str, Span] = {}
+        written = WrittenSettings()
+        value_spans = written.value_spans
         ok = True
         given = [(None, s) for s in statement.settings] + [
             (target, s) for target, s in self.overrides if target in (None, statement.name)]
@@ -398,11 +381,11 @@ class Lowerer:
                 continue
             if from_program:
                 seen_in_program.add(setting.name)
-            value = self.invert_value(setting.value) if setting.name == "invert" else self.setting_value(setting.value)
+            value = self.invert_value(setting.value, written) if setting.name == "invert" else self.setting_value(setting.value)
             if value is _INVALID:
                 ok = False
                 continue
-            if isinstance(value, bool) and g.SamplerSettings.model_fields[setting.name].annotation is not bool:
+            if isinstance(value, bool) and not _admits_bool(g.SamplerSettings.model_fields[setting.name].annotation):
                 self.diag.error(f"setting '{setting.name}': expected a number or a name, got {'true' if value else 'false'}",
                                 setting.value.span)
                 ok = False
@@ -412,9 +395,8 @@ class Lowerer:
             values[setting.name] = value
             spans[setting.name] = setting.span
             value_spans[setting.name] = setting.value.span
-        self._setting_value_spans = value_spans
         try:
-            return g.SamplerSettings(**values) if ok else None
+            settings = g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
             for mistake in explain(e.errors(), values):
                 if mistake.setting:
@@ -424,14 +406,20 @@ class Lowerer:
                     named = [g.ENGINE_TO_PROGRAM.get(n, n) for n in mistake.blamed]
                     span = next((spans[n] for n in named if n in spans), statement.span)
                     self.diag.error(mistake.message, span)
-            return None
+            return None, written
+        schedule = settings.schedule if settings is not None else None
+        if isinstance(schedule, list) and schedule[0] != 1.0 and settings.init != "inversion":
+            self.diag.warning(f"the schedule starts at σ = {schedule[0]:g}, not 1: the particles still start from "
+                              "σ = 1 noise, so the sampler takes the inexact flow path (start at 1, or use "
+                              "init = inversion)", value_spans.get("schedule", statement.span))
+        return settings, written
 
-    def invert_value(self, expr: ast.Expr) -> Any:
+    def invert_value(self, expr: ast.Expr, written: WrittenSettings) -> Any:
         """`invert = bg`: a value (image, video, a vector sample) or a list of numbers, not a constant symbol."""
         val = self.eval(expr)
         if val.bad:
             return _INVALID
-        self._invert_type = val.type
+        written.invert_type = val.type
         if isinstance(val.type, NoneT):
             return None
         if isinstance(val.arg, g.Ref) and isinstance(val.type, (ImageT, VideoT, ListT)):
@@ -442,11 +430,12 @@ class Lowerer:
         self.diag.error(f"invert takes the image, video or vector to invert, got {_a(val.type)}", expr.span)
         return _INVALID
 
-    def check_settings_for(self, settings: g.SamplerSettings, domain: Domain, statement: ast.Sample) -> bool:
+    def check_settings_for(self, settings: g.SamplerSettings, written: WrittenSettings, domain: Domain,
+                           statement: ast.Sample) -> bool:
         """The settings that depend on what is sampled: `path = autoregressive`
         needs a video (and no more frames per chunk than it has), `invert` must
         be the sample's own kind and size."""
-        spans = getattr(self, "_setting_value_spans", {})
+        spans = written.value_spans
         ok = True
         if settings.path == "autoregressive":
             span = spans.get("path", statement.span)
@@ -460,7 +449,7 @@ class Lowerer:
                 ok = False
         if settings.invert is not None:
             span = spans.get("invert", statement.span)
-            t = getattr(self, "_invert_type", None)
+            t = written.invert_type
             if isinstance(settings.invert, list):
                 if domain.kind != "vector":
                     self.diag.error(f"invert is a vector of {len(settings.invert)} numbers, but '{statement.name}' "
@@ -707,7 +696,10 @@ class Lowerer:
             return BAD
         if self._failed_import:  # perhaps defined in the file that could not be imported: already reported
             return BAD
+        meant = closest(name, self._known_names())
         self.diag.error(f"undefined name '{name}'{did_you_mean(name, self._known_names())}", expr.span)
+        if meant in self.env:  # the name the program meant is not also "never used"
+            self.env[meant].used = True
         return BAD
 
     def _known_names(self) -> list[str]:
@@ -1011,8 +1003,8 @@ class Lowerer:
             if val.bad:
                 ok = False
                 continue
-            if not accepts(param.type, val.type, val.unit):
-                self.diag.error(f"argument '{param.name}' of {name}() expects {_describe(param.type)}, got {_describe_val(val)}",
+            if not param.parsed.accepts(val.type, val.unit):
+                self.diag.error(f"argument '{param.name}' of {name}() expects {param.parsed.describe()}, got {_describe_val(val)}",
                                 arg.value.span)
                 ok = False
                 continue
@@ -1044,19 +1036,18 @@ class Lowerer:
 
     def _complete(self, params: tuple[Param, ...], bound: dict[str, Val]) -> tuple[dict[str, g.ArgValue], Bound]:
         args: dict[str, g.ArgValue] = {}
-        info = Bound({}, {})
+        info = Bound({}, {}, base_dir=self._base_dir)
         for param in params:
             if param.name in bound:
                 val = bound[param.name]
                 args[param.name] = val.arg
                 info.types[param.name] = val.type
                 info.values[param.name] = val.literal
-                info.values[f"__unit_{param.name}"] = val.unit
+                info.units[param.name] = val.unit
             else:
                 args[param.name] = _default_arg(param.default)
                 info.types[param.name] = _type_of_literal(param.default)
                 info.values[param.name] = param.default
-        info.values["__dir__"] = str(self._base_dir)
         return args, info
 
     def _report_bound_errors(self, info: Bound, spans: dict[str, Span], call_span: Span) -> bool:
@@ -1115,7 +1106,7 @@ class Lowerer:
                     return BAD
         node_id = self._new_id(spec.name, hint)
         self.graph.experts.append(g.ExpertNode(id=node_id, expert=spec.name, kind=spec.kind, args=graph_args,
-                                               domain=str(domain) if domain else None))
+                                               domain=_graph_domain(domain) if domain else None))
         self.spans[node_id] = span
         if spec.kind == "reward":
             return Val(RewardT(spec.scores), g.Ref(ref=node_id), rewards=[(node_id, 1.0)])
@@ -1144,6 +1135,7 @@ class Lowerer:
         if name in self.env:
             previous = self.env[name].span
             self.diag.error(f"'{name}' is already defined", span, ("first defined here", previous), code=ALREADY_DEFINED)
+            self.env[name].used = True  # the statement that redefines it is not lowered: no "never used" as well
             return False
         return True
 
@@ -1199,6 +1191,12 @@ def _unit_inside(items: list[Val]) -> str | None:
     return None
 
 
+def _numbers_only(literal: Any) -> bool:
+    if isinstance(literal, (list, tuple)):
+        return all(_numbers_only(v) for v in literal)
+    return isinstance(literal, (int, float)) and not isinstance(literal, bool)
+
+
 def _vector_problem(spec: str, val: Val) -> str | None:
     """What is wrong with a vector or matrix argument: units on its numbers, or no numbers at all."""
     kinds = set(spec.rstrip("?").split("|"))
@@ -1209,6 +1207,8 @@ def _vector_problem(spec: str, val: Val) -> str | None:
     if val.unit_inside:
         return f"a vector takes plain numbers, not {val.unit_inside}"
     literal = val.literal
+    if literal is not None and not _numbers_only(literal):
+        return "a vector (or a matrix's row) holds numbers only"
     if isinstance(literal, (list, tuple)) and (not literal or any(isinstance(v, (list, tuple)) and not v for v in literal)):
         return "a vector needs at least one number"
     return None
@@ -1259,14 +1259,6 @@ def _hw(size) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) else "2"
-
-
-def _describe(spec: str) -> str:
-    optional = spec.endswith("?")
-    parts = spec.rstrip("?").split("|")
-    text = " or ".join({"Int": "an integer", "Length": "a length (px or %)", "Angle": "an angle (deg)",
-                        "Size": "a size (h, w)", "Vec3": "a 3-vector (x, y, z)"}.get(p, p) for p in parts)
-    return text + (" or none" if optional else "")
 
 
 def _same_kind(default: g.ArgValue, default_type: Type, given: g.ArgValue, given_type: Type) -> bool:
@@ -1329,8 +1321,9 @@ def _describe_val(val: Val) -> str:
     return str(val.type)
 
 
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+def _admits_bool(annotation: Any) -> bool:
+    return annotation is bool or bool in typing.get_args(annotation)
+
+
+def _graph_domain(domain: Domain) -> g.Domain:
+    return g.Domain(kind=domain.kind, shape=list(domain.shape))

@@ -191,7 +191,7 @@ def _pixels(image, channels: int, size):
     grey = np.asarray(image, dtype=np.float64).astype(np.float32) / scale
     if size is not None:
         grey = np.asarray(Image.fromarray(grey).resize((int(size[1]), int(size[0])), Image.BICUBIC))
-    grey = np.ascontiguousarray(grey, dtype=np.float32)
+    grey = np.array(grey, dtype=np.float32)  # a writable copy (PIL hands out read-only views)
     return np.repeat(grey[..., None], 3, axis=-1) if channels == 3 else grey
 
 

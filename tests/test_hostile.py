@@ -304,6 +304,12 @@ def test_the_documented_weighted_reward_form_runs(tmp_path):
     assert abs(float(x.mean()) - 1.0) < 0.15 and abs(float(x.var()) - 0.25) < 0.15
 
 
+def test_a_schedule_that_does_not_start_at_one_is_a_warning():
+    program = poelang.parse("x ~ gaussian(mean=[2.0, 2.0], std=0.5) with { schedule = [0.5, 0.25, 0.0], particles = 8 }\n")
+    [warning] = program.diagnostics
+    assert program.ok and warning.severity == "warning" and warning.message.startswith("the schedule starts at σ = 0.5, not 1")
+
+
 def test_trace_json_is_strict_json(tmp_path):
     program = poelang.parse("x ~ gaussian(mean=[0.0, 0.0]) * exp(halfspace(normal=[1.0, 0.0], offset=0.0)) "
                             'with { levels = 4, particles = 8 }\nsave trace(x) to "hs_trace"\n')
