@@ -66,6 +66,9 @@ class TokenCounter:
         flux.FluxFlow.velocity = self.original
 
 
+LAST_MIN_ESS = [float("nan")]  # min ESS / L over the levels of the last run (its trace)
+
+
 def run(source: str, seed: int):
     """One poelang run of a program text; returns (images [N, 3, H, W] in [-1, 1], tokens spent)."""
     program = poelang.parse(source, "<mini_paper>", base_dir=ROOT)
@@ -74,6 +77,8 @@ def run(source: str, seed: int):
     with TokenCounter() as counter:
         result = program.run(seed=seed)
     sample = next(iter(result.samples.values()))
+    if sample.trace:
+        LAST_MIN_ESS[0] = min(info.ess for info in sample.trace) / sample.particles.shape[0]
     return sample.samples, counter.tokens
 
 
@@ -137,10 +142,16 @@ def counting_or_relation(text: str) -> bool:
     return len(clauses) == 1 and (clauses[0].relation is not None or clauses[0].subject.count > 1)
 
 
-def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...]) -> None:
+FK = """
+    annealing = fk
+    mcmc = none"""
+
+
+def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], fk: bool = False) -> None:
     cases = held_out(n, seed, keep=counting_or_relation)
     methods: dict[str, list] = {}
     best_ofs: list[int] = []
+    fk_ess: dict[str, list] = {}
 
     def record(name, images, tokens, seconds, text):
         methods.setdefault(name, []).append((judges.check(images[:1], text)[0], tokens, seconds))
@@ -159,6 +170,12 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...]) -> None:
                                  case_seed)
             record(f"PoE, L = {L}", images, tokens, time.perf_counter() - started, text)
             poe_tokens = tokens
+            if fk:  # the same product on the Feynman-Kac corrected path (exact weights, no reward greed)
+                started = time.perf_counter()
+                images, tokens = run(regional_product(text) + f" with {{\n    levels = {levels}\n    particles = {L}{FK}\n}}",
+                                     case_seed)
+                record(f"PoE fk, L = {L}", images, tokens, time.perf_counter() - started, text)
+                fk_ess.setdefault(f"PoE fk, L = {L}", []).append(LAST_MIN_ESS[0])
         best_of = max(1, round(poe_tokens / vanilla_tokens))
         started = time.perf_counter()
         images, tokens = run(f'judge = mini_vqa("{text}")\nx ~ mini_flux("{text}") * exp(2 * judge) with {{\n'
@@ -177,6 +194,8 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...]) -> None:
     print_table(f"(a) regional text-to-image, {len(cases)} held-out captions, {levels} levels: success by the rule checker "
                 f"(best-of-N: N = {min(best_ofs)}-{max(best_ofs)} ODE samples, the best by mini_vqa)",
                 ("method", "success", "compute (× vanilla)", "s / caption"), rows)
+    for name, values in fk_ess.items():
+        print(f"{name}: min ESS / L over the levels, mean over captions {np.mean(values):.3f}")
 
 
 # --- (b) object insertion ---------------------------------------------------------------------------------------
@@ -459,10 +478,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--particles", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--fk", action="store_true", help="(a): also the PoE on annealing = fk (issue #17)")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if "a" in args.task:
-        task_a(args.n, args.levels, args.seed, tuple(args.particles))
+        task_a(args.n, args.levels, args.seed, tuple(args.particles), args.fk)
     if "b" in args.task:
         task_b(args.n, args.levels, args.seed)
     if "c" in args.task:

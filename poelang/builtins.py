@@ -32,10 +32,9 @@ def _file_size(bound: Bound) -> tuple[int | None, int | None]:
     """The size of an image file read from its header (cheap, no decode), if it is there; a file
     too large to decode safely (a decompression bomb) is reported here, before any run."""
     path = bound.values.get("path")
-    base = bound.values.get("__dir__")
     if not isinstance(path, str):
         return (None, None)
-    full = Path(base or ".") / path
+    full = bound.base_dir / path
     if not full.is_file():  # the checker reports missing files and non-regular ones (a FIFO would block) separately
         return (None, None)
     import warnings
@@ -78,7 +77,7 @@ def _load_video(bound: Bound) -> Type:
 
 def _box(bound: Bound) -> Type:
     coords = [bound.values.get(p) for p in ("x0", "y0", "x1", "y1")]
-    units = [bound.values.get(f"__unit_{p}") for p in ("x0", "y0", "x1", "y1")]
+    units = [bound.units.get(p) for p in ("x0", "y0", "x1", "y1")]
     for name, value, unit in zip(("x0", "y0", "x1", "y1"), coords, units):
         if unit == "%" and isinstance(value, (int, float)) and not 0 <= value <= 100:
             bound.error(f"{name} = {value:g}% is outside the canvas (0% to 100%)", name)
@@ -86,7 +85,7 @@ def _box(bound: Bound) -> Type:
             bound.error(f"{name} must not be negative", name)
     for lo, hi in (("x0", "x1"), ("y0", "y1")):
         a, b = bound.values.get(lo), bound.values.get(hi)
-        ua, ub = bound.values.get(f"__unit_{lo}"), bound.values.get(f"__unit_{hi}")
+        ua, ub = bound.units.get(lo), bound.units.get(hi)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)) and _same_unit(ua, ub) and a >= b:
             bound.error(f"empty box: {hi} must be greater than {lo}", hi)
     return RegionT()

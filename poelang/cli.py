@@ -347,12 +347,12 @@ def experts(name: Optional[str] = typer.Argument(None, help="show one expert's o
     from poelang.experts.registry import default_registry
 
     registry = default_registry()
-    BUILTINS = registry.builtins  # noqa: N806 - the core's and plugins' builtin functions
+    builtins = registry.builtins  # the core's and plugins' builtin functions
     console = Console()
     if name is not None:
-        spec = registry.get(name) or BUILTINS.get(name)
+        spec = registry.get(name) or builtins.get(name)
         if spec is None:
-            typer.echo(f"error: no expert or builtin '{name}'{did_you_mean(name, [*registry.names(), *BUILTINS])}",
+            typer.echo(f"error: no expert or builtin '{name}'{did_you_mean(name, [*registry.names(), *builtins])}",
                        err=True)
             raise typer.Exit(1)
         kind = getattr(spec, "kind", "builtin")
@@ -370,7 +370,7 @@ def experts(name: Optional[str] = typer.Argument(None, help="show one expert's o
         table.add_row(escape(spec.name), spec.kind, escape(spec.signature()), escape(_weights_text(spec)),
                       escape(spec.doc))
     console.print(table)
-    console.print(f"builtins: {escape(', '.join(sorted(BUILTINS)))} (poelang experts NAME shows one)")
+    console.print(f"builtins: {escape(', '.join(sorted(builtins)))} (poelang experts NAME shows one)")
     for problem in registry.problems:
         typer.echo(f"warning: {problem}", err=True)
 

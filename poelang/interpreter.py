@@ -42,16 +42,6 @@ class ExpertContext:
     trust_remote_code: bool = False  # may a model folder run its own Python code: the runner's decision, never the program's
 
 
-def event_shape(domain: str) -> tuple[int, ...] | None:
-    """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w);
-    None while a size is unknown (`?`: an input file the checker could not read)."""
-    kind, _, dims = domain.partition("[")
-    if "?" in dims:
-        return None
-    sizes = tuple(int(d) for d in dims.rstrip("]").split(","))
-    return {"vector": sizes, "image": (3, *sizes), "video": (sizes[0], 3, *sizes[1:])}[kind]
-
-
 def sample_seed(seed: int, name: str) -> int:
     """The seed of one `~` statement: its own stream, derived from the base seed and the sample's name,
     so that two samples are independent (and a sample's draws do not change when another is added)."""
@@ -141,7 +131,7 @@ class Interpreter:
         if spec is None:
             raise self.fail(f"expert '{node.expert}' is not registered in this environment", node_id)
         args = {k: self.resolve(v) for k, v in node.args.items()}
-        own_shape = (event_shape(node.domain) if node.domain else None) or shape
+        own_shape = (node.domain.event_shape() if node.domain else None) or shape
         if region is not None:
             y0, y1, x0, x1 = region
             own_shape = (*shape[:-2], y1 - y0, x1 - x0)
@@ -162,10 +152,10 @@ class Interpreter:
     def shape(self, node: g.SampleNode) -> tuple[int, ...]:
         """The sample's event shape; when the checker could not tell a size (an input file it could not
         read), the shape of the input value itself, which also reports why the file cannot be read."""
-        known = event_shape(node.domain)
+        known = node.domain.event_shape()
         if known is not None:
             return known
-        kind = node.domain.partition("[")[0]
+        kind = node.domain.kind
         for f in node.factors:
             expert = self.graph.node(f.expert)
             for arg in expert.args.values() if isinstance(expert, g.ExpertNode) else ():
@@ -215,32 +205,11 @@ class Interpreter:
             raise self.fail(str(e), node.id) from None
 
     def codec(self, node: g.SampleNode, experts: list[tuple[str, Any]]):
-        """The latent space shared by the sample's generative experts; they must agree.
-
-        An expert with ``adopts_codec`` (a simulator's Gaussian) has no latent
-        space of its own: it is left out of the comparison and then told the
-        product's codec (None: pixels) with ``use_codec`` before sampling. A
-        product of such experts alone samples in pixels.
-        """
-        fixed = [(name, getattr(e, "codec", None)) for name, e in experts if not getattr(e, "adopts_codec", False)]
-        first_name, first = fixed[0] if fixed else (None, None)
-        for name, c in fixed[1:]:
-            if c != first:
-                what = lambda c: "pixels" if c is None else f"the latent space {c.key[0]}"  # noqa: E731
-                raise self.fail(f"'{first_name}' samples in {what(first)} but '{name}' in {what(c)}: "
-                                "experts of one product must share their latent space", node.id)
-        if first is not None:
-            try:
-                first.latent_shape(self.shape(node))
-            except ValueError as e:
-                raise self.fail(str(e), node.id) from None
-        for name, e in experts:
-            if getattr(e, "adopts_codec", False):
-                try:
-                    e.use_codec(first)
-                except ValueError as err:
-                    raise self.fail(f"'{name}' cannot follow the product into its latent space: {err}", node.id) from None
-        return first
+        """The latent space the sample's experts share (see :func:`shared_codec`); None: pixels."""
+        try:
+            return shared_codec(self.shape(node), experts)
+        except ValueError as e:
+            raise self.fail(str(e), node.id) from None
 
     @staticmethod
     def settings(s: g.SamplerSettings, invert=None, name: str | None = None):
@@ -457,6 +426,32 @@ def _free_memory() -> None:
             torch.cuda.empty_cache()
 
 
+def shared_codec(shape: tuple[int, ...], experts: list[tuple[str, Any]]):
+    """The latent space shared by a sample's generative experts; they must agree (ValueError if not).
+
+    An expert with ``adopts_codec`` (a simulator's Gaussian) has no latent
+    space of its own: it is left out of the comparison and then told the
+    product's codec (None: pixels) with ``use_codec`` before sampling. A
+    product of such experts alone samples in pixels.
+    """
+    fixed = [(name, getattr(e, "codec", None)) for name, e in experts if not getattr(e, "adopts_codec", False)]
+    first_name, first = fixed[0] if fixed else (None, None)
+    for name, c in fixed[1:]:
+        if c != first:
+            what = lambda c: "pixels" if c is None else f"the latent space {c.key[0]}"  # noqa: E731
+            raise ValueError(f"'{first_name}' samples in {what(first)} but '{name}' in {what(c)}: "
+                             "experts of one product must share their latent space")
+    if first is not None:
+        first.latent_shape(shape)  # ValueError when the canvas does not fit the codec
+    for name, e in experts:
+        if getattr(e, "adopts_codec", False):
+            try:
+                e.use_codec(first)
+            except ValueError as err:
+                raise ValueError(f"'{name}' cannot follow the product into its latent space: {err}") from None
+    return first
+
+
 class _Decoded:
     """A reward seen through a codec: it scores the decoded pixels of the latent x0_hat."""
 
@@ -485,24 +480,22 @@ def _decode_result(result, codec):
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> tuple[list[g.OutputNode], int]:
     """`--output PATH` replaces the path of the first saved sample (or adds one), under the rules of `save`:
     the format from the suffix, and one the sample's kind can be saved as. Returns the outputs and its index."""
-    from poelang.lower import _FORMATS
-
     def refuse(message: str) -> RunError:
         return RunError([Diagnostic("error", f"--output {path}: {message}", Span("<command line>", 0, 0, 0, 0))])
 
     if not graph.samples:
         raise refuse("the program has no sample (no `~` statement) to save")
-    fmt = _FORMATS.get(Path(path).suffix.lower())
+    fmt = g.FILE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise refuse(f"unknown output format; use one of {', '.join(sorted(_FORMATS))}")
+        raise refuse(f"unknown output format; use one of {', '.join(sorted(g.FILE_FORMATS))}")
     samples = {s.id: s for s in graph.samples}
     index = next((i for i, out in enumerate(outputs) if out.value.ref in samples and out.format != "trace"), len(outputs))
     sample = samples[outputs[index].value.ref] if index < len(outputs) else graph.samples[0]
-    kind = sample.domain.partition("[")[0]
+    kind = sample.domain.kind
     fits = {"png": ("image",), "jpg": ("image",), "gif": ("video",), "mp4": ("video",)}.get(fmt, (kind,))
     if kind not in fits:
         raise refuse(f"'{sample.id}' is {'an' if kind == 'image' else 'a'} {sample.domain}, which cannot be saved as "
-                     f"{fmt.upper()}; use {' or '.join(_suffixes_for(kind, _FORMATS))}")
+                     f"{fmt.upper()}; use {' or '.join(_suffixes_for(kind, g.FILE_FORMATS))}")
     node = g.OutputNode(value=g.Ref(ref=sample.id), path=path, format=fmt)
     return outputs[:index] + [node] + outputs[index + 1:], index
 

@@ -17,6 +17,7 @@ from poelang.graph import Graph
 from poelang.lower import Lowerer, Symbol
 from poelang.params import ParamOverride, as_overrides
 from poelang.results import LevelCallback, RunResult
+from poelang.imports import resolve_imports
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
@@ -142,9 +143,9 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
         for override in param_overrides:
             if override.source is not None and override.source[0] not in sources:
                 sources.add(*override.source)
-        lowerer = Lowerer(registry or default_registry(), sources, bag, settings, param_overrides,
+        imports = resolve_imports(module, Path(file), base_dir, sources, bag)
+        lowerer = Lowerer(registry or default_registry(), sources, bag, settings, param_overrides, imports,
                           allow_outside=allow_outside)
-        lowerer._import_stack.append((base_dir / file).resolve())
         lowerer.lower_module(module, base_dir)
         graph = lowerer.finish()
         spans = lowerer.spans

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from poelang.types import Domain, Type
+from poelang.types import Domain, ParamType, Type
 
 
 class _Required:
@@ -24,10 +24,17 @@ REQUIRED: Any = _Required()
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter of a signature; its type (see :class:`poelang.types.ParamType`) is
+    parsed here, so a mistake in a signature fails when its module is imported."""
+
     name: str
-    type: str  # see poelang.types.accepts
+    type: str
     default: Any = REQUIRED
     doc: str = ""
+    parsed: ParamType = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parsed", ParamType.parse(self.type))
 
     @property
     def required(self) -> bool:
@@ -66,12 +73,15 @@ class Bound:
 
     `types` has every parameter (defaults filled in); `values` holds the
     literal Python value of an argument when it is a constant (numbers,
-    strings, tuples, lists of those), else None.
+    strings, tuples, lists of those), else None; `units` the unit of a
+    number argument as written.
     """
 
     types: dict[str, Type]
     values: dict[str, Any]
     errors: list[tuple[str, str | None]] = field(default_factory=list)
+    units: dict[str, str | None] = field(default_factory=dict)  # a number's unit as written: "%", "px", "deg", "int"
+    base_dir: Path = Path(".")  # where the program's relative paths are read from
 
     def error(self, message: str, param: str | None = None) -> None:
         """Report a mistake, pointing at `param`'s argument when given."""

@@ -139,9 +139,9 @@ class Settings(BaseModel):
                                             "can be exact), else Langevin")
     mcmc_steps: int = setting(1, ge=0, le=10_000, description="MCMC steps K per level")
     step_size: float = setting(0.5, gt=0, le=2, description="MCMC step size η/variance, relative to σ² (stable below 2)")
-    adapt_step: bool = setting(True, program=False, description="MALA/HMC: adapt η from the acceptance rate")
+    adapt_step: bool = setting(True, description="MALA/HMC: adapt η from the acceptance rate")
     target_accept: Optional[float] = setting(
-        None, gt=0, lt=1, program=False, description="acceptance the adaptation aims at (none: 0.574 MALA, 0.65 HMC)")
+        None, gt=0, lt=1, description="acceptance the adaptation aims at (none: 0.574 MALA, 0.65 HMC)")
     hmc_leapfrog: int = setting(3, ge=1, le=1000, program="leapfrog", description="HMC leapfrog steps")
     cond_updates: int = setting(2, ge=0, le=1000, description="conditional-expert updates per level (paper Eq. 7)")
     cond_lambda: float = setting(0.1, ge=0, description="step λ of the conditional updates")
@@ -192,16 +192,16 @@ class Settings(BaseModel):
         None, ge=1, description="split expert calls into batches of at most this many particles (identical results "
                                 "when an expert's output for one row does not depend on the batch size)")
     reward_moves: Union[Literal["auto"], bool] = setting(
-        "auto", program=False, description="MALA/HMC accept on the rewards too, so moves leave the level's full "
+        "auto", description="MALA/HMC accept on the rewards too, so moves leave the level's full "
                                            "target invariant (needs annealing = ais); auto: on when there are rewards")
-    temper_ess: float = setting(0.5, gt=0, le=1, program=False,
+    temper_ess: float = setting(0.5, gt=0, le=1,
                                 description="adaptive_temper: the ESS fraction each level's tempering keeps")
     constraint_penalty: float = setting(
-        2.0, gt=0, program=False, description="before the last level a reward of -inf counts as -constraint_penalty")
-    sigma_min: float = setting(1e-3, gt=0, lt=1, program=False, description="clamp of σ in the score's denominator")
+        2.0, gt=0, description="before the last level a reward of -inf counts as -constraint_penalty")
+    sigma_min: float = setting(1e-3, gt=0, lt=1, description="clamp of σ in the score's denominator")
     keep_trace: Union[bool, Literal["scores"]] = setting(
         True, program=False, description="record x0_hat of every particle at every level; scores: all but x0_hat")
-    dtype: Literal["float32", "float64"] = setting("float32", program=False, description="the particles' dtype")
+    dtype: Literal["float32", "float64"] = setting("float32", description="the particles' dtype")
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -265,6 +265,8 @@ def check_rules(s: Any) -> None:
         raise RuleError("resample = median is greedy (biased); use it with weighting = greedy", "resample", "weighting")
     if s.adaptive_temper and s.weighting != "exact":
         raise RuleError("adaptive_temper needs weighting = exact", "adaptive_temper", "weighting")
+    if s.reward_moves is True and (s.annealing in ("flow", "fk") or s.kernel in ("none", "langevin")):
+        raise RuleError("reward_moves = true needs annealing = ais with mcmc = mala or hmc", "reward_moves")
     if isinstance(s.init, str) and s.init == "inversion" and s.invert is None:
         raise RuleError("init = inversion needs invert = <the image or video to invert>", "init")
     if s.invert is not None and not (isinstance(s.init, str) and s.init == "inversion"):

@@ -100,11 +100,11 @@ class Runner:
 
     def save(self, program: Program, name: str, path: str) -> str:
         from poelang import provenance, writers
-        from poelang.lower import _FORMATS
+        from poelang.graph import FILE_FORMATS
 
-        fmt = _FORMATS.get(Path(path).suffix.lower())
+        fmt = FILE_FORMATS.get(Path(path).suffix.lower())
         if fmt is None or fmt == "trace":
-            raise RunFailed(f"unknown output format '{Path(path).suffix}'; use one of {', '.join(sorted(_FORMATS))}")
+            raise RunFailed(f"unknown output format '{Path(path).suffix}'; use one of {', '.join(sorted(FILE_FORMATS))}")
         value = self.value(program, name)
         try:
             return writers.write_value(path, fmt, value, {}, provenance.record(program, name))[0]

@@ -166,22 +166,30 @@ def _current_statement(tokens: list[Tok]) -> list[Tok]:
 
 def split_number(text: str) -> tuple[str, str]:
     """A NUMBER token's digits and unit (`"40%"` → `("40", "%")`)."""
-    from poelang.syntax.parser import _NUMBER_RE
+    from poelang.syntax.to_ast import NUMBER_RE
 
-    digits, unit = _NUMBER_RE.match(text).groups()  # type: ignore[union-attr]
+    digits, unit = NUMBER_RE.match(text).groups()  # type: ignore[union-attr]
     return digits, unit or ""
 
 
 def string_parts(text: str) -> Iterator[tuple[str, str]]:
-    """A STRING token's pieces: ("text", …), ("escape", …) and ("bad-escape", …), as :func:`parser.unescape` reads them."""
-    from poelang.syntax.parser import _ESCAPE_RE, _ESCAPES
+    """A STRING token's pieces: ("text", …), ("escape", …) and ("bad-escape", …), as :func:`to_ast.unescape` reads them."""
+    from poelang.syntax.to_ast import ESCAPE_RE, ESCAPES, EscapeError, code_point
+
+    def known(match) -> bool:
+        if match.group(2) is None:
+            return match.group(1) in ESCAPES
+        try:
+            code_point(match.group(2), match.group(0), None)
+        except EscapeError:
+            return False
+        return True
 
     position = 0
-    for match in _ESCAPE_RE.finditer(text):
+    for match in ESCAPE_RE.finditer(text):
         if match.start() > position:
             yield "text", text[position:match.start()]
-        known = match.group(2) is not None and int(match.group(2), 16) <= 0x10FFFF or match.group(1) in _ESCAPES
-        yield ("escape" if known else "bad-escape"), match.group(0)
+        yield ("escape" if known(match) else "bad-escape"), match.group(0)
         position = match.end()
     if position < len(text):
         yield "text", text[position:]
