@@ -432,4 +432,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def console_main() -> None:
-    sys.exit(main())
+    """The entry point of installations made before poelang._entry (which also catches Ctrl-C during imports)."""
+    from poelang.interrupts import exit_with
+
+    exit_with(main())

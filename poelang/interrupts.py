@@ -1,6 +1,7 @@
 """Ctrl-C, said the same way everywhere: the line "interrupted" and exit code 130."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -36,3 +37,18 @@ def held() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if pending:
         raise KeyboardInterrupt
+
+
+def exit_with(code: int) -> None:
+    """End the process with `code`. After an interrupt, at once (outputs are already complete or removed; an
+    interpreter shutdown after an interrupt inside an import can itself end by SIGINT); otherwise with a
+    late Ctrl-C ignored, since the work is done and must not turn into a traceback at shutdown."""
+    if code == EXIT_INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
