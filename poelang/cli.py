@@ -131,23 +131,13 @@ def run(
 def _import_torch() -> None:
     """Import torch and numpy now, with Ctrl-C held back until they are complete: an interrupt in the
     middle of their initialisation leaves half-made modules behind (and has crashed the process)."""
-    import signal
+    from poelang.interrupts import held
 
-    pending: list[int] = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    except ValueError:  # not the main thread: nothing to hold back
-        previous = None
-    try:
+    with held():
         import numpy
         import torch
 
         numpy.ndarray, torch.Tensor  # noqa: B018 - a module made by poelang._lazy loads on first attribute access
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    if pending:
-        raise KeyboardInterrupt
 
 
 def _run_summary(program, result) -> str:
@@ -442,4 +432,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def console_main() -> None:
-    sys.exit(main())
+    """The entry point of installations made before poelang._entry (which also catches Ctrl-C during imports)."""
+    from poelang.interrupts import exit_with
+
+    exit_with(main())

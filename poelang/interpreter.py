@@ -345,12 +345,15 @@ class Interpreter:
                runner_path: bool = False) -> None:
         """Write one output; a program's save path resolves against the output directory, a path the
         runner gave (``--trace``, ``--output``) as it was given. A failure points at the save statement."""
+        from poelang.interrupts import held
+
         full = path if runner_path else str(self.out_dir / path)
         try:
-            for written in write(full):
-                self.result.written.append(written)
-                if self.on_write is not None:
-                    self.on_write(written)
+            with held():  # Ctrl-C lands between outputs: each is written, renamed and listed, or not begun
+                for written in write(full):
+                    self.result.written.append(written)
+                    if self.on_write is not None:
+                        self.on_write(written)
         except (OSError, ValueError, UnicodeError) as e:  # ValueError: a NUL byte; UnicodeError: an unencodable name
             reason = getattr(e, "strerror", None) or str(e)
             span_id = f"save:{index}" if index is not None and f"save:{index}" in self.program.spans else target
