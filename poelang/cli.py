@@ -96,6 +96,7 @@ def run(
 
     if quiet and verbose:
         raise typer.BadParameter("choose one of -q and -v")
+    _refuse_a_file_as_out_dir(out_dir)
     verbosity = progress.QUIET if quiet else progress.VERBOSE if verbose else progress.NORMAL
     progress.configure(verbosity)
 
@@ -126,6 +127,16 @@ def run(
         raise typer.Exit(1)
     if as_json:
         typer.echo(_run_summary(program, result))
+
+
+def _refuse_a_file_as_out_dir(out_dir: Path) -> None:
+    """`-o out.png` meant "write the sample to out.png" before -o became the output directory: say so
+    instead of silently making a folder named out.png."""
+    from poelang.graph import FILE_FORMATS
+
+    if out_dir.suffix.lower() in FILE_FORMATS and not out_dir.is_dir():
+        raise typer.BadParameter(f"-o is the output directory; to write the sample to a file, use --output {out_dir}",
+                                 param_hint="-o")
 
 
 def _import_torch() -> None:
