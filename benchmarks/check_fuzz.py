@@ -1,6 +1,14 @@
-"""Fuzz `poelang check` with token-level mutations of the example programs.
+"""Fuzz `poelang check` and `run`: token mutations of the examples, and generated programs.
 
     python benchmarks/check_fuzz.py [--programs 1000] [--seed 0] [--subprocess 50]
+    python benchmarks/check_fuzz.py --programs 0 --subprocess 0 --grammar 10000 --run 1000
+
+Generated programs come from benchmarks/program_generator.py (grammar-aware:
+a typed environment, every statement form of docs/language.md, inputs from a
+corpus of good and broken files: 16-bit, float, empty, truncated, a folder, a
+FIFO, a decompression bomb, /dev/null). A hang is a program that takes longer
+than --timeout seconds. The table compares each kind's time per program with
+checking the shipped examples in the same run.
 
 Each mutated program (tokens deleted, duplicated, swapped, random punctuation,
 keywords, numbers and strings inserted, the text truncated) is written to a
@@ -19,6 +27,7 @@ import io
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from poelang.cli import main  # noqa: E402
 
@@ -82,15 +92,37 @@ def mutate(text: str, rng: random.Random, rounds: int | None = None) -> str:
     return "".join(tokens)
 
 
-def check_in_process(path: Path) -> tuple[int | None, str | None]:
-    """(exit code, None) or (None, traceback text) for `poelang check path`."""
+class Hang(BaseException):
+    """A program that took longer than --timeout seconds (a read that blocks, say)."""
+
+
+def _alarm(signum, frame):
+    raise Hang
+
+
+def in_process(args: list[str], timeout: float) -> tuple[int | None, str | None]:
+    """(exit code, None), (None, traceback text) or (None, "hang") for `poelang ARGS`, in this process."""
     err = io.StringIO()
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = main(["check", str(path)])
+            code = main(args)
+    except Hang:
+        return None, "hang"
     except BaseException:  # noqa: BLE001 - anything escaping main is a bug
         return None, traceback.format_exc()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if "Traceback (most recent call last)" in err.getvalue():
+        return None, err.getvalue()
     return code, None
+
+
+def check_in_process(path: Path, timeout: float = 60.0) -> tuple[int | None, str | None]:
+    """(exit code, None) or (None, traceback text) for `poelang check path`."""
+    return in_process(["check", str(path)], timeout)
 
 
 def check_subprocess(path: Path) -> tuple[int, str | None]:
@@ -101,13 +133,52 @@ def check_subprocess(path: Path) -> tuple[int, str | None]:
     return proc.returncode, None
 
 
+class Tally:
+    """Outcomes of one kind of run: exit codes, tracebacks, hangs, time."""
+
+    def __init__(self, name: str):
+        self.name, self.codes, self.failures, self.seconds = name, collections.Counter(), [], 0.0
+
+    def add(self, path: Path, code: int | None, problem: str | None) -> None:
+        if problem == "hang":
+            self.codes["hang"] += 1
+            self.failures.append((path, "hang"))
+        elif problem is not None:
+            self.codes["traceback"] += 1
+            self.failures.append((path, problem))
+        else:
+            self.codes[code] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.codes.values())
+
+    def row(self, baseline_ms: float) -> str:
+        c = self.codes
+        other = sum(v for k, v in c.items() if k not in (0, 1, 2, "traceback", "hang"))
+        ms = 1000 * self.seconds / max(self.total, 1)
+        return (f"| {self.name:<30} | {self.total:>8} | {c[0]:>6} | {c[1]:>6} | {c[2]:>6} | {other:>5} | "
+                f"{c['traceback']:>10} | {c['hang']:>5} | {ms:>10.1f} | {ms / baseline_ms:>8.1f} |")
+
+
+def _timed(tally: Tally, work):
+    start = time.perf_counter()
+    work()
+    tally.seconds = time.perf_counter() - start
+
+
 def main_fuzz(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--programs", type=int, default=1000)
+    parser.add_argument("--programs", type=int, default=1000, help="token mutations of the examples, checked")
+    parser.add_argument("--grammar", type=int, default=0, help="generated programs (benchmarks/program_generator.py), checked")
+    parser.add_argument("--run", type=int, default=0, help="generated programs in run mode (analytic, levels <= 3), run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--subprocess", type=int, default=50, help="how many to also run with python -m poelang")
+    parser.add_argument("--subprocess", type=int, default=50, help="how many mutations to also run with python -m poelang")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a program counts as a hang")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
+
+    from program_generator import ProgramGenerator, make_corpus
 
     rng = random.Random(args.seed)
     sources = [(p, p.read_text(encoding="utf-8")) for p in PROGRAMS]
@@ -116,50 +187,74 @@ def main_fuzz(argv: list[str] | None = None) -> int:
     for folder in {p.parent.name for p, _ in sources}:
         (work / folder).mkdir(exist_ok=True)
     shutil.copytree(ROOT / "programs" / "assets", work / "assets")
+    corpus = make_corpus(work / "gen")
+    outside_before = set(Path("/tmp").glob("poelang-fuzz-*"))
 
-    codes: collections.Counter = collections.Counter()
-    sub_codes: collections.Counter = collections.Counter()
-    tracebacks: list[tuple[Path, str]] = []
-    sub_tracebacks: list[tuple[Path, str]] = []
+    baseline = Tally("baseline: the examples, as shipped")
+    mutated = Tally("check: token mutations")
+    subprocesses = Tally("check: mutations, python -m")
+    generated = Tally("check: generated programs")
+    runs = Tally("run -q: generated (levels <= 3)")
     cases: list[Path] = []
-    start = time.perf_counter()
-    for n in range(args.programs):
-        original, text = rng.choice(sources)
-        path = work / original.parent.name / f"fuzz_{n:04d}.poe"
-        path.write_text(mutate(text, rng), encoding="utf-8")
-        cases.append(path)
-        code, tb = check_in_process(path)
-        if tb is not None:
-            tracebacks.append((path, tb))
-            codes["traceback"] += 1
-        else:
-            codes[code] += 1
-    in_process_s = time.perf_counter() - start
 
-    start = time.perf_counter()
-    for path in rng.sample(cases, min(args.subprocess, len(cases))):
-        code, tb = check_subprocess(path)
-        sub_codes[code] += 1
-        if tb is not None:
-            sub_tracebacks.append((path, tb))
-    sub_s = time.perf_counter() - start
+    def check_examples() -> None:
+        for original, _ in sources:
+            baseline.add(original, *check_in_process(original, args.timeout))
 
-    def row(name: str, counts: collections.Counter, total: int, tbs: int, seconds: float) -> str:
-        other = sum(v for k, v in counts.items() if k not in (0, 1, "traceback"))
-        return f"| {name:<26} | {total:>8} | {counts[0]:>6} | {counts[1]:>6} | {other:>11} | {tbs:>10} | {seconds:>7.1f} |"
+    def check_mutations() -> None:
+        for n in range(args.programs):
+            original, text = rng.choice(sources)
+            path = work / original.parent.name / f"fuzz_{n:05d}.poe"
+            path.write_text(mutate(text, rng), encoding="utf-8")
+            cases.append(path)
+            mutated.add(path, *check_in_process(path, args.timeout))
 
-    print(f"seed {args.seed}, mutations of {len(sources)} example programs")
-    print("| run                        | programs | exit 0 | exit 1 | other exits | tracebacks | seconds |")
-    print("|----------------------------|----------|--------|--------|-------------|------------|---------|")
-    print(row("in-process cli.main", codes, args.programs, len(tracebacks), in_process_s))
-    print(row("subprocess python -m", sub_codes, sum(sub_codes.values()), len(sub_tracebacks), sub_s))
-    for path, tb in (tracebacks + sub_tracebacks)[:5]:
+    def check_subprocesses() -> None:
+        for path in rng.sample(cases, min(args.subprocess, len(cases))):
+            code, tb = check_subprocess(path)
+            subprocesses.add(path, code, tb)
+
+    def check_generated() -> None:
+        generator = ProgramGenerator(random.Random(args.seed + 1), corpus)
+        for n in range(args.grammar):
+            text = generator.program()
+            if rng.random() < 0.1:
+                text = mutate(text, rng, rounds=1)
+            path = work / "gen" / f"check_{n:05d}.poe"
+            path.write_text(text, encoding="utf-8")
+            generated.add(path, *check_in_process(path, args.timeout))
+
+    def run_generated() -> None:
+        generator = ProgramGenerator(random.Random(args.seed + 2), corpus, run_mode=True)
+        for n in range(args.run):
+            path = work / "gen" / f"run_{n:05d}.poe"
+            path.write_text(generator.program(), encoding="utf-8")
+            runs.add(path, *in_process(["run", "-q", str(path), "-o", str(work / "gen" / "out")], args.timeout))
+
+    tallies = [baseline]
+    _timed(baseline, check_examples)
+    for tally, work_fn, wanted in ((mutated, check_mutations, args.programs), (subprocesses, check_subprocesses, args.subprocess),
+                                   (generated, check_generated, args.grammar), (runs, run_generated, args.run)):
+        if wanted:
+            _timed(tally, work_fn)
+            tallies.append(tally)
+    escaped = sorted(set(Path("/tmp").glob("poelang-fuzz-*")) - outside_before)
+
+    baseline_ms = 1000 * baseline.seconds / max(baseline.total, 1)
+    print(f"seed {args.seed}; baseline: `check` of the {len(sources)} example programs, {baseline_ms:.1f} ms each")
+    print("| run                            | programs | exit 0 | exit 1 | exit 2 | other | tracebacks | hangs | ms/program | × baseline |")
+    print("|--------------------------------|----------|--------|--------|--------|-------|------------|-------|------------|------------|")
+    for tally in tallies:
+        print(tally.row(baseline_ms))
+    print(f"files written outside the output directory: {len(escaped)}")
+    failures = [f for t in tallies for f in t.failures]
+    for path, tb in failures[:5]:
         print(f"\n--- {path}\n{path.read_text(encoding='utf-8')}\n{tb}")
-    if args.keep or tracebacks or sub_tracebacks:
+    if args.keep or failures:
         print(f"\nprograms kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    return 1 if tracebacks or sub_tracebacks else 0
+    return 1 if failures or escaped else 0
 
 
 if __name__ == "__main__":

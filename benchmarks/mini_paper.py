@@ -70,6 +70,9 @@ class TokenCounter:
         flux.FluxFlow.velocity = self.original
 
 
+LAST_MIN_ESS = [float("nan")]  # min ESS / L over the levels of the last run (its trace)
+
+
 def run(source: str, seed: int):
     """One poelang run of a program text; returns (images [N, 3, H, W] in [-1, 1], tokens spent)."""
     program = poelang.parse(source, "<mini_paper>", base_dir=ROOT)
@@ -78,6 +81,8 @@ def run(source: str, seed: int):
     with TokenCounter() as counter:
         result = program.run(seed=seed)
     sample = next(iter(result.samples.values()))
+    if sample.trace:
+        LAST_MIN_ESS[0] = min(info.ess for info in sample.trace) / sample.particles.shape[0]
     return sample.samples, counter.tokens
 
 
@@ -141,8 +146,13 @@ def counting_or_relation(text: str) -> bool:
     return len(clauses) == 1 and (clauses[0].relation is not None or clauses[0].subject.count > 1)
 
 
+FK = """
+    annealing = fk
+    mcmc = none"""
+
+
 def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: float = 2.0,
-           shard: tuple[int, int] = (0, 1), records: Path | None = None) -> None:
+           shard: tuple[int, int] = (0, 1), records: Path | None = None, fk: bool = False) -> None:
     """Success per method on n held-out captions; best-of-N beside each L at that L's generative compute.
 
     ``shard`` (i, k) runs every k-th caption from the i-th, so that k processes share the work; each writes its
@@ -159,7 +169,7 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
         if i % shard[1] != shard[0]:
             continue
         case_seed = seed * 1000 + i
-        results = {}
+        results, fk_ess = {}, {}
 
         def record(name, images, tokens, started):
             results[name] = [bool(judges.check(images[:1], text)[0]), tokens, time.perf_counter() - started]
@@ -174,6 +184,12 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
                                  f" with {{\n    levels = {levels}\n    particles = {L}{SMC}\n}}", case_seed)
             record(f"PoE, L = {L}", images, tokens, started)
             best_of = max(1, round(tokens / vanilla_tokens))
+            if fk:  # the same product on the Feynman-Kac corrected path (exact weights, no reward greed)
+                started = time.perf_counter()
+                images, fk_tokens = run(regional_product(text, weight) +
+                                        f" with {{\n    levels = {levels}\n    particles = {L}{FK}\n}}", case_seed)
+                record(f"PoE fk, L = {L}", images, fk_tokens, started)
+                fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
             started = time.perf_counter()
             images, tokens = run(f'judge = mini_vqa("{text}")\nx ~ mini_flux("{text}") * exp({weight} * judge) with {{\n'
                                  f"    levels = {levels}\n    particles = {best_of}\n    mcmc_steps = 0\n"
@@ -181,7 +197,8 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
             record(f"best-of-{best_of} (L = {L}'s compute)", images, tokens, started)
         print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[0])}" for k, v in results.items()),
               file=sys.stderr, flush=True)
-        out.write(json.dumps({"case": i, "caption": text, "levels": levels, "weight": weight, "results": results}) + "\n")
+        out.write(json.dumps({"case": i, "caption": text, "levels": levels, "weight": weight, "results": results,
+                              "fk_min_ess": fk_ess}) + "\n")
         out.flush()
     out.close()
     if shard[1] == 1:
@@ -219,11 +236,14 @@ def summarize_a(files: list[Path]) -> None:
                 "compute of PoE with L particles, the best by mini_vqa)",
                 ("method", "success", "compute (× vanilla)", "s / caption"), rows)
     pairs = []
-    ls = sorted(int(k.split("= ")[1]) for k in table if k.startswith("PoE"))
+    ls = sorted(int(k.split("= ")[1]) for k in table if k.startswith("PoE, L"))
     for L in ls[1:]:
         pairs.append((f"PoE L = {L} − PoE L = {ls[0]}", table[f"PoE, L = {L}"][:, 0] - table[f"PoE, L = {ls[0]}"][:, 0]))
     for L in ls:
         pairs.append((f"PoE L = {L} − best-of-N at its compute", table[f"PoE, L = {L}"][:, 0] - table[f"best-of-N (L = {L}'s compute)"][:, 0]))
+    for name in cases[0].get("fk_min_ess", {}):
+        print(f"{name}: min ESS / L over the levels, mean over captions "
+              f"{np.mean([c['fk_min_ess'][name] for c in cases]):.3f}")
     print_table("Paired differences of success (same captions and seeds): mean ± SE, and the mean in SEs",
                 ("difference", "mean ± SE", "SEs"),
                 [(k, f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(n):.2f}",
@@ -516,6 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=Path, default=None, help="(a): append each case's results here (JSON lines)")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="(a): print the table of these record files and exit")
+    parser.add_argument("--fk", action="store_true", help="(a): also the PoE on annealing = fk (issue #17)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -523,7 +544,8 @@ def main(argv: list[str] | None = None) -> None:
         summarize_a(args.summarize)
         return
     if "a" in args.task:
-        task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records)
+        task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
+               args.fk)
     if "b" in args.task:
         task_b(args.n, args.levels, args.seed)
     if "c" in args.task:

@@ -20,6 +20,11 @@ Methods, all run by the same engine (``poelang.infer``) with different settings:
                     weighted particles.
 * ``poelang-flow``  the paper's path as flow networks get it: Euler on the
                     composed velocity + Langevin + telescoped reward weights.
+* ``poelang-fk``    annealing='fk' on the same velocity-only experts: the
+                    Feynman-Kac corrected SDE (fk_noise = 1), no MCMC, weights
+                    from the velocities, telescoped reward weights, systematic
+                    resampling when ESS < L/2 (one velocity call per expert
+                    per level).
 * ``composable``    (i) Euler on the composed velocity, no MCMC, no weights
                     (Composable Diffusion with rectified flows).
 * ``langevin``      (ii) Euler + Langevin, no SMC: independent chains, unweighted.
@@ -192,6 +197,14 @@ def poelang_flow(target: Target, budget: int, L: int, seed: int) -> Run:
     return run_engine(problem, Settings(levels=T, particles=L, mcmc_steps=K, seed=seed, keep_trace=False))
 
 
+def poelang_fk(target: Target, budget: int, L: int, seed: int) -> Run:
+    E = len(target.experts)
+    T = max(2, round(budget / E))  # one velocity call per expert per level
+    problem = Problem(target.shape, [Factor(NoLogProb(e)) for e in target.experts],
+                      [RewardFactor(r) for r in target.rewards])
+    return run_engine(problem, Settings(levels=T, particles=L, annealing="fk", seed=seed, keep_trace=False))
+
+
 def composable(target: Target, budget: int, L: int, seed: int) -> Run:
     E = len(target.experts)
     T = max(2, round(budget / E))
@@ -240,6 +253,7 @@ def best_of_n(target: Target, budget: int, L: int, seed: int, T: int = 25) -> Ru
 METHODS = {
     "poelang": poelang,
     "poelang-flow": poelang_flow,
+    "poelang-fk": poelang_fk,
     "composable": composable,
     "langevin": langevin_chains,
     "best-of-N": best_of_n,

@@ -1,6 +1,4 @@
 """`python -m poelang` is the `poelang` command."""
-import sys
+from poelang._entry import console_main
 
-from poelang.cli import main
-
-sys.exit(main())
+console_main()

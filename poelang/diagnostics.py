@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
-from poelang.infer.errors import did_you_mean  # noqa: F401 (one definition, shared with the engine's settings)
+from poelang.infer.errors import closest, did_you_mean  # noqa: F401 (one definition, shared with the engine's settings)
 
 Severity = Literal["error", "warning", "note"]
 

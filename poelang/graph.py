@@ -40,6 +40,34 @@ class Quantity(_Model):
 ArgValue = TypeAliasType("ArgValue", Union[bool, int, float, str, None, Ref, Quantity, "list[ArgValue]"])
 
 
+class Domain(_Model):
+    """What a sample (or a generative expert) ranges over: an image, a video or a vector of a size.
+
+    ``shape`` is (h, w) for an image, (frames, h, w) for a video and (d,) for a
+    vector; a size the checker could not know (an input file it could not
+    read) is None, and taken from the input at run time.
+    """
+
+    kind: Literal["image", "video", "vector"]
+    shape: list[int | None]
+
+    def __str__(self) -> str:
+        return f"{self.kind}[{','.join('?' if d is None else str(d) for d in self.shape)}]"
+
+    def event_shape(self) -> tuple[int, ...] | None:
+        """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w);
+        None while a size is unknown (an input file the checker could not read)."""
+        if None in self.shape:
+            return None
+        sizes = tuple(int(d) for d in self.shape)
+        return {"vector": sizes, "image": (3, *sizes), "video": (sizes[0], 3, *sizes[1:])}[self.kind]
+
+
+FILE_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".mp4": "mp4", ".gif": "gif",
+                ".npy": "npy", ".safetensors": "safetensors"}
+"""The formats `save … to PATH` writes, by the path's suffix (a trace is a folder, see OutputNode)."""
+
+
 class ValueNode(_Model):
     """A value computed before sampling: a loaded image, a box, a blurred mask, a simulation…"""
 
@@ -65,7 +93,7 @@ class ExpertNode(_Model):
     expert: str
     kind: Literal["generative", "simulator", "reward"]
     args: dict[str, ArgValue]
-    domain: str | None  # e.g. "image[64,64]"; None for rewards
+    domain: Domain | None  # None for rewards
 
 
 class Factor(_Model):
@@ -139,7 +167,7 @@ class SampleNode(_Model):
     """`name ~ product with { settings }`."""
 
     id: str
-    domain: str
+    domain: Domain
     factors: list[Factor]
     rewards: list[Reward]
     settings: SamplerSettings

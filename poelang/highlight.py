@@ -41,10 +41,12 @@ _PUNCTUATION = {"COMMA", "DOT"}
 def builtin_names() -> frozenset[str]:
     """Builtin value functions (`box`, `blur`, …) and `exp`."""
     try:
-        from poelang.builtins import BUILTINS
+        from poelang.experts.registry import default_registry
+
+        builtins = default_registry().builtins
     except Exception:  # pragma: no cover - highlighting must never fail
         return frozenset(SPECIAL_NAMES)
-    return frozenset(BUILTINS) | frozenset(SPECIAL_NAMES)
+    return frozenset(builtins) | frozenset(SPECIAL_NAMES)
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,14 +13,17 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from poelang import graph as g
 from poelang import values as V
 from poelang.diagnostics import Diagnostic, PoeError, Span
 from poelang.experts.registry import default_registry
 from poelang.experts.unavailable import ExpertUnavailable
+from poelang.latents import _decode, _decode_result, _Decoded, shared_codec  # noqa: F401 (_Decoded: tests)
+from poelang.memory import OutOfMemory, sample_within_memory
 from poelang.progress import NORMAL, QUIET, Reporter
+from poelang.saving import Saver
 from poelang.results import LevelCallback, RunResult
 
 
@@ -38,21 +41,41 @@ class ExpertContext:
     base_dir: Path
     canvas: tuple[int, ...] = ()  # the sample's pixel shape
     region: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) in pixels when the factor is cropped
+    trust_remote_code: bool = False  # may a model folder run its own Python code: the runner's decision, never the program's
 
 
-def event_shape(domain: str) -> tuple[int, ...]:
-    """The tensor shape of one sample: vector[d] → (d,), image[h,w] → (3,h,w), video[f,h,w] → (f,3,h,w)."""
-    kind, _, dims = domain.partition("[")
-    sizes = tuple(int(d) for d in dims.rstrip("]").split(","))
-    return {"vector": sizes, "image": (3, *sizes), "video": (sizes[0], 3, *sizes[1:])}[kind]
+def sample_seed(seed: int, name: str) -> int:
+    """The seed of one `~` statement: its own stream, derived from the base seed and the sample's name,
+    so that two samples are independent (and a sample's draws do not change when another is added)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{int(seed)}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % (2**63 - 1)
+
+
+def engine_settings(s: g.SamplerSettings, invert=None, name: str | None = None):
+    """The engine's settings: the program's, under the engine's names; ``invert``
+    is the canvas ``init = inversion`` starts from, already in the experts'
+    space (see :meth:`inversion_input`). With the sample's ``name``, its seed is
+    the sample's own stream (:func:`sample_seed`)."""
+    from poelang import infer
+
+    values = s.engine_values()
+    if name is not None:
+        values["seed"] = sample_seed(values["seed"], name)
+    return infer.Settings(**{**values, "invert": invert})
 
 
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
                  callback: LevelCallback | None = None, reporter: Reporter | None = None,
-                 decode_x0_hat: bool = False):
+                 decode_x0_hat: bool = False, out_dir: str | Path = ".", trust_remote_code: bool = False,
+                 on_write: Callable[[str], None] | None = None):
         self.program = program
         self.decode_x0_hat = decode_x0_hat  # the callback sees x0_hat in pixels, not in a codec's latents
+        self.out_dir = Path(out_dir)
+        self.trust_remote_code = trust_remote_code
+        self.on_write = on_write
         self.graph: g.Graph = program.graph
         self.device = device
         self.reporter = reporter or Reporter(NORMAL if progress else QUIET)
@@ -61,7 +84,7 @@ class Interpreter:
         self.context = V.Context(program.base_dir, device)
         self._values: dict[str, Any] = {}
         self._experts: dict[str, Any] = {}
-        self._codecs: dict[str, Any] = {}  # sample id → the latent space its trace is still in
+        self.latent_samples: dict[str, Any] = {}  # sample id → the codec its trace is still encoded in
         self.result = RunResult()
 
     # --- errors ---------------------------------------------------------------
@@ -91,20 +114,26 @@ class Interpreter:
             value = result.samples[0]
         elif isinstance(node, g.ValueNode):
             args = {k: self.resolve(v) for k, v in node.args.items()}
+            builtin = self.registry.builtins.get(node.op)
+            function = builtin.load_function() if builtin else V.OPS[node.op]
             try:
-                with self._step_for(node):
-                    value = V.OPS[node.op](self.context, **args)
+                with self.reporter, self._step_for(builtin, node.id):
+                    value = function(self.context, **args)
             except (FileNotFoundError, ExpertUnavailable, ValueError) as e:
                 raise self.fail(str(e), node_id) from None
+            except MemoryError:
+                raise self.fail(f"not enough memory to compute '{node_id}'", node_id) from None
         else:
             raise self.fail(f"'{node_id}' is an expert, not a value", node_id)
         self._values[node_id] = value
         return value
 
-    def _step_for(self, node: g.ValueNode):
-        """A progress line for the builtins that take a while (V.SLOW), nothing for the rest."""
-        verb = V.SLOW.get(node.op)
-        return self.reporter.step(f"{verb} {node.id}") if verb else nullcontext()
+    def _step_for(self, builtin, node_id: str):
+        """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
+        verb = builtin.progress if builtin else ""
+        return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
+
+
 
     # --- experts --------------------------------------------------------------
 
@@ -117,11 +146,12 @@ class Interpreter:
         if spec is None:
             raise self.fail(f"expert '{node.expert}' is not registered in this environment", node_id)
         args = {k: self.resolve(v) for k, v in node.args.items()}
-        own_shape = event_shape(node.domain) if node.domain else shape
+        own_shape = (node.domain.event_shape() if node.domain else None) or shape
         if region is not None:
             y0, y1, x0, x1 = region
             own_shape = (*shape[:-2], y1 - y0, x1 - x0)
-        context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir, tuple(shape), region)
+        context = ExpertContext(node_id, own_shape, self.device, self.program.base_dir, tuple(shape), region,
+                                trust_remote_code=self.trust_remote_code)
         try:
             with self.reporter.step(f"loading {node_id} ({node.expert})"):
                 expert = spec.load_function()(args, context)
@@ -134,11 +164,29 @@ class Interpreter:
 
     # --- samples --------------------------------------------------------------
 
+    def shape(self, node: g.SampleNode) -> tuple[int, ...]:
+        """The sample's event shape; when the checker could not tell a size (an input file it could not
+        read), the shape of the input value itself, which also reports why the file cannot be read."""
+        known = node.domain.event_shape()
+        if known is not None:
+            return known
+        kind = node.domain.kind
+        for f in node.factors:
+            expert = self.graph.node(f.expert)
+            for arg in expert.args.values() if isinstance(expert, g.ExpertNode) else ():
+                if isinstance(arg, g.Ref) and isinstance(self.graph.node(arg.ref), g.ValueNode):
+                    shape = tuple(getattr(self.value(arg.ref), "shape", ()))
+                    if kind == "image" and len(shape) in (2, 3):
+                        return (3, *shape[-2:])
+                    if kind == "video" and len(shape) == 4:
+                        return shape
+        raise self.fail(f"cannot tell the size of '{node.id}' ({node.domain}); give the input a size=(h, w)", node.id)
+
     def problem(self, node: g.SampleNode):
         """The engine's Problem for a sample, and the codec its experts sample in (None: pixels)."""
         from poelang import infer
 
-        shape = event_shape(node.domain)
+        shape = self.shape(node)
         index = {f.expert: i for i, f in enumerate(node.factors)}
         loaded = []
         for f in node.factors:
@@ -166,44 +214,19 @@ class Interpreter:
         for r in node.rewards:
             scorer = self.expert(r.expert, shape)
             rewards.append(infer.RewardFactor(_Decoded(scorer, codec) if codec else scorer, weight=r.weight))
-        return infer.Problem(shape=canvas, factors=factors, rewards=rewards), codec
+        try:
+            return infer.Problem(shape=canvas, factors=factors, rewards=rewards), codec
+        except infer.SettingsError as e:
+            raise self.fail(str(e), node.id) from None
 
     def codec(self, node: g.SampleNode, experts: list[tuple[str, Any]]):
-        """The latent space shared by the sample's generative experts; they must agree.
+        """The latent space the sample's experts share (see :func:`shared_codec`); None: pixels."""
+        try:
+            return shared_codec(self.shape(node), experts)
+        except ValueError as e:
+            raise self.fail(str(e), node.id) from None
 
-        An expert with ``adopts_codec`` (a simulator's Gaussian) has no latent
-        space of its own: it is left out of the comparison and then told the
-        product's codec (None: pixels) with ``use_codec`` before sampling. A
-        product of such experts alone samples in pixels.
-        """
-        fixed = [(name, getattr(e, "codec", None)) for name, e in experts if not getattr(e, "adopts_codec", False)]
-        first_name, first = fixed[0] if fixed else (None, None)
-        for name, c in fixed[1:]:
-            if c != first:
-                what = lambda c: "pixels" if c is None else f"the latent space {c.key[0]}"  # noqa: E731
-                raise self.fail(f"'{first_name}' samples in {what(first)} but '{name}' in {what(c)}: "
-                                "experts of one product must share their latent space", node.id)
-        if first is not None:
-            try:
-                first.latent_shape(event_shape(node.domain))
-            except ValueError as e:
-                raise self.fail(str(e), node.id) from None
-        for name, e in experts:
-            if getattr(e, "adopts_codec", False):
-                try:
-                    e.use_codec(first)
-                except ValueError as err:
-                    raise self.fail(f"'{name}' cannot follow the product into its latent space: {err}", node.id) from None
-        return first
-
-    @staticmethod
-    def settings(s: g.SamplerSettings, invert=None):
-        """The engine's settings: the program's, under the engine's names; ``invert``
-        is the canvas ``init = inversion`` starts from, already in the experts'
-        space (see :meth:`inversion_input`)."""
-        from poelang import infer
-
-        return infer.Settings(**{**s.engine_values(), "invert": invert})
+    settings = staticmethod(engine_settings)  # the engine's settings of a sample (tests call it)
 
     def inversion_input(self, node: g.SampleNode, codec):
         """The value ``invert`` names, as the experts see it: pixels in [-1, 1]
@@ -219,17 +242,21 @@ class Interpreter:
         return data
 
     def run_sample(self, node: g.SampleNode):
-        from poelang import infer
-
         if node.id in self.result.samples:
             return self.result.samples[node.id]
+        with self.reporter:
+            return self._draw(node)
+
+    def _draw(self, node: g.SampleNode):
+        from poelang import infer
+
         problem, codec = self.problem(node)
         for factor, graph_factor in zip(problem.factors, node.factors):  # sim_updates act on these
             expert_node = self.graph.node(graph_factor.expert)
             factor.simulator = isinstance(expert_node, g.ExpertNode) and expert_node.kind == "simulator"
         invert = self.inversion_input(node, codec) if node.settings.init == "inversion" else None
         try:
-            settings = self.settings(node.settings, invert)
+            settings = self.settings(node.settings, invert, name=node.id)
         except infer.SettingsError as e:
             raise self.fail(str(e), node.id) from None
         chunks = 1
@@ -245,113 +272,98 @@ class Interpreter:
                 info = replace(info, x0_hat=_decode(codec, info.x0_hat.to(self.device)).cpu())
             return self.callback(node.id, info)
 
+        started = time.perf_counter()
         try:
-            result = infer.sample(problem, settings, callback=on_level, device=self.device)
-        except (infer.SamplerError, infer.SettingsError) as e:
+            result = sample_within_memory(node.id, problem, settings, on_level, self.device)
+        except (infer.SamplerError, infer.SettingsError, OutOfMemory) as e:
             raise self.fail(str(e), node.id) from None
+        self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
-            self._codecs[node.id] = codec
+            self.latent_samples[node.id] = codec
         self.result.samples[node.id] = result
         self._values[node.id] = result.samples[0]
         return result
 
     # --- outputs --------------------------------------------------------------
 
-    def traced(self, sample_id: str):
-        """The sample's result with its trace images in pixels; decoded only when a trace is written, once."""
-        from dataclasses import replace
+    def check_weights(self) -> None:
+        """Every missing model at once, before anything is simulated or loaded (see poelang.weights)."""
+        from poelang import weights
 
-        result = self.result.samples[sample_id]
-        codec = self._codecs.pop(sample_id, None)
-        if codec is not None:
-            trace = [replace(t, x0_hat=None if t.x0_hat is None else _decode(codec, t.x0_hat)) for t in result.trace]
-            result = self.result.samples[sample_id] = replace(result, trace=trace)
-        return result
+        missing = weights.missing_diagnostics(self.program, weights.needs(self.program))
+        if missing:
+            raise RunError(missing, self.program.sources)
 
-    def write_output(self, out: g.OutputNode) -> None:
-        from poelang import writers
+    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True,
+            output_dir: str | None = None, every_sample: bool = False) -> RunResult:
+        """Sample, then write. `output_dir` puts every save under one folder (a sweep's row; an absolute
+        save path keeps only its name there), `every_sample` writes every chosen sample of an image or
+        video save, numbered."""
+        from poelang import provenance
 
-        target = out.value.ref
-        node = self.graph.node(target)
-        try:
-            if out.format == "trace":
-                sample_id = node.args["sample"].ref
-                self.result.written += writers.write_trace(out.path, sample_id, self.traced(sample_id))
-            else:
-                data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                self.result.written.append(writers.write_value(out.path, out.format, data, out.options))
-        except OSError as e:
-            raise self.fail(f"cannot write {out.path}: {e.strerror or e}", target) from None
-
-    def run(self, output: str | None = None, trace_dir: str | None = None, write: bool = True) -> RunResult:
-        from poelang import writers
-
+        if output_dir is not None:
+            self.out_dir = Path(output_dir)
         started = time.perf_counter()
+        outputs = list(self.graph.outputs) if write else []
+        given = -1  # the output whose path the runner gave (--output)
+        if output is not None:  # judged before any sampling, so that a mistake costs nothing
+            outputs, given = _override_output(outputs, output, self.graph)
+        self.check_weights()
         with self.reporter:
             for node in self.graph.samples:
                 self.run_sample(node)
-            outputs = list(self.graph.outputs) if write else []
-            if output is not None:
-                outputs = _override_output(outputs, output, self.graph)
-            for out in outputs:
-                self.write_output(out)
-        if trace_dir is not None:
-            for sample_id in self.result.samples:
-                folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
-                self.result.written += writers.write_trace(folder, sample_id, self.traced(sample_id))
+        Saver(self).save(outputs, given, output_dir, every_sample, trace_dir)
         self.result.seconds = time.perf_counter() - started
         return self.result
 
 
-class _Decoded:
-    """A reward seen through a codec: it scores the decoded pixels of the latent x0_hat."""
+def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> tuple[list[g.OutputNode], int]:
+    """`--output PATH` replaces the path of the first saved sample (or adds one), under the rules of `save`:
+    the format from the suffix, and one the sample's kind can be saved as. Returns the outputs and its index."""
+    def refuse(message: str) -> RunError:
+        return RunError([Diagnostic("error", f"--output {path}: {message}", Span("<command line>", 0, 0, 0, 0))])
 
-    def __init__(self, reward, codec):
-        self.reward, self.codec = reward, codec
-        self.name = getattr(reward, "name", "reward")
-
-    def score(self, x0):
-        return self.reward.score(_decode(self.codec, x0))
-
-
-def _decode(codec, latents, chunk: int = 4):
-    """Decode in chunks, so a 1024-px VAE decode of many particles fits in memory."""
-    import torch
-
-    return torch.cat([codec.decode(latents[i:i + chunk]) for i in range(0, latents.shape[0], chunk)])
-
-
-def _decode_result(result, codec):
-    """The engine's result with its samples and particles in pixels (the trace stays latent until written)."""
-    from dataclasses import replace
-
-    return replace(result, samples=_decode(codec, result.samples), particles=_decode(codec, result.particles))
-
-
-def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> list[g.OutputNode]:
-    """`-o PATH` replaces the path of the first saved sample (or adds one)."""
-    from poelang.lower import _FORMATS
-
-    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if not graph.samples:
+        raise refuse("the program has no sample (no `~` statement) to save")
+    fmt = g.FILE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise RunError([Diagnostic("error", f"-o {path}: unknown output format; use one of {', '.join(sorted(_FORMATS))}",
-                                   Span("<command line>", 0, 0, 0, 0))])
-    samples = {s.id for s in graph.samples}
-    for i, out in enumerate(outputs):
-        if out.value.ref in samples and out.format != "trace":
-            return outputs[:i] + [out.model_copy(update={"path": path, "format": fmt})] + outputs[i + 1:]
-    return outputs + [g.OutputNode(value=g.Ref(ref=graph.samples[0].id), path=path, format=fmt)]
+        raise refuse(f"unknown output format; use one of {', '.join(sorted(g.FILE_FORMATS))}")
+    samples = {s.id: s for s in graph.samples}
+    index = next((i for i, out in enumerate(outputs) if out.value.ref in samples and out.format != "trace"), len(outputs))
+    sample = samples[outputs[index].value.ref] if index < len(outputs) else graph.samples[0]
+    kind = sample.domain.kind
+    fits = {"png": ("image",), "jpg": ("image",), "gif": ("video",), "mp4": ("video",)}.get(fmt, (kind,))
+    if kind not in fits:
+        raise refuse(f"'{sample.id}' is {'an' if kind == 'image' else 'a'} {sample.domain}, which cannot be saved as "
+                     f"{fmt.upper()}; use {' or '.join(_suffixes_for(kind, g.FILE_FORMATS))}")
+    node = g.OutputNode(value=g.Ref(ref=sample.id), path=path, format=fmt)
+    return outputs[:index] + [node] + outputs[index + 1:], index
+
+
+def _suffixes_for(kind: str, formats: dict[str, str]) -> list[str]:
+    allowed = {"vector": ("npy", "safetensors"), "image": ("png", "jpg", "npy", "safetensors"),
+               "video": ("gif", "mp4", "npy", "safetensors")}[kind]
+    return sorted({suffix for suffix, fmt in formats.items() if fmt in allowed})
 
 
 def run_program(program, device: str = "cpu", trace_dir: str | None = None, output: str | None = None,
                 progress: bool = False, callback: LevelCallback | None = None, write: bool = True,
-                reporter: Reporter | None = None, decode_x0_hat: bool = False) -> RunResult:
+                reporter: Reporter | None = None, decode_x0_hat: bool = False, out_dir: str | Path = ".",
+                trust_remote_code: bool = False, on_write: Callable[[str], None] | None = None) -> RunResult:
     """Run a checked program; raises RunError (a PoeError) on user-facing failures.
 
     ``progress`` shows the live display on stderr; ``reporter`` (a
     :class:`poelang.progress.Reporter`) chooses its verbosity and console instead.
+    Saves resolve against `out_dir`; `trust_remote_code` lets model folders run their own
+    code (the runner's decision); `on_write` hears of each file as soon as it is written.
     """
+    from poelang.devices import device_problem
+
     program.raise_for_errors()
-    interpreter = Interpreter(program, device, progress, callback, reporter, decode_x0_hat)
+    problem = device_problem(device)
+    if problem:
+        raise RunError([Diagnostic("error", f"--device {device}: {problem}", Span("<command line>", 0, 0, 0, 0))])
+    interpreter = Interpreter(program, device, progress, callback, reporter, decode_x0_hat, out_dir=out_dir,
+                              trust_remote_code=trust_remote_code, on_write=on_write)
     return interpreter.run(output=output, trace_dir=trace_dir, write=write)

@@ -130,12 +130,13 @@ def vector_plot(points: Any, weights: Any, *, title: str = "", size: int = 240,
 
 
 def curves_plot(x: Sequence[float], series: dict[str, Sequence[float]], *, title: str = "", xlabel: str = "level",
-                ylabel: str = "", width: int = 420, height: int = 200) -> "Image":
+                ylabel: str = "", width: int = 420, height: int = 200,
+                ylim: tuple[float, float] | None = None) -> "Image":
     """Lines over `x`, one per series, with axes, ticks and a legend; non-finite points are left out."""
     from PIL import Image
 
     finite = [v for s in series.values() for v in s if math.isfinite(v)]
-    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    lo, hi = ylim or ((min(finite), max(finite)) if finite else (0.0, 1.0))
     if hi - lo < 1e-12:
         lo, hi = lo - 0.5, hi + 0.5
     pad = 0.05 * (hi - lo)

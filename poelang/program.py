@@ -17,6 +17,7 @@ from poelang.graph import Graph
 from poelang.lower import Lowerer, Symbol
 from poelang.params import ParamOverride, as_overrides
 from poelang.results import LevelCallback, RunResult
+from poelang.imports import resolve_imports
 from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
@@ -35,6 +36,7 @@ class Program:
     spans: dict[str, Span] = field(default_factory=dict)
     base_dir: Path = Path(".")
     symbols: dict[str, Symbol] = field(default_factory=dict)  # the names the program binds (``m.name`` for imports)
+    allow_outside: bool = False  # compiled with saves allowed outside the output directory
 
     @property
     def ok(self) -> bool:
@@ -54,17 +56,20 @@ class Program:
 
     def run(self, *, seed: int | None = None, device: str = "cpu", trace_dir: str | None = None,
             callback: LevelCallback | None = None, decode_x0_hat: bool = False, write: bool = False,
-            params: Mapping[str, Any] | None = None, **overrides: Any) -> RunResult:
+            params: Mapping[str, Any] | None = None, out_dir: str | Path = ".", trust_remote_code: bool = False,
+            **overrides: Any) -> RunResult:
         """Sample every `~` statement; keyword arguments override settings (`particles=8`),
         `params` the program's parameters (`params={"prompt": "three dogs"}`).
 
         Returns a :class:`~poelang.results.RunResult`: ``result["x"]`` is the
         engine's Result of sample x, ``result.images("x")`` its PIL images. The
         program's `save` statements are carried out only with `write=True` (the
-        command line always writes). ``callback(sample, info)`` is called after
+        command line always writes), into `out_dir`. ``callback(sample, info)`` is called after
         every level (returning False stops that sample there); with
         ``decode_x0_hat=True`` its ``info.x0_hat`` is in pixels even for
         experts that sample in a codec's latent space. See docs/python-api.md.
+        ``trust_remote_code=True`` lets a model folder run its own Python code
+        (transformers' ``trust_remote_code``): the runner's decision, never the program's.
         """
         from poelang.interpreter import run_program
 
@@ -73,13 +78,14 @@ class Program:
             program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": int(seed)}))
         program.raise_for_errors()
         return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write,
-                           decode_x0_hat=decode_x0_hat)
+                           decode_x0_hat=decode_x0_hat, out_dir=out_dir, trust_remote_code=trust_remote_code)
 
     def with_settings(self, params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
                       **overrides: Any) -> "Program":
         """The program checked again with settings overridden (`particles=8`) and parameters set (`params`)."""
         settings = {k: _python_to_source(v) for k, v in overrides.items()}
-        return compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params)
+        return compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params,
+                              allow_outside=self.allow_outside)
 
 
 def _python_to_source(value: Any) -> str:
@@ -115,11 +121,14 @@ def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, so
 def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], source: str, file: str, *,
                    base_dir: Path, registry: Registry | None = None,
                    overrides: Mapping[str, str] | None = None,
-                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None) -> Program:
+                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
+                   settings: Sequence[tuple[str | None, ast.Setting]] = (), allow_outside: bool = False) -> Program:
     """Lower an already parsed module (from text, or built from Python) into a Program.
 
-    `overrides` are settings as typed (`--set`); `params` the parameters' values,
-    as Python values by name or as overrides read from a command line or a table.
+    `overrides` are settings as typed (`--set`), `settings` settings already read
+    (a sweep table's cells, `(sample or None, setting)`); `params` the parameters'
+    values, as Python values by name or as overrides read from a command line or a table;
+    `allow_outside`: saves may leave the output directory.
     """
     sources = SourceMap()
     sources.add(file, source)
@@ -129,13 +138,14 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
     spans: dict[str, Span] = {}
     symbols: dict[str, Symbol] = {}
     if module is not None:
-        settings = parse_overrides(overrides or {}, bag, sources)
+        settings = parse_overrides(overrides or {}, bag, sources) + list(settings)
         param_overrides = as_overrides(params)
         for override in param_overrides:
             if override.source is not None and override.source[0] not in sources:
                 sources.add(*override.source)
-        lowerer = Lowerer(registry or default_registry(), sources, bag, settings, param_overrides)
-        lowerer._import_stack.append((base_dir / file).resolve())
+        imports = resolve_imports(module, Path(file), base_dir, sources, bag)
+        lowerer = Lowerer(registry or default_registry(), sources, bag, settings, param_overrides, imports,
+                          allow_outside=allow_outside)
         lowerer.lower_module(module, base_dir)
         graph = lowerer.finish()
         spans = lowerer.spans
@@ -147,12 +157,15 @@ def compile_module(module: ast.Module | None, parse_errors: list[Diagnostic], so
 
 def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str | None = None,
                    registry: Registry | None = None, overrides: Mapping[str, str] | None = None,
-                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None) -> Program:
-    """Parse, lower and check program text."""
+                   params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
+                   settings: Sequence[tuple[str | None, ast.Setting]] = (), allow_outside: bool = False) -> Program:
+    """Parse, lower and check program text. `allow_outside`: saves may leave the output directory."""
     module, errors = parse_module(source, file)
     base = Path(base_dir) if base_dir is not None else Path(".")
-    return compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides,
-                          params=params)
+    program = compile_module(module, errors, source, file, base_dir=base, registry=registry, overrides=overrides,
+                             params=params, settings=settings, allow_outside=allow_outside)
+    program.allow_outside = allow_outside
+    return program
 
 
 def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
@@ -161,7 +174,14 @@ def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
 
 
 def load(path: str | Path, **kwargs: Any) -> Program:
-    """Read and check a `.poe` file; paths in it are relative to the file."""
+    """Read and check a `.poe` file.
+
+    Paths the program reads (``load_image``, ``load_video``, ``mesh``,
+    ``import``) are relative to the file's folder. The paths of its ``save``
+    statements are relative to the output directory, ``Program.run(out_dir=…)``
+    (``poelang run -o DIR``; default: the current directory), and must stay
+    inside it unless ``allow_outside=True`` (``--allow-outside``).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

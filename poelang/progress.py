@@ -117,27 +117,23 @@ class Reporter:
         self.verbosity = verbosity
         self.console = console
         self._progress = None
+        self._depth = 0  # re-entrant: a run, and a sample drawn on its own (the REPL's :show), share one display
 
     @property
     def enabled(self) -> bool:
         return self.verbosity >= NORMAL
 
     def __enter__(self) -> "Reporter":
-        if self.enabled:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-            from rich.table import Column
-
-            fixed = lambda width: Column(min_width=width, no_wrap=True)  # noqa: E731
-            self._progress = Progress(
-                SpinnerColumn(finished_text="[green]✓", table_column=fixed(1)), TextColumn("{task.description}", table_column=fixed(8)),
-                _SamplingBar(bar_width=16, table_column=fixed(16)), TimeElapsedColumn(table_column=fixed(7)),
-                TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
-                console=self.console or stderr_console(), transient=False)
+        self._depth += 1
+        if self.enabled and self._depth == 1:
+            console = self.console or stderr_console()
+            self._progress = _live(console) if console.is_terminal else _Lines(console)
             self._progress.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._progress is not None:
+        self._depth -= 1
+        if self._progress is not None and self._depth == 0:
             self._progress.__exit__(*exc)
             self._progress = None
 
@@ -158,6 +154,52 @@ class Reporter:
     def sampling(self, name: str, levels: int, chunks: int = 1, inverting: bool = False) -> "LevelBar":
         """The bar for one `~` statement: ``levels`` per chunk (the autoregressive path runs levels 0..T per chunk)."""
         return LevelBar(self._progress, name, levels, chunks, inverting)
+
+
+def _live(console):
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Column
+
+    fixed = lambda width: Column(width=width, no_wrap=True)  # noqa: E731
+    bar = 16 if console.width >= 120 else 8  # a narrow terminal keeps the numbers, not the bar
+    return Progress(
+        SpinnerColumn(finished_text="[green]✓", table_column=fixed(1)),
+        TextColumn("{task.description}", table_column=Column(max_width=28, no_wrap=True, overflow="ellipsis")),
+        _SamplingBar(bar_width=bar, table_column=fixed(bar)), TimeElapsedColumn(table_column=fixed(7)),
+        TextColumn("{task.fields[info]}", table_column=Column(overflow="fold")),  # the one column that gives way
+        console=console, transient=False)
+
+
+class _Lines:
+    """The display for a stderr that is a file or a pipe (a CI log): a live display would show nothing
+    until the run ends, so each step is one line, printed when it finishes, with its time."""
+
+    def __init__(self, console):
+        self.console = console
+        self.tasks: list[dict] = []
+
+    def __enter__(self) -> "_Lines":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def add_task(self, description: str, total: int, info: str = "", **fields: Any) -> int:
+        import time
+
+        self.tasks.append({"description": description, "total": total, "info": info, "started": time.perf_counter()})
+        return len(self.tasks) - 1
+
+    def update(self, task: int, completed: int, info: str | None = None) -> None:
+        import time
+
+        t = self.tasks[task]
+        if info is not None:
+            t["info"] = info
+        if completed >= t["total"] and "done" not in t:
+            t["done"] = True
+            line = f"✓ {t['description']}  {time.perf_counter() - t['started']:.1f} s  {t['info']}".rstrip()
+            self.console.print(line, highlight=False, soft_wrap=True)
 
 
 def _SamplingBar(**kwargs):

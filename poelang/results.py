@@ -38,6 +38,7 @@ class RunResult:
     samples: "dict[str, Result]" = field(default_factory=dict)  # sample name → the engine's Result
     written: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    sample_seconds: dict[str, float] = field(default_factory=dict)  # sample name → its sampler's wall time
 
     def __getitem__(self, name: str) -> "Result":
         """The engine's :class:`~poelang.infer.Result` of sample `name` (tensors, particles, trace)."""

@@ -8,7 +8,7 @@ in a size means "unknown", which matches anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 Dim = Optional[int]
 
@@ -244,49 +244,73 @@ def spatial_size(t: Type) -> tuple[Dim, Dim] | None:
 # alternatives with "|", and "?" for "may be none".
 
 
-def accepts(spec: str, t: Type, unit: str | None = None) -> bool:
-    """Whether a value of type `t` (with numeric unit `unit`) fits parameter type `spec`."""
-    if isinstance(t, AnyT):
-        return True
-    optional = spec.endswith("?")
-    spec = spec.rstrip("?")
-    if optional and isinstance(t, NoneT):
-        return True
-    return any(_accepts_one(part.strip(), t, unit) for part in spec.split("|"))
+def _numbers(*types) -> bool:
+    return all(isinstance(i, (NumberT, AnyT)) for i in types)
 
 
-def _accepts_one(spec: str, t: Type, unit: str | None) -> bool:
-    if spec == "Any":
-        return True
-    if spec == "Number":
-        return isinstance(t, NumberT) and unit in (None, "int")
-    if spec == "Int":
-        return isinstance(t, NumberT) and unit == "int"
-    if spec == "Length":
-        return isinstance(t, NumberT) and unit in (None, "int", "px", "%")
-    if spec == "Angle":
-        return isinstance(t, NumberT) and unit in (None, "int", "deg")
-    if spec == "Text":
-        return isinstance(t, TextT)
-    if spec == "Bool":
-        return isinstance(t, BoolT)
-    if spec == "Size":
-        return isinstance(t, TupleT) and len(t.items) == 2 and all(isinstance(i, (NumberT, AnyT)) for i in t.items)
-    if spec == "Vec3":
-        return isinstance(t, TupleT) and len(t.items) == 3 and all(isinstance(i, (NumberT, AnyT)) for i in t.items)
-    if spec == "Vector":
-        return (isinstance(t, ListT) and isinstance(t.elem, (NumberT, AnyT))) or (
-            isinstance(t, TupleT) and all(isinstance(i, (NumberT, AnyT)) for i in t.items)
-        )
-    if spec == "Matrix":
-        return isinstance(t, ListT) and (isinstance(t.elem, (ListT, TupleT, AnyT)))
-    if spec.startswith("List[") and spec.endswith("]"):
-        inner = spec[5:-1]
-        return isinstance(t, ListT) and (isinstance(t.elem, AnyT) or accepts(inner, t.elem))
-    simple = {
+# One small rule per simple type name: does a value of type t (with numeric unit `unit`) fit?
+_RULES: dict[str, Callable[[Type, str | None], bool]] = {
+    "Any": lambda t, unit: True,
+    "Number": lambda t, unit: isinstance(t, NumberT) and unit in (None, "int"),
+    "Int": lambda t, unit: isinstance(t, NumberT) and unit == "int",
+    "Length": lambda t, unit: isinstance(t, NumberT) and unit in (None, "int", "px", "%"),
+    "Angle": lambda t, unit: isinstance(t, NumberT) and unit in (None, "int", "deg"),
+    "Text": lambda t, unit: isinstance(t, TextT),
+    "Bool": lambda t, unit: isinstance(t, BoolT),
+    "Size": lambda t, unit: isinstance(t, TupleT) and len(t.items) == 2 and _numbers(*t.items),
+    "Vec3": lambda t, unit: isinstance(t, TupleT) and len(t.items) == 3 and _numbers(*t.items),
+    "Vector": lambda t, unit: (isinstance(t, ListT) and _numbers(t.elem)) or (isinstance(t, TupleT) and _numbers(*t.items)),
+    "Matrix": lambda t, unit: isinstance(t, ListT) and isinstance(t.elem, (ListT, TupleT, AnyT)),
+    **{name: (lambda cls: lambda t, unit: isinstance(t, cls))(cls) for name, cls in {
         "Image": ImageT, "Video": VideoT, "Mask": MaskT, "Depth": DepthT, "Region": RegionT,
-        "Object": ObjectT, "Camera": CameraT, "Simulation": SimulationT,
-    }
-    if spec in simple:
-        return isinstance(t, simple[spec])
-    raise ValueError(f"unknown type in signature: {spec!r}")
+        "Object": ObjectT, "Camera": CameraT, "Simulation": SimulationT}.items()},
+}
+_WORDS = {"Int": "an integer", "Length": "a length (px or %)", "Angle": "an angle (deg)",
+          "Size": "a size (h, w)", "Vec3": "a 3-vector (x, y, z)"}
+
+
+@dataclass(frozen=True)
+class ParamType:
+    """A parameter type of a signature, parsed once when the signature is built.
+
+    ``alternatives`` are simple names ("Length") or, for ``List[...]``, a
+    nested ParamType; ``optional`` is the trailing "?" (none is accepted).
+    """
+
+    text: str
+    alternatives: tuple[str | "ParamType", ...]
+    optional: bool
+
+    @classmethod
+    def parse(cls, text: str) -> "ParamType":
+        """Parse ``text``; ValueError for a name the type language does not have."""
+        body = text.strip()
+        optional = body.endswith("?")
+        alternatives = []
+        for part in body.rstrip("?").split("|"):
+            part = part.strip()
+            if part.startswith("List[") and part.endswith("]"):
+                alternatives.append(cls.parse(part[5:-1]))
+            elif part in _RULES:
+                alternatives.append(part)
+            else:
+                raise ValueError(f"unknown type in signature: {part!r} (in {text!r})")
+        return cls(text, tuple(alternatives), optional)
+
+    def accepts(self, t: Type, unit: str | None = None) -> bool:
+        """Whether a value of type `t` (with numeric unit `unit`) fits."""
+        if isinstance(t, AnyT) or (self.optional and isinstance(t, NoneT)):
+            return True
+        return any(self._accepts_one(alt, t, unit) for alt in self.alternatives)
+
+    @staticmethod
+    def _accepts_one(alt, t: Type, unit: str | None) -> bool:
+        if isinstance(alt, ParamType):  # List[alt]
+            return isinstance(t, ListT) and (isinstance(t.elem, AnyT) or alt.accepts(t.elem))
+        return _RULES[alt](t, unit)
+
+    def describe(self) -> str:
+        """In words, for messages: "a length (px or %) or an integer or none"."""
+        words = [f"List[{a.text}]" if isinstance(a, ParamType) else _WORDS.get(a, a) for a in self.alternatives]
+        return " or ".join(words) + (" or none" if self.optional else "")
+

@@ -3,10 +3,9 @@
 Images are float tensors [3, h, w] in [-1, 1] (the flow experts' pixel
 convention), masks and depths [h, w] (or [f, h, w]) in [0, 1]. Lengths in
 percent are resolved against the canvas size, which the interpreter passes as
-`canvas` (h, w) when it is known. Scene objects, cameras, simulations and
-renders are computed by :mod:`stdlib_experts.scene` (genesis-world), imported
-only when a program uses them; a simulation is a ``scene.Frames`` whose
-``.rgb``, ``.depth`` and ``.mask`` follow the conventions above.
+`canvas` (h, w) when it is known. Libraries' builtins (the standard library's
+scene objects, simulations and renders) follow the same conventions: a
+simulation has ``.rgb``, ``.depth`` and ``.mask``.
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from poelang._lazy import lazy_import
-from poelang.experts.unavailable import ExpertUnavailable
 
 torch = lazy_import("torch")
 
@@ -74,9 +72,9 @@ def box_mask(ctx: Context, region: Box, size) -> "torch.Tensor":
 
 
 def _radius(radius: Any, mask: "torch.Tensor") -> float:
-    if isinstance(radius, Quantity):
-        return radius.pixels(mask.shape[-1])
-    return float(radius)
+    """The radius in pixels, at most twice the mask's size (beyond that every radius acts alike)."""
+    value = radius.pixels(mask.shape[-1]) if isinstance(radius, Quantity) else float(radius)
+    return min(value, 2.0 * max(mask.shape[-2:]))
 
 
 def blur(ctx: Context, mask: "torch.Tensor", radius) -> "torch.Tensor":
@@ -130,31 +128,84 @@ def intersect(ctx: Context, a, b):
     return torch.minimum(a, b)
 
 
-def _open_image(ctx: Context, path: str, size, mode: str):
-    from PIL import Image
+IMAGE_SUFFIXES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _input(ctx: Context, path: str) -> Path:
+    """The input file `path` (relative to the program), which must be a regular file:
+    a FIFO or a device would block the read, or never end."""
+    from poelang.builtins import input_file_problem
 
     full = ctx.base_dir / path
-    try:
-        image = Image.open(full).convert(mode)
-    except (OSError, ValueError) as e:
-        raise FileNotFoundError(f"cannot read {path}: {e}") from None
-    if size is not None:
-        image = image.resize((int(size[1]), int(size[0])), Image.BICUBIC)
-    import numpy as np
+    problem = input_file_problem(full)
+    if problem:
+        raise FileNotFoundError(f"cannot read {path}: {problem}")
+    return full
 
-    return torch.from_numpy(np.asarray(image, dtype=np.float32).copy()) / 255.0
+
+def _open_image(ctx: Context, path: str, size, channels: int, keep_range: bool = False):
+    """An image file as float32 [h, w] (channels=1) or [h, w, 3] in [0, 1], at full precision:
+    8-bit files / 255, 16-bit files / 65535, float files as they are (clipped to [0, 1]
+    unless `keep_range`, which depth maps use to keep metres)."""
+    import warnings
+
+    from PIL import Image
+
+    full = _input(ctx, path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(full) as image:
+                image.load()
+                pixels = _pixels(image, channels, size)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(f"cannot read {path}: {_too_large(e)}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # PIL's errors for broken or unknown files
+        raise ValueError(f"cannot read {path}: {e}") from None
+    tensor = torch.from_numpy(pixels)
+    return tensor if keep_range else tensor.clamp(0, 1)
+
+
+def _too_large(error: Exception) -> str:
+    import re
+
+    from PIL import Image
+
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    size = f"{int(found.group(1)) / 1e6:.0f} Mpx" if found else "too many pixels"
+    return f"image too large ({size}; poelang reads at most {Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx)"
+
+
+def _pixels(image, channels: int, size):
+    """The decoded pixels as float32 numpy, resized to `size` (h, w) when given."""
+    import numpy as np
+    from PIL import Image
+
+    precise = image.mode in IMAGE_SUFFIXES_16BIT or image.mode in ("I", "F")
+    if not precise:  # 8-bit: PIL converts and resizes, as it always has
+        image = image.convert("RGB" if channels == 3 else "L")
+        if size is not None:
+            image = image.resize((int(size[1]), int(size[0])), Image.BICUBIC)
+        return np.asarray(image, dtype=np.float32) / 255.0
+    scale = 1.0 if image.mode == "F" else 65535.0
+    grey = np.asarray(image, dtype=np.float64).astype(np.float32) / scale
+    if size is not None:
+        grey = np.asarray(Image.fromarray(grey).resize((int(size[1]), int(size[0])), Image.BICUBIC))
+    grey = np.array(grey, dtype=np.float32)  # a writable copy (PIL hands out read-only views)
+    return np.repeat(grey[..., None], 3, axis=-1) if channels == 3 else grey
 
 
 def load_image(ctx: Context, path, size=None):
-    return _open_image(ctx, path, size, "RGB").permute(2, 0, 1) * 2 - 1
+    return _open_image(ctx, path, size, 3).permute(2, 0, 1) * 2 - 1
 
 
 def load_mask(ctx: Context, path, size=None):
-    return _open_image(ctx, path, size, "L")
+    return _open_image(ctx, path, size, 1)
 
 
 def load_depth(ctx: Context, path, size=None):
-    return _open_image(ctx, path, size, "L")
+    """Integer files normalised to [0, 1] (8-bit / 255, 16-bit / 65535); float files (TIFF) as they are, e.g. metres."""
+    return _open_image(ctx, path, size, 1, keep_range=True)
 
 
 def _gif_repeats(path: Path) -> list[int] | None:
@@ -174,84 +225,55 @@ def _gif_repeats(path: Path) -> list[int] | None:
 
 
 def load_video(ctx: Context, path, size=None, frames=None):
-    import imageio.v3 as iio
+    """Frames [f, 3, h, w] in [-1, 1]: 8- or 16-bit, grey, RGB or RGBA frames of any format imageio reads."""
     import numpy as np
 
-    full = ctx.base_dir / path
-    data = iio.imread(full, index=None)
-    if full.suffix.lower() == ".gif" and (repeats := _gif_repeats(full)) and len(repeats) == len(data):
-        data = np.repeat(data, repeats, axis=0)
-    data = data[..., :3]
-    video = torch.from_numpy(data[: frames or len(data)]).float().permute(0, 3, 1, 2) / 127.5 - 1
+    full = _input(ctx, path)
+    stored = _read_frames(full, path)
+    if full.suffix.lower() == ".gif" and (repeats := _gif_repeats(full)) and len(repeats) == len(stored):
+        stored = [f for f, n in zip(stored, repeats) for _ in range(n)]
+    if frames is not None and int(frames) > len(stored):
+        raise ValueError(f"{path} has {len(stored)} frame{'s' * (len(stored) != 1)}, {int(frames)} requested")
+    data = np.stack(stored[: int(frames) if frames is not None else len(stored)])
+    video = torch.from_numpy(data).permute(0, 3, 1, 2) / 127.5 - 1
     if size is not None:
         video = torch.nn.functional.interpolate(video, size=(int(size[0]), int(size[1])), mode="bilinear")
     return video
 
 
+def _read_frames(full: Path, path: str) -> list:
+    """Every stored frame as float32 [h, w, 3] in 8-bit units [0, 255] (16-bit frames / 257); any decoder
+    failure is a ValueError naming the file."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    try:
+        raw = [np.asarray(f) for f in iio.imiter(full)]
+    except Exception as e:  # imageio's plugins raise many types (OSError, SyntaxError, RuntimeError, …) for bad files
+        raise ValueError(f"cannot read {path}: {e}") from None
+    if not raw:
+        raise ValueError(f"cannot read {path}: it has no frames")
+    frames = []
+    for f in raw:
+        if f.dtype == np.uint16:
+            f = f.astype(np.float32) / 257.0
+        elif f.dtype != np.uint8:  # float frames in [0, 1]
+            f = np.clip(f.astype(np.float32), 0, 1) * 255.0
+        f = f.astype(np.float32)
+        f = np.repeat(f[..., None], 3, axis=-1) if f.ndim == 2 else f[..., :3]
+        if f.ndim != 3 or f.shape[-1] != 3:
+            raise ValueError(f"cannot read {path}: frames of shape {tuple(f.shape)} are not images")
+        frames.append(f)
+    if len({f.shape for f in frames}) > 1:
+        raise ValueError(f"cannot read {path}: its frames differ in size")
+    return frames
+
+
 def frame(ctx: Context, video, index):
+    n = video.shape[0]
+    if not -n <= int(index) < n:
+        raise ValueError(f"frame {int(index)} is out of range for a video of {n} frame{'s' * (n != 1)}")
     return video[int(index)]
-
-
-# --- scenes: objects, cameras, simulation and rendering (stdlib_experts.scene, genesis-world) --------------------
-
-
-def _scene():
-    """The scene module, or ExpertUnavailable when genesis-world is not installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("genesis") is None:
-        raise ExpertUnavailable("simulate() and render() need genesis-world: pip install 'poelang[world]'")
-    from stdlib_experts import scene
-
-    return scene
-
-
-def _number(value: Any, what: str, unit: str | None = None) -> float:
-    """A plain number, or a Quantity in `unit` (angles: degrees, with or without `deg`)."""
-    if isinstance(value, Quantity):
-        if value.unit not in (None, unit):
-            raise ValueError(f"{what} takes {'degrees' if unit == 'deg' else 'a plain number'}, not {value.unit}")
-        return float(value.value)
-    return float(value)
-
-
-def _vec3(value: Any, what: str, unit: str | None = None) -> tuple[float, float, float]:
-    items = list(value)
-    if len(items) != 3:
-        raise ValueError(f"{what} must be three numbers (x, y, z)")
-    return tuple(_number(v, what, unit) for v in items)  # type: ignore[return-value]
-
-
-def sphere(ctx: Context, radius, position, velocity, color, name=None):
-    return _scene().Body.sphere(_number(radius, "radius"), _vec3(position, "position"),
-                                _vec3(velocity, "velocity"), color, name)
-
-
-def cube(ctx: Context, size, position, rotation, velocity, color, name=None):
-    return _scene().Body.cube(_number(size, "size"), _vec3(position, "position"), _vec3(rotation, "rotation", "deg"),
-                              _vec3(velocity, "velocity"), color, name)
-
-
-def mesh(ctx: Context, path, scale, position, rotation, velocity, name=None, color="white"):
-    return _scene().Body.mesh(ctx.base_dir / path, _number(scale, "scale"), _vec3(position, "position"),
-                              _vec3(rotation, "rotation", "deg"), _vec3(velocity, "velocity"), color, name)
-
-
-def camera(ctx: Context, position, lookat, fov):
-    return _scene().Camera(_vec3(position, "position"), _vec3(lookat, "lookat"), _number(fov, "fov", "deg"))
-
-
-def simulate(ctx: Context, objects, camera, frames, fps, size):
-    return _scene().simulate(objects, camera, int(frames), float(fps), (int(size[0]), int(size[1])))
-
-
-def render(ctx: Context, objects, camera, size):
-    return _scene().render(objects, camera, (int(size[0]), int(size[1])))
-
-
-def object_mask(ctx: Context, sim, name):
-    return sim.object_mask(name)
-
 
 
 def trace(ctx: Context, sample):
@@ -265,15 +287,9 @@ def _attribute(name: str):
     return get
 
 
-# Graph op → implementation, called as op(context, **args).
-# builtins slow enough to get a progress line of their own (the verb it starts with)
-SLOW = {"simulate": "simulating", "render": "rendering", "load_video": "reading"}
-
+# The graph's operator and attribute ops → implementation, called as op(context, **args). Builtin
+# functions (load_image, box, …) are reached through their specs' loaders (poelang.builtins).
 OPS = {
-    "load_image": load_image, "load_mask": load_mask, "load_depth": load_depth, "load_video": load_video,
-    "box": box, "box_mask": box_mask, "blur": blur, "dilate": dilate, "erode": erode, "frame": frame,
-    "complement": complement, "union": union, "intersect": intersect, "trace": trace,
-    "sphere": sphere, "cube": cube, "mesh": mesh, "camera": camera, "simulate": simulate, "render": render,
-    "object_mask": object_mask,
+    "complement": complement, "union": union, "intersect": intersect,
     "rgb": _attribute("rgb"), "depth": _attribute("depth"), "mask": _attribute("mask"),
 }

@@ -8,10 +8,12 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from poelang._lazy import lazy_import
+from poelang import trace_page
 from poelang.outputs import atomic_path, write_bytes_atomic, write_text_atomic
 
 if TYPE_CHECKING:
@@ -36,8 +38,16 @@ def to_uint8_image(t) -> "np.ndarray":
     return (t.clamp(0, 1) * 255).round().byte().numpy()
 
 
-def write_value(path: str, fmt: str, data: Any, options: dict) -> str:
+def write_value(path: str, fmt: str, data: Any, options: dict, provenance: dict | None = None) -> list[str]:
+    """Write one value; returns the paths written (the file, and a ``.json`` sidecar for .npy and .mp4).
+
+    ``provenance`` (see :mod:`poelang.provenance`) goes into the file where
+    the format has room for text: PNG text chunks, the JPEG and GIF comment,
+    safetensors metadata; .npy and .mp4 get ``PATH.json`` beside them.
+    """
     t = _as_tensor(data)
+    meta = json.dumps(provenance, sort_keys=True) if provenance else None
+    written = [path]
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, t.detach().cpu().numpy())
@@ -45,22 +55,46 @@ def write_value(path: str, fmt: str, data: Any, options: dict) -> str:
     elif fmt == "safetensors":
         from safetensors.torch import save as save_safetensors
 
-        write_bytes_atomic(path, save_safetensors({"samples": t.detach().cpu().contiguous()}))
+        metadata = {"poelang": meta} if meta else None
+        write_bytes_atomic(path, save_safetensors({"samples": t.detach().cpu().contiguous()}, metadata=metadata))
     elif fmt in ("png", "jpg"):
-        from PIL import Image
+        from PIL import Image, PngImagePlugin
 
         image = t[0] if hasattr(data, "samples") else t  # the first of the chosen samples
+        extra: dict[str, Any] = {}
+        if meta and fmt == "png":
+            info = PngImagePlugin.PngInfo()
+            info.add_text("Software", f"poelang {provenance['poelang']}")
+            info.add_text("poelang", meta)
+            extra["pnginfo"] = info
+        elif meta:
+            extra["comment"] = meta.encode()
         with atomic_path(path) as tmp:
-            Image.fromarray(to_uint8_image(image)).save(tmp, format="PNG" if fmt == "png" else "JPEG")
+            Image.fromarray(to_uint8_image(image)).save(tmp, format="PNG" if fmt == "png" else "JPEG", **extra)
     elif fmt in ("gif", "mp4"):
         video = t[0] if hasattr(data, "samples") else t
-        write_video(path, np.stack([to_uint8_image(f) for f in video]), float(options.get("fps", 8)), fmt)
+        write_video(path, np.stack([to_uint8_image(f) for f in video]), float(options.get("fps", 8)), fmt,
+                    meta if fmt == "gif" else None)
     else:  # pragma: no cover - the checker admits only the formats above
         raise ValueError(f"unknown format {fmt}")
-    return path
+    if meta and fmt in ("npy", "mp4"):
+        write_text_atomic(path + ".json", json.dumps(provenance, sort_keys=True, indent=1) + "\n")
+        written.append(path + ".json")
+    return written
 
 
-def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str) -> None:
+def write_every_sample(path: str, fmt: str, data: Any, options: dict, provenance: dict | None = None) -> list[str]:
+    """Like :func:`write_value`, but an image or video save of several chosen samples
+    (`output = all`, `num_samples = 4`) writes each, numbered: x-0.png, x-1.png, …"""
+    samples = getattr(data, "samples", None)
+    if fmt not in ("png", "jpg", "gif", "mp4") or samples is None or samples.shape[0] <= 1:
+        return write_value(path, fmt, data, options, provenance)
+    stem, suffix = Path(path).with_suffix(""), Path(path).suffix
+    return [written for i, sample in enumerate(samples)
+            for written in write_value(f"{stem}-{i}{suffix}", fmt, sample, options, provenance)]
+
+
+def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str, comment: str | None = None) -> None:
     """Frames uint8 [f,h,w,3] (or [f,h,w], grey) as a looping GIF or an H.264 MP4, atomically.
 
     MP4 goes through imageio-ffmpeg, else PyAV; frames of an odd size get one
@@ -75,7 +109,8 @@ def write_video(path: str, frames: "np.ndarray", fps: float, fmt: str) -> None:
         if fmt == "gif":
             # Pillow stores a run of identical frames once, for the run's duration; the comment keeps the frame
             # rate so that a reader (load_video) gets every frame back
-            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0, comment=f"fps={fps:g}".encode())
+            text = f"fps={fps:g}" + (f" poelang={comment}" if comment else "")
+            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0, comment=text.encode())
             return
         pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
         if pad_h or pad_w:
@@ -113,24 +148,6 @@ def _levels_to_show(n: int) -> list[int]:
     return sorted({round(i * step) for i in range(MAX_LEVEL_ROWS)})
 
 
-def _scatter(points, weights, extent: float, center=(0.0, 0.0)):
-    """A CELL×CELL scatter plot of the first two coordinates, dot area ∝ weight."""
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (CELL * 2, CELL * 2), "white")
-    draw = ImageDraw.Draw(image)
-    size = CELL * 2
-    draw.line([(size / 2, 0), (size / 2, size)], fill=(220, 220, 220))
-    draw.line([(0, size / 2), (size, size / 2)], fill=(220, 220, 220))
-    w = weights / max(float(weights.max()), 1e-12)
-    for (x, y), wi in zip(points, w):
-        px = ((float(x) - center[0]) / extent + 1) * size / 2
-        py = (1 - (float(y) - center[1]) / extent) * size / 2
-        r = 1.5 + 3 * float(wi) ** 0.5
-        draw.ellipse([px - r, py - r, px + r, py + r], fill=(200, 40, 40) if wi > 0.5 else (60, 90, 200))
-    return image
-
-
 def contact_sheet(result) -> "Image":
     """Rows: levels; columns: particles (images) or one scatter per level (vectors)."""
     from PIL import Image, ImageDraw
@@ -141,21 +158,10 @@ def contact_sheet(result) -> "Image":
         return Image.new("RGB", (CELL, CELL), "white")
     shape = rows[0].x0_hat.shape[1:]
     label_width = 120
-    if len(shape) == 1:  # vectors: a scatter plot per level
-        every = torch.cat([r.x0_hat[:, :2] for r in rows]).double()
-        center = every.median(0).values if every.shape[1] == 2 else torch.tensor([float(every[:, 0].median()), 0.0])
-        extent = max(float((every - center[: every.shape[1]]).abs().quantile(0.99)), 1e-3) * 1.2
-        center = (float(center[0]), float(center[1]) if len(center) > 1 else 0.0)
-        per_row = 4
-        grid_rows = (len(rows) + per_row - 1) // per_row
-        sheet = Image.new("RGB", (CELL * 2 * per_row, (CELL * 2 + 40) * grid_rows), "white")
-        for i, info in enumerate(rows):
-            points = info.x0_hat[:, :2] if shape[0] >= 2 else torch.stack([info.x0_hat[:, 0], torch.zeros(len(info.x0_hat))], 1)
-            weights = torch.softmax(info.log_weights.double(), 0).float()
-            x, y = (i % per_row) * CELL * 2, (i // per_row) * (CELL * 2 + 40)
-            sheet.paste(_scatter(points, weights, extent, center), (x, y + 40))
-            ImageDraw.Draw(sheet).text((x + 4, y + 4), f"level {info.level}  sigma={info.sigma:.3f}\nESS={info.ess:.1f}", fill="black")
-        return sheet
+    if len(shape) == 1:  # vectors: a scatter plot per level, with axes and a legend
+        from poelang.trace_page import vector_sheet
+
+        return vector_sheet(rows)
     video = len(shape) == 4
     columns = min(rows[0].x0_hat.shape[0], MAX_VIDEO_COLUMNS if video else MAX_PARTICLE_COLUMNS)
     width = STRIP_FRAMES * FRAME_CELL if video else CELL  # a video's cell is a strip of its frames
@@ -218,8 +224,8 @@ def _png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def write_trace(folder: str, sample_id: str, result) -> list[str]:
-    """`trace.png` (contact sheet), `trace.html` (self-contained) and `trace.json` (numbers)."""
+def write_trace(folder: str, sample_id: str, result, provenance: dict | None = None) -> list[str]:
+    """`trace.png` (contact sheet), `trace.html` (self-contained) and `trace.json` (numbers, and the provenance)."""
     out = Path(folder)
     sheet = _png_bytes(contact_sheet(result))
     write_bytes_atomic(out / "trace.png", sheet)
@@ -230,26 +236,16 @@ def write_trace(folder: str, sample_id: str, result) -> list[str]:
             "scores": [float(s) for s in info.scores], "log_weights": [float(w) for w in info.log_weights],
             "ancestors": [int(a) for a in info.ancestors],
         })
-    write_text_atomic(out / "trace.json", json.dumps({"sample": sample_id, "plan": _jsonable(result.plan),
-                                                     "levels": levels}, indent=1))
+    record = {"sample": sample_id, "plan": _jsonable(result.plan), "levels": _finite(levels)}
+    if provenance:
+        record["provenance"] = _finite(_jsonable(provenance))
+    write_text_atomic(out / "trace.json", json.dumps(record, indent=1, allow_nan=False))
     rows = "\n".join(
         f"<tr><td>{lv['level']}</td><td>{lv['sigma']:.4f}</td><td>{lv['ess']:.2f}</td><td>{'yes' if lv['resampled'] else ''}</td>"
         f"<td>{html.escape(_short(lv['scores']))}</td><td>{html.escape(_short(lv['log_weights']))}</td>"
         f"<td>{html.escape(_short(lv['ancestors']))}</td></tr>" for lv in levels)
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>poelang trace: {html.escape(sample_id)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} img{{max-width:100%;border:1px solid #ccc}}
-img.strip{{image-rendering:pixelated}}</style></head>
-<body><h1>{html.escape(sample_id)} ~ … trace</h1>
-<p>Each row is an annealing level (σ from 1 to 0); each column a particle's predicted clean sample x̂₀
-(videos: a strip of its frames; vectors: a scatter of the first two coordinates, dot size by weight).</p>
-<img id="sheet" alt="contact sheet" src="data:image/png;base64,{base64.b64encode(sheet).decode()}">
-{_final_strips(result)}
-<h2>Plan</h2><pre>{html.escape(json.dumps(_jsonable(result.plan), indent=1))}</pre>
-<h2>Levels</h2><table><tr><th>level</th><th>σ</th><th>ESS</th><th>resampled</th><th>scores</th><th>log weights</th><th>ancestors</th></tr>
-{rows}</table></body></html>
-"""
+    page = trace_page.page(sample_id, result, sheet, provenance, levels_table=rows, final_strips=_final_strips(result),
+                           plan=json.dumps(_jsonable(result.plan), indent=1))
     write_text_atomic(out / "trace.html", page)
     return [str(out / "trace.png"), str(out / "trace.html"), str(out / "trace.json")]
 
@@ -259,11 +255,25 @@ def _short(values: list, limit: int = 16) -> str:
     return text + (", …" if len(values) > limit else "")
 
 
+def _finite(value: Any) -> Any:
+    """Strict JSON has no NaN or ±Infinity: a non-finite number (a rejected particle's -inf
+    log weight or score) is written as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, (str, int, bool)) or value is None:
         return value
     return str(value)

@@ -16,12 +16,31 @@ def _vector_length(value) -> int | None:
     return len(value) if isinstance(value, (list, tuple)) else None
 
 
+def _check_std(bound: Bound) -> None:
+    """std > 0, and std² a float64 that neither underflows to 0 nor overflows."""
+    std = bound.values.get("std")
+    for s in std if isinstance(std, (list, tuple)) else [std]:
+        if not isinstance(s, (int, float)) or isinstance(s, bool):
+            continue
+        if s <= 0:
+            bound.error("std must be positive", "std")
+        elif s < 1e-150 or s > 1e150:
+            bound.error(f"std {s:g} is too {'small' if s < 1 else 'large'} (its variance {'underflows' if s < 1 else 'overflows'})",
+                        "std")
+        else:
+            continue
+        return
+
+
 def _gaussian_domain(bound: Bound) -> Domain:
+    _check_std(bound)
     size = bound.values.get("size")
     mean, dim = bound.values.get("mean"), bound.values.get("dim")
     if isinstance(size, (list, tuple)):
         if _vector_length(mean) is not None:
             bound.error("an image Gaussian takes a scalar mean", "mean")
+        if _vector_length(bound.values.get("std")) is not None:
+            bound.error("an image Gaussian takes a scalar std", "std")
         return Domain("image", (int(size[0]), int(size[1])))
     length = _vector_length(mean)
     if length is None and isinstance(dim, (int, float)):
@@ -34,12 +53,11 @@ def _gaussian_domain(bound: Bound) -> Domain:
     std = bound.values.get("std")
     if _vector_length(std) not in (None, length):
         bound.error(f"std has {_vector_length(std)} entries, the mean {length}", "std")
-    if isinstance(std, (int, float)) and std <= 0 or isinstance(std, (list, tuple)) and any(s <= 0 for s in std if isinstance(s, (int, float))):
-        bound.error("std must be positive", "std")
     return Domain("vector", (length,))
 
 
 def _mixture_domain(bound: Bound) -> Domain:
+    _check_std(bound)
     weights, means = bound.values.get("weights"), bound.values.get("means")
     if isinstance(weights, (list, tuple)) and any(w is not None and w <= 0 for w in weights):
         bound.error("mixture weights must be positive", "weights")
@@ -51,6 +69,9 @@ def _mixture_domain(bound: Bound) -> Domain:
         return Domain("vector", (None,))
     if isinstance(weights, (list, tuple)) and len(weights) != len(means):
         bound.error(f"{len(weights)} weights for {len(means)} means", "weights")
+    std = bound.values.get("std")
+    if _vector_length(std) not in (None, len(means)):
+        bound.error(f"std is one number, or one per component: {len(means)} numbers, got {len(std)}", "std")
     return Domain("vector", (lengths.pop(),))
 
 
@@ -76,7 +97,7 @@ EXPERTS = [
         "mixture", "generative", "a Gaussian-mixture flow expert (diagonal covariances)",
         (Param("weights", "Vector", doc="mixture weights (normalised)"),
          Param("means", "Matrix", doc="one mean vector per component"),
-         Param("std", "Number|Vector", 1.0, "standard deviation of every component, or one per component")),
+         Param("std", "Number|Vector", 1.0, "standard deviation of every component, or a list with one per component")),
         loader=f"{_IMPL}:load_mixture", domain=_mixture_domain, family="analytic",
     ),
     ExpertSpec(
@@ -94,7 +115,7 @@ EXPERTS = [
     ExpertSpec(
         "halfspace", "reward", "a hard constraint: r(x) = 0 where normal·x ≤ offset, −∞ elsewhere",
         (Param("normal", "Vector"), Param("offset", "Number", 0.0)),
-        loader=f"{_IMPL}:load_halfspace", scores=("vector",), family="analytic",
+        loader=f"{_IMPL}:load_halfspace", scores=("vector",), family="analytic", hard=True,
     ),
 ]
 
@@ -126,7 +147,10 @@ def load_mixture(args: dict, context):
     from stdlib_experts.analytic import MixtureFlow
 
     var = _tensor(args["std"]) ** 2
-    return MixtureFlow(_tensor(args["weights"]), _tensor(args["means"]), var=var, name=context.name)
+    means = _tensor(args["means"])
+    if var.dim() == 1:  # one std per component (never per coordinate, even when K equals the dimension)
+        var = var.reshape(-1, *([1] * (means.dim() - 1))).expand(means.shape).clone()
+    return MixtureFlow(_tensor(args["weights"]), means, var=var, name=context.name)
 
 
 def load_simulator(args: dict, context):

@@ -25,6 +25,7 @@ from typing import Any
 
 from poelang.experts.spec import ExpertSpec, Param, image_domain
 from poelang.experts.unavailable import ExpertUnavailable
+from .hub import model_weights
 
 _COMMON = (
     Param("size", "Size", (1024, 1024), "canvas (h, w) in pixels when no image fixes it"),
@@ -292,6 +293,7 @@ EXPERTS = [
         "flux", "generative", "FLUX.1 [dev] text-to-image flow model",
         _with((Param("prompt", "Text", doc="what the image shows"), *_TRUE_CFG), "black-forest-labs/FLUX.1-dev", 3.5),
         loader="stdlib_experts.flux:load_flux", domain=image_domain(), family="flux",
+        weights=model_weights(),
     ),
     ExpertSpec(
         "flux_fill", "generative", "FLUX.1 Fill [dev]: inpaints the masked part of an image",
@@ -304,6 +306,7 @@ EXPERTS = [
             "black-forest-labs/FLUX.1-Fill-dev", 30.0,
         ),
         loader="stdlib_experts.flux:load_flux_fill", domain=image_domain("image", "mask"), family="flux",
+        weights=model_weights(),
     ),
     ExpertSpec(
         "flux_depth", "generative", "FLUX.1 Depth [dev]: text-to-image following a depth map",
@@ -315,5 +318,6 @@ EXPERTS = [
             "black-forest-labs/FLUX.1-Depth-dev", 10.0,
         ),
         loader="stdlib_experts.flux:load_flux_depth", domain=image_domain("depth"), family="flux",
+        weights=model_weights(),
     ),
 ]

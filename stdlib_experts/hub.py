@@ -11,7 +11,8 @@ this module, so that
   is loaded once per process: :func:`shared` caches by (model, subfolder,
   dtype, device) and counts real loads in :data:`LOADS` for the tests;
 * weights come from safetensors only (``use_safetensors=True``) and
-  ``trust_remote_code`` stays off unless the program asks for it.
+  ``trust_remote_code`` stays off unless the person running the program allows
+  it (``poelang run --trust-remote-code``); a program cannot.
 """
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ def resolve_model(model: str, base_dir: Path | None = None) -> Path:
     for path in candidates:
         if path.is_dir():
             return path.resolve()
-    looks_like_id = model.count("/") == 1 and not model.startswith((".", "/", "~"))
-    if looks_like_id:
+    if _looks_like_id(model):
         from huggingface_hub import snapshot_download
 
         try:
@@ -58,6 +58,59 @@ def resolve_model(model: str, base_dir: Path | None = None) -> Path:
             reason = "" if not downloads_allowed() else f" ({type(e).__name__}: {e})"
             raise ExpertUnavailable(_missing(model) + reason) from None
     raise ExpertUnavailable(f"model directory '{model}' does not exist")
+
+
+def locate(model: str, base_dir: Path | None = None) -> Path | None:
+    """Where ``model`` (a folder or a Hugging Face id) is on this machine, or None; never downloads."""
+    candidates = [Path(model).expanduser()]
+    if base_dir is not None and not Path(model).is_absolute():
+        candidates.insert(0, Path(base_dir) / model)
+    for path in candidates:
+        if path.is_dir():
+            return path.resolve()
+    if _looks_like_id(model):
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(model, cache_dir=hub_cache(), local_files_only=True))
+        except Exception:  # not in the cache
+            return None
+    return None
+
+
+def fetch_command(model: str) -> str:
+    """The command that puts ``model`` into the Hugging Face cache (a folder: none can)."""
+    return f"hf download {model}" if _looks_like_id(model) else f"# '{model}' is a folder: create it or fix the path"
+
+
+def model_weights(param: str = "model") -> Callable[[dict, Path], list]:
+    """An :class:`ExpertSpec` ``weights`` rule: the model named by the ``param`` argument."""
+    from poelang.experts.spec import Weights
+
+    def rule(args: dict, base_dir: Path) -> list:
+        model = args.get(param)
+        if not isinstance(model, str):
+            return []
+        found = locate(model, base_dir)
+        return [Weights(model, None if found is None else str(found), fetch_command(model),
+                        downloads=downloads_allowed() and _looks_like_id(model))]
+
+    return rule
+
+
+def _looks_like_id(model: str) -> bool:
+    return model.count("/") == 1 and not model.startswith((".", "/", "~"))
+
+
+def remote_code_refused(error: Exception, path) -> ExpertUnavailable | None:
+    """transformers' refusal to run a model folder's own code (trust_remote_code off), as a message that
+    says whose decision it is; None for any other error."""
+    if "trust_remote_code" not in str(error):
+        return None
+    return ExpertUnavailable(
+        f"the model in {path} ships its own Python code, which poelang runs only when the person running the "
+        "program allows it: read that code, then run with `poelang run --trust-remote-code` "
+        "(Python: Program.run(trust_remote_code=True))")
 
 
 def hub_cache() -> str:
@@ -72,7 +125,7 @@ def hub_cache() -> str:
 def _missing(model: str) -> str:
     return (
         f"model '{model}' is not on this machine (looked for a local directory and in the Hugging Face "
-        f"cache {hub_cache()}); fetch it with `hf download {model}` (gated models need `hf auth login` "
+        f"cache {hub_cache()}); fetch it with `{fetch_command(model)}` (gated models need `hf auth login` "
         f"first), or let poelang download it by setting {ALLOW_DOWNLOAD_ENV}=1"
     )
 
@@ -100,6 +153,8 @@ def shared(path: Path, subfolder: str | None, dtype, device: str, load: Callable
     key = (fingerprint(path, subfolder), str(dtype), str(device), name)
     if key not in _CACHE:
         kwargs: dict[str, Any] = {"use_safetensors": True} if _is_model_loader(load) else {}
+        if getattr(owner, "__name__", "").startswith("Auto") and getattr(owner, "__module__", "").startswith("transformers"):
+            kwargs["trust_remote_code"] = False  # an Auto class would run a folder's code (or prompt for it) otherwise
         if subfolder:
             kwargs["subfolder"] = subfolder
         if dtype is not None and _is_model_loader(load):

@@ -56,6 +56,19 @@ def _model(name: str) -> str:
     return str(folder)
 
 
+def _shipped(name: str, marker: str):
+    """A ``weights`` rule for a model that ships with poelang: the folder ``WEIGHTS/name`` holding ``marker``."""
+    from poelang.experts.spec import Weights
+
+    def rule(args: dict, base_dir: Path) -> list:
+        folder = WEIGHTS / name
+        found = str(folder) if (folder / marker).exists() else None
+        return [Weights(name, found, "pip install --force-reinstall poelang  # the mini weights ship with it; "
+                                     "or retrain: python -m stdlib_experts.mini.train")]
+
+    return rule
+
+
 def _flux_args(args: dict, name: str) -> dict:
     return {**args, "model": _model(name), "guidance": 1.0, "dtype": "float32"}
 
@@ -206,7 +219,8 @@ EXPERTS = [
          Param("true_cfg", "Number", TRUE_CFG, "classifier-free guidance scale s: the flow of "
                "p(x|prompt)^s p(x|negative)^(1-s); 1 turns it off (one transformer pass, not a batch of two)"),
          Param("negative_prompt", "Text", "", "what true_cfg steers away from; \"\" is the unconditional model")),
-        loader="stdlib_experts.mini_experts:load_mini_flux", domain=image_domain(), family="mini",
+        loader="stdlib_experts.mini_experts:load_mini_flux", weights=_shipped("mini_flux", "transformer"),
+        domain=image_domain(), family="mini",
         check=_check_words("prompt", "negative_prompt"),
     ),
     ExpertSpec(
@@ -214,14 +228,18 @@ EXPERTS = [
         (Param("prompt", "Text", "", "what the filled part shows"),
          Param("image", "Image?", None, "the image to fill; none: a blank canvas"),
          Param("mask", "Mask|Region?", None, "where to paint; none: everywhere"), _SIZE),
-        loader="stdlib_experts.mini_experts:load_mini_flux_fill", domain=image_domain("image", "mask"),
+        loader="stdlib_experts.mini_experts:load_mini_flux_fill",
+        weights=_shipped("mini_flux_fill", "transformer"),
+        domain=image_domain("image", "mask"),
         family="mini", check=_check_words("prompt"),
     ),
     ExpertSpec(
         "mini_flux_depth", "generative", "mini FLUX Depth: an image following a depth map",
         (Param("prompt", "Text", "", "what the image shows"),
          Param("depth", "Depth?", None, "the control depth (inverse depth, near is bright); none: constant"), _SIZE),
-        loader="stdlib_experts.mini_experts:load_mini_flux_depth", domain=image_domain("depth"), family="mini",
+        loader="stdlib_experts.mini_experts:load_mini_flux_depth",
+        weights=_shipped("mini_flux_depth", "transformer"),
+        domain=image_domain("depth"), family="mini",
         check=_check_words("prompt"),
     ),
     ExpertSpec(
@@ -229,7 +247,9 @@ EXPERTS = [
         "mini video: a clip of the mini world from its first frame, frame by frame (path = autoregressive)",
         (Param("prompt", "Text", "", "what the clip shows"), Param("image", "Image", doc="the first frame"),
          Param("frames", "Int", 8, "number of frames (trained on 8 at 8 fps)"), _SIZE),
-        loader="stdlib_experts.mini_experts:load_mini_video", domain=video_domain("image"), family="mini",
+        loader="stdlib_experts.mini_experts:load_mini_video",
+        weights=_shipped("mini_video", "transformer"),
+        domain=video_domain("image"), family="mini",
         check=_check_words("prompt"),
     ),
     ExpertSpec(
@@ -237,13 +257,13 @@ EXPERTS = [
         'log P("yes"), calibrated, of the mini judge that the image shows the caption (every object, counts, sizes, '
         'relations)',
         (Param("caption", "Text", doc="a caption of the mini world's grammar"),),
-        loader="stdlib_experts.mini_experts:load_mini_vqa", family="mini",
-        check=_check_all(_check_words("caption"), _check_caption("caption")),
+        loader="stdlib_experts.mini_experts:load_mini_vqa", weights=_shipped("mini_vqa", "model.safetensors"),
+        family="mini", check=_check_all(_check_words("caption"), _check_caption("caption")),
     ),
     ExpertSpec(
         "mini_rules", "reward", "1 if the rule checker finds the caption true of the image, else 0 (not differentiable)",
         (Param("caption", "Text", doc="a caption of the mini world's grammar"),),
-        loader="stdlib_experts.mini_experts:load_mini_rules", family="mini",
-        check=_check_all(_check_words("caption"), _check_caption("caption")),
+        loader="stdlib_experts.mini_experts:load_mini_rules", weights=_shipped("segmenter", "model.safetensors"),
+        family="mini", check=_check_all(_check_words("caption"), _check_caption("caption")),
     ),
 ]

@@ -25,6 +25,7 @@ from typing import Any
 
 from poelang.experts.spec import ExpertSpec, Param
 from poelang.experts.unavailable import ExpertUnavailable
+from .hub import model_weights
 
 VQA_QUESTION = 'Does this figure show "{caption}"? Please answer yes or no.'
 CLIP_SCALE = 100.0  # clip_score = CLIP_SCALE · cosine
@@ -49,12 +50,19 @@ def _from_pretrained(auto_class: str, *, dtype=None, trust_remote_code: bool = F
     def load(path: str, **kwargs: Any):
         import transformers
 
+        from stdlib_experts import hub
+
         cls = getattr(transformers, auto_class)
         if dtype is not None:
             kwargs.update(dtype=dtype, use_safetensors=True)
-        if trust_remote_code:
-            kwargs["trust_remote_code"] = True
-        return cls.from_pretrained(path, **kwargs)
+        kwargs["trust_remote_code"] = trust_remote_code  # always explicit: None would prompt on a terminal
+        try:
+            return cls.from_pretrained(path, **kwargs)
+        except ValueError as e:
+            refused = hub.remote_code_refused(e, path)
+            if refused is not None:
+                raise refused from None
+            raise
 
     load.__qualname__ = f"{auto_class}.from_pretrained" + (" [trust_remote_code]" if trust_remote_code else "")
     return load
@@ -67,6 +75,8 @@ def _processor(path, model: str, device: str, trust_remote_code: bool = False):
 
     try:
         return hub.shared(path, None, None, device, _from_pretrained("AutoProcessor", trust_remote_code=trust_remote_code))
+    except ExpertUnavailable:
+        raise
     except Exception as e:  # no processor files, or a backend it needs is missing
         missing = [m for m in ("torchvision", "sentencepiece") if importlib.util.find_spec(m) is None]
         hint = (f" (some processors need packages not installed here: pip install {' '.join(missing)}; "
@@ -201,7 +211,7 @@ def load_vqascore(args: dict, context) -> VQAScore:
     path = hub.resolve_model(model_id, getattr(context, "base_dir", None))
     device = _device(args, context)
     dtype = hub.torch_dtype(args.get("dtype", "bfloat16"), device)
-    trust = bool(args.get("trust_remote_code", False))
+    trust = bool(getattr(context, "trust_remote_code", False))  # the runner's decision, never the program's
     processor = _processor(path, model_id, device, trust)
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is None:
@@ -313,18 +323,20 @@ EXPERTS = [
         "vqascore", "reward", 'log P("yes") of a VLM asked whether the image shows the caption',
         (Param("caption", "Text", doc="what the image should show"),
          Param("question", "Text", VQA_QUESTION, "the question; {caption} is replaced"))
-        + _device_params("Qwen/Qwen2.5-VL-7B-Instruct")
-        + (Param("trust_remote_code", "Bool", False, "run the model repository's own Python code (off: safer)"),),
+        + _device_params("Qwen/Qwen2.5-VL-7B-Instruct"),
         loader="stdlib_experts.vlm:load_vqascore", scores=("image",), family="vlm",
+        weights=model_weights(),
     ),
     ExpertSpec(
         "clip_score", "reward", "CLIP image-text cosine similarity, ×100",
         (Param("caption", "Text", doc="what the image should show"),) + _device_params("openai/clip-vit-large-patch14"),
         loader="stdlib_experts.vlm:load_clip_score", scores=("image",), family="vlm",
+        weights=model_weights(),
     ),
     ExpertSpec(
         "siglip_score", "reward", "SigLIP image-text log-sigmoid score",
         (Param("caption", "Text", doc="what the image should show"),) + _device_params("google/siglip-so400m-patch14-384"),
         loader="stdlib_experts.vlm:load_siglip_score", scores=("image",), family="vlm",
+        weights=model_weights(),
     ),
 ]

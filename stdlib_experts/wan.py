@@ -25,6 +25,7 @@ from typing import Any
 
 from poelang.experts.spec import ExpertSpec, Param, video_domain
 from poelang.experts.unavailable import ExpertUnavailable
+from .hub import model_weights
 
 # --- the flow ----------------------------------------------------------------------
 
@@ -333,12 +334,14 @@ EXPERTS = [
         "wan_t2v", "generative", "Wan2.1 text-to-video",
         (Param("prompt", "Text", doc="what the video shows"),) + _common("Wan-AI/Wan2.1-T2V-14B-Diffusers"),
         loader="stdlib_experts.wan:load_wan_t2v", domain=video_domain(), family="wan",
+        weights=model_weights(),
     ),
     ExpertSpec(
         "wan_i2v", "generative", "Wan2.1 image-to-video from a first frame",
         (Param("prompt", "Text", doc="what the video shows"), Param("image", "Image", doc="the first frame"))
         + _common("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"),
         loader="stdlib_experts.wan:load_wan_i2v", domain=video_domain("image"), family="wan",
+        weights=model_weights(),
     ),
     ExpertSpec(
         "wan_depth", "generative", "Wan2.1 VACE video following per-frame depth",
@@ -349,5 +352,6 @@ EXPERTS = [
          Param("video", "Video?", None, "the frames VACE keeps where the mask is not set; none: black"))
         + _common("Wan-AI/Wan2.1-VACE-14B-diffusers"),
         loader="stdlib_experts.wan:load_wan_depth", domain=video_domain("depth"), family="wan",
+        weights=model_weights(),
     ),
 ]

@@ -264,7 +264,7 @@ def test_experts_one_expert(capsys, monkeypatch):
 def test_experts_unknown_name_suggests(capsys):
     code, out, err = run_cli(capsys, "experts", "gausian")
     assert code == 1
-    assert "no expert 'gausian' (did you mean 'gaussian'?)" in err
+    assert "no expert or builtin 'gausian' (did you mean 'gaussian'?)" in err
 
 
 # --- --set ----------------------------------------------------------------------------------
@@ -318,3 +318,47 @@ def test_subprocess_check_exit_codes(tmp_path):
 def test_console_script():
     proc = subprocess.run(["poelang", "check", str(TILTED)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+# --- examples ----------------------------------------------------------------------
+
+
+def test_examples_list_and_copy(capsys, tmp_path):
+    import poelang
+
+    code, out, err = run_cli(capsys, "examples")
+    assert code == 0, err
+    assert "quickstart.poe" in out.splitlines() and "analytic/tilted.poe" in out.splitlines()
+    code, out, err = run_cli(capsys, "examples", "copy", str(tmp_path / "ex"))
+    assert code == 0, err
+    assert (tmp_path / "ex" / "quickstart.poe").is_file() and (tmp_path / "ex" / "assets" / "living_room.png").is_file()
+    # the copies check where they are: their relative asset paths still resolve
+    assert poelang.load(tmp_path / "ex" / "mini" / "insert_object.poe").ok
+    code, out, err = run_cli(capsys, "examples", "copy", str(tmp_path / "ex"))
+    assert code == 1 and "exist already" in err and "--force" in err
+    assert run_cli(capsys, "examples", "copy", str(tmp_path / "ex"), "--force")[0] == 0
+    assert run_cli(capsys, "examples", "nonsense")[0] == 2
+
+
+def test_the_wheel_ships_the_examples_and_the_typing_marker():
+    """setup.py's package list: programs/ becomes poelang._examples with every program and asset."""
+    import json
+    import subprocess
+    import sys
+
+    # in a subprocess: importing setuptools in the test process would disturb distutils for later tests
+    code = ("import json, runpy, sys; from unittest import mock; captured = {}\n"
+            "with mock.patch('setuptools.setup', lambda **kw: captured.update(kw)):\n"
+            "    runpy.run_path('setup.py')\n"
+            "json.dump(captured, sys.stdout)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    captured = json.loads(proc.stdout)
+    assert "poelang._examples" in captured["packages"] and "poelang._examples.analytic" in captured["packages"]
+    assert captured["package_dir"] == {"poelang._examples": "programs"}
+    assert "py.typed" in captured["package_data"]["poelang"]
+    shipped = {p.relative_to(ROOT / "programs") for p in (ROOT / "programs").rglob("*") if p.is_file()}
+    from fnmatch import fnmatch
+
+    patterns = captured["package_data"]["poelang._examples"]
+    assert all(any(fnmatch(str(p), pat) or fnmatch(p.name, pat) for pat in patterns) for p in shipped)

@@ -50,3 +50,24 @@ def test_readme_tutorial_programs_check():
     for block in re.findall(r"```poe\n(.*?)```", readme, re.S):
         program = poelang.parse(block)
         assert program.ok, program.render_diagnostics()
+
+
+def test_readme_says_which_programs_need_the_world_extra():
+    """The README's `[world]` note names exactly the shipped programs that use genesis-world's builtins."""
+    from stdlib_experts.scene_builtins import BUILTINS
+
+    world = {spec.name for spec in BUILTINS}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    note = readme[readme.index("**The `[world]` extra**"):]
+    note = note[: note.index("\n- ")]
+    needs_world = set()
+    for path in sorted((ROOT / "programs").rglob("*.poe")):
+        program = poelang.load(path)
+        assert program.ok, program.render_diagnostics()
+        if any(v.op in world for v in program.graph.values):
+            needs_world.add(path.relative_to(ROOT / "programs").as_posix())
+    assert "quickstart.poe" not in needs_world and "video/simulate_ball.poe" in needs_world
+    for name in needs_world:
+        folder, file = name.split("/")
+        named = f"programs/{folder}/*" in note or (file in note and f"programs/{folder}" in note)
+        assert named, f"{name} needs [world] but the README does not say so"

@@ -55,8 +55,10 @@ def test_a_parameter_changes_what_is_sampled():
     program = poelang.parse(SHIFTED)
     at_default = program.run().samples["x"].samples.mean().item()
     moved = program.run(params={"centre": 6.0}).samples["x"].samples.mean().item()
-    assert at_default == pytest.approx(1.0, abs=0.2)
-    assert moved == pytest.approx(3.0, abs=0.2)
+    # The 128 draws come from 128 weighted, resampled particles and are correlated: over seeds their mean
+    # has a standard deviation near 0.2 (measured over seeds 0-7), so 0.6 is three of them.
+    assert at_default == pytest.approx(1.0, abs=0.6)
+    assert moved == pytest.approx(3.0, abs=0.6)
 
 
 @pytest.mark.parametrize("name,text", [
@@ -124,8 +126,8 @@ def test_cli_param_override_and_its_diagnostic(tmp_path, capsys):
     path.write_text(SHIFTED + 'save x to "x.npy"\n', encoding="utf-8")
     code = main(["check", str(path)])
     assert code == 0
-    code = main(["run", str(path), "-q", "--param", "centre=5", "-o", str(tmp_path / "out.npy")])
-    assert code == 0 and (tmp_path / "out.npy").exists()
+    code = main(["run", str(path), "-q", "--param", "centre=5", "--output", str(tmp_path / "out.npy")])
+    assert code == 0 and (tmp_path / "out.npy").is_file()
     capsys.readouterr()
     code = main(["run", str(path), "-q", "--param", "centre=five"])
     err = capsys.readouterr().err

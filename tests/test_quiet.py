@@ -70,3 +70,24 @@ def test_loading_the_mini_judges_raises_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         judges.MiniVQA(vocab=8)
+
+
+def test_a_log_gets_one_line_per_finished_step_as_it_finishes():
+    """stderr to a file or pipe (CI): no live display, which would print nothing until the end."""
+    import io
+
+    from rich.console import Console
+
+    from poelang.progress import Reporter
+
+    stream = io.StringIO()
+    with Reporter(console=Console(file=stream, width=160)) as reporter:
+        with reporter.step("loading scene (mini_flux [dev])"):
+            assert stream.getvalue() == ""
+        assert stream.getvalue().startswith("✓ loading scene (mini_flux [dev])  ")  # markup escaped, printed now
+        bar = reporter.sampling("x", levels=2)
+        bar.update(_info(1))
+        assert "x ~" not in stream.getvalue()
+        bar.update(_info(2))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("✓ x ~  ") and lines[1].endswith("level 2/2  σ=0.000  ESS=4.0  best=-0.5")

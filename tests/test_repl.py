@@ -277,6 +277,27 @@ def test_run_show_and_save_a_sample(tmp_path, monkeypatch):
     assert opened.read_text() in (str(sheet), str(tmp_path / "previews" / "m.png"))
 
 
+def test_show_reuses_the_last_run_until_the_session_changes(tmp_path, monkeypatch):
+    from poelang.repl.running import Runner
+
+    monkeypatch.setenv("POELANG_PREVIEW_DIR", str(tmp_path))
+    monkeypatch.delenv("POELANG_VIEWER", raising=False)
+    made = []
+    real = Runner._fresh
+
+    def counting(program):
+        made.append(program.graph.samples[0].settings.particles)
+        return real(program)
+
+    monkeypatch.setattr(Runner, "_fresh", staticmethod(counting))
+    status, out = drive(VECTOR_SAMPLE, ":run particles=2", ":show x", f":save x {tmp_path / 'x.npy'}", "k = 1",
+                        ":show x")
+    assert made == [2, 4]  # the run (2 particles) served :show and :save; a new statement meant a new run
+    import numpy as np
+
+    assert np.load(tmp_path / "x.npy").shape == (1, 2)
+
+
 def test_show_samples_what_it_needs_and_save_refuses_unknown_formats(tmp_path, monkeypatch):
     monkeypatch.setenv("POELANG_PREVIEW_DIR", str(tmp_path))
     monkeypatch.delenv("POELANG_VIEWER", raising=False)

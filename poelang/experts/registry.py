@@ -1,37 +1,32 @@
-"""The expert registry: the standard library plus third-party plugins.
+"""The registry of experts and builtin functions: poelang's core builtins plus every plugin.
 
-Plugins register under the entry-point group ``poelang.experts``; each entry
-point names an :class:`ExpertSpec` or a list of them. Reading the registry
-imports only signature modules, never torch.
+Plugins, the standard library among them, register through entry points
+(:mod:`poelang.experts.plugins`): the group ``poelang.experts`` names
+:class:`ExpertSpec` objects, ``poelang.builtins`` :class:`FunctionSpec`
+objects. Reading the registry imports only signature modules, never torch.
 """
 from __future__ import annotations
 
 import functools
-import importlib
-from importlib.metadata import entry_points
 
-from poelang.experts.spec import ExpertSpec
-
-ENTRY_POINT_GROUP = "poelang.experts"
-STDLIB_MODULES = (
-    "stdlib_experts.analytic_experts",
-    "stdlib_experts.flux",
-    "stdlib_experts.vlm",
-    "stdlib_experts.mini_experts",
-    "stdlib_experts.wan",
-)
+from poelang.experts.plugins import entry_points
+from poelang.experts.spec import ExpertSpec, FunctionSpec
 
 
 class Registry:
     def __init__(self) -> None:
+        from poelang.builtins import CORE_BUILTINS
+
         self.experts: dict[str, ExpertSpec] = {}
+        self.builtins: dict[str, FunctionSpec] = dict(CORE_BUILTINS)
         self.problems: list[str] = []  # plugins that failed to load, shown by `poelang experts`
 
-    def register(self, spec: ExpertSpec) -> None:
-        if spec.name in self.experts:
-            self.problems.append(f"expert '{spec.name}' is registered twice; keeping the first")
+    def register(self, spec: ExpertSpec | FunctionSpec) -> None:
+        table = self.builtins if isinstance(spec, FunctionSpec) else self.experts
+        if spec.name in self.experts or spec.name in self.builtins:
+            self.problems.append(f"'{spec.name}' is registered twice; keeping the first")
             return
-        self.experts[spec.name] = spec
+        table[spec.name] = spec
 
     def get(self, name: str) -> ExpertSpec | None:
         return self.experts.get(name)
@@ -42,28 +37,31 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.experts)
 
+    def load_plugins(self, group: str, kind: type) -> None:
+        for ep in entry_points(group):
+            try:
+                specs = _specs_of(ep.load(), kind)
+            except Exception as e:  # a broken plugin must not break every program
+                self.problems.append(f"plugin '{ep.name}' ({ep.value}) failed to load: {e}")
+                continue
+            for spec in specs:
+                self.register(spec)
 
-def _specs_of(obj) -> list[ExpertSpec]:
-    if isinstance(obj, ExpertSpec):
+
+def _specs_of(obj, kind: type) -> list:
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, kind):
         return [obj]
-    if isinstance(obj, (list, tuple)) and all(isinstance(o, ExpertSpec) for o in obj):
+    if isinstance(obj, (list, tuple)) and all(isinstance(o, kind) for o in obj):
         return list(obj)
-    raise TypeError(f"expected an ExpertSpec or a list of them, got {type(obj).__name__}")
+    raise TypeError(f"expected {'an' if kind.__name__[0] in 'AEIOU' else 'a'} {kind.__name__} or a list of them, "
+                    f"got {type(obj).__name__}")
 
 
 @functools.lru_cache(maxsize=1)
 def default_registry() -> Registry:
     registry = Registry()
-    for module_name in STDLIB_MODULES:
-        module = importlib.import_module(module_name)
-        for spec in module.EXPERTS:
-            registry.register(spec)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.value.split(":")[0] in STDLIB_MODULES:
-            continue
-        try:
-            for spec in _specs_of(ep.load()):
-                registry.register(spec)
-        except Exception as e:  # a broken plugin must not break every program
-            registry.problems.append(f"plugin '{ep.name}' ({ep.value}) failed to load: {e}")
+    registry.load_plugins("poelang.experts", ExpertSpec)
+    registry.load_plugins("poelang.builtins", FunctionSpec)
     return registry

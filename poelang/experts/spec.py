@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Literal
 
-from poelang.types import Domain, Type
+from poelang.types import Domain, ParamType, Type
 
 
 class _Required:
@@ -23,10 +24,17 @@ REQUIRED: Any = _Required()
 
 @dataclass(frozen=True)
 class Param:
+    """One parameter of a signature; its type (see :class:`poelang.types.ParamType`) is
+    parsed here, so a mistake in a signature fails when its module is imported."""
+
     name: str
-    type: str  # see poelang.types.accepts
+    type: str
     default: Any = REQUIRED
     doc: str = ""
+    parsed: ParamType = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parsed", ParamType.parse(self.type))
 
     @property
     def required(self) -> bool:
@@ -35,8 +43,12 @@ class Param:
     def describe(self) -> str:
         text = f"{self.name}: {self.type}"
         if not self.required:
-            text += f" = {_literal(self.default)}"
+            text += f" = {self.default_text()}"
         return text
+
+    def default_text(self) -> str:
+        """The default as a program writes it ("" when the parameter is required)."""
+        return "" if self.required else _literal(self.default)
 
 
 def _literal(value: Any) -> str:
@@ -45,7 +57,9 @@ def _literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value + '"'
+        from poelang.syntax.fmt import quote
+
+        return quote(value)
     if isinstance(value, tuple):
         return "(" + ", ".join(_literal(v) for v in value) + ")"
     if isinstance(value, list):
@@ -59,16 +73,38 @@ class Bound:
 
     `types` has every parameter (defaults filled in); `values` holds the
     literal Python value of an argument when it is a constant (numbers,
-    strings, tuples, lists of those), else None.
+    strings, tuples, lists of those), else None; `units` the unit of a
+    number argument as written.
     """
 
     types: dict[str, Type]
     values: dict[str, Any]
     errors: list[tuple[str, str | None]] = field(default_factory=list)
+    units: dict[str, str | None] = field(default_factory=dict)  # a number's unit as written: "%", "px", "deg", "int"
+    base_dir: Path = Path(".")  # where the program's relative paths are read from
 
     def error(self, message: str, param: str | None = None) -> None:
         """Report a mistake, pointing at `param`'s argument when given."""
         self.errors.append((message, param))
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A model an expert's loader reads, as its spec finds it on this machine (never downloading).
+
+    model: what the program names (a Hugging Face id, a folder); found: where
+    it is here, None when it is missing; fetch: the shell command that gets it;
+    downloads: the loader will fetch a missing one itself (the user allowed it).
+    """
+
+    model: str
+    found: str | None
+    fetch: str
+    downloads: bool = False
+
+
+# given an expert's arguments (constants; None where a value is computed at run time) and the program's folder
+WeightsRule = Callable[[dict[str, Any], Path], "list[Weights]"]
 
 
 @dataclass(frozen=True)
@@ -88,27 +124,41 @@ class ExpertSpec:
     domain: Callable[[Bound], Domain] | None = None  # for generative and simulator experts
     scores: tuple[str, ...] = ("image",)  # for rewards: the domain kinds it scores
     family: str = ""
+    hard: bool = False  # rewards: may return -inf (a hard constraint), so a negative weight is meaningless
     check: Callable[[Bound], None] | None = None  # more argument checks (a closed vocabulary, say)
+    weights: WeightsRule | None = None  # the models the loader will read, for `check --weights` and before a run
 
     def signature(self) -> str:
         return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"
 
     def load_function(self) -> Callable:
-        module, _, attr = self.loader.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load(self.loader)
 
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """A builtin value function (load_image, box, blur, simulate, …)."""
+    """A builtin value function (load_image, box, blur, simulate, …): its signature,
+    its typing rule (what a call returns, and the mistakes it can see statically)
+    and the code that computes the value at run time, named by ``loader``."""
 
     name: str
     doc: str
     params: tuple[Param, ...]
     result: Callable[[Bound], Type]
+    loader: str  # "module:function"; called as function(context, **args) at run time
+    progress: str = ""  # a builtin slow enough for a progress line of its own: the verb it starts with
 
     def signature(self) -> str:
         return f"{self.name}(" + ", ".join(p.describe() for p in self.params) + ")"
+
+    def load_function(self) -> Callable:
+        return load(self.loader)
+
+
+def load(loader: str) -> Callable:
+    """The function a ``"module:function"`` string names (imported now, at run time)."""
+    module, _, attr = loader.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 # --- helpers for domain rules --------------------------------------------------

@@ -354,9 +354,9 @@ class AutoregressiveSampler(Sampler):
             if self.stopped_at is not None:  # the frames sampled so far
                 break
             carried = state.log_weights
-        video = state.with_(x=context, context=None, velocity=None, score=None, log_density=None)
+        video = state.moved(context).with_(context=None)
         result = self.finish(video)
-        if not all(self.framewise) and self.plan.annealing == "ais":
+        if not all(self.framewise) and self.plan.annealing in ("ais", "fk"):
             result = replace(result, log_evidence=None)
         return result
 

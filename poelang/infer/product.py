@@ -12,7 +12,9 @@ identical results) and composes:
   :func:`~poelang.infer.flow.score_from_velocity` -- the score of the product
   gamma_sigma(x) = prod_i p_{i,sigma}(x_i)^{a_i}, which drives MCMC;
 * log density  log gamma_sigma(x) = sum_i a_i log p_{i,sigma}(x_i), when
-  every expert has ``log_prob`` (MALA, HMC, AIS weights).
+  every expert has ``log_prob`` (MALA, HMC, AIS weights);
+* second moment  sum_i a_i m_i pad_i(v_i)^2, on request: with the velocity
+  it is all the 'fk' path's weights need (:mod:`.fk`).
 
 m_i is the factor's soft mask times its region and its expert's support.
 Coordinates that no expert covers (A = 0) are an error at setup: nothing
@@ -46,6 +48,7 @@ class FieldValues:
     log_density: Optional[Tensor] = None
     twist: Optional[Tensor] = None
     rewards: Optional[Tensor] = None
+    velocity_sq: Optional[Tensor] = None  # sum_i a_i m_i v_i^2 per coordinate ('fk' path)
 
     @property
     def log_target(self) -> Optional[Tensor]:
@@ -238,11 +241,14 @@ class ProductField:
 
     # -- the composed field --------------------------------------------------
     def evaluate(
-        self, x: Tensor, sigma: float, *, score: bool = True, log_density: bool = False
+        self, x: Tensor, sigma: float, *, score: bool = True, log_density: bool = False,
+        velocity_sq: bool = False,
     ) -> FieldValues:
-        """Composed velocity (always), score and log density (on request)."""
+        """Composed velocity (always), score, log density and the velocities'
+        weighted second moment (on request)."""
         v_sum = torch.zeros_like(x)
         s_sum = torch.zeros_like(x) if score else None
+        sq_sum = torch.zeros_like(x) if velocity_sq else None
         lp = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) if log_density else None
         for i, f in enumerate(self.factors):
             xi = self.crop(i, x)
@@ -254,7 +260,9 @@ class ProductField:
             self._accumulate(v_sum, i, vi)
             if score:
                 self._accumulate(s_sum, i, flow.score_from_velocity(xi, vi, sigma, self.sigma_min))
-        return FieldValues(velocity=v_sum / self.coverage, score=s_sum, log_density=lp)
+            if velocity_sq:
+                self._accumulate(sq_sum, i, vi * vi)
+        return FieldValues(velocity=v_sum / self.coverage, score=s_sum, log_density=lp, velocity_sq=sq_sum)
 
     def log_density(self, x: Tensor, sigma: float) -> Tensor:
         """log gamma_sigma(x) = sum_i a_i log p_{i,sigma}(x_i) (no velocity call)."""

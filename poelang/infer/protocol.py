@@ -67,6 +67,8 @@ the :class:`RewardFactor` s; the target is
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
@@ -204,8 +206,8 @@ class Problem:
         for j, r in enumerate(self.rewards):
             if not hasattr(r.expert, "score"):
                 raise SettingsError(f"reward {j} ({r.name}) has no score(x0): not a reward")
-            if not (r.weight >= 0):
-                raise SettingsError(f"reward {j} ({r.name}): weight must be >= 0, got {r.weight}")
+            if not math.isfinite(r.weight):
+                raise SettingsError(f"reward {j} ({r.name}): weight must be finite, got {r.weight}")
 
 
 def _check_acyclic(parents: list[tuple[int, ...]], names: list[str]) -> None:

@@ -56,6 +56,10 @@ class RewardSet:
                     )
                 if bool(torch.isnan(r).any() | torch.isposinf(r).any()):
                     raise SamplerError(f"reward '{self.names[j]}' returned NaN or +inf at {where}")
+                if rf.weight < 0 and bool(torch.isneginf(r).any()):
+                    raise SamplerError(f"reward '{self.names[j]}' has the negative weight {rf.weight:g} but returned -inf "
+                                       f"at {where}: exp({rf.weight:g} * -inf) is infinite; a hard constraint takes "
+                                       "a positive weight")
                 out[:, j] = r
         self.count += n * len(self.rewards)
         return out

@@ -78,6 +78,8 @@ def _resample_times(times: list[float]) -> list[float]:
 def _shift(shift):
     if shift != "auto" and not shift > 0:
         raise ValueError("must be positive, or auto")
+    if shift != "auto" and not 1e-6 <= shift <= 1e6:  # beyond, float rounding puts the first σ at inf or the rest at 1
+        raise ValueError(f"must be between 1e-6 and 1e6 (or auto), got {shift:g}")
     return shift
 
 
@@ -136,10 +138,10 @@ class Settings(BaseModel):
                                             "mala, hmc; auto: MALA when every expert has a density (and the annealing "
                                             "can be exact), else Langevin")
     mcmc_steps: int = setting(1, ge=0, le=10_000, description="MCMC steps K per level")
-    step_size: float = setting(0.5, gt=0, description="MCMC step size η/variance, relative to σ² (stable below 2)")
-    adapt_step: bool = setting(True, program=False, description="MALA/HMC: adapt η from the acceptance rate")
+    step_size: float = setting(0.5, gt=0, le=2, description="MCMC step size η/variance, relative to σ² (stable below 2)")
+    adapt_step: bool = setting(True, description="MALA/HMC: adapt η from the acceptance rate")
     target_accept: Optional[float] = setting(
-        None, gt=0, lt=1, program=False, description="acceptance the adaptation aims at (none: 0.574 MALA, 0.65 HMC)")
+        None, gt=0, lt=1, description="acceptance the adaptation aims at (none: 0.574 MALA, 0.65 HMC)")
     hmc_leapfrog: int = setting(3, ge=1, le=1000, program="leapfrog", description="HMC leapfrog steps")
     cond_updates: int = setting(2, ge=0, le=1000, description="conditional-expert updates per level (paper Eq. 7)")
     cond_lambda: float = setting(0.1, ge=0, description="step λ of the conditional updates")
@@ -155,9 +157,14 @@ class Settings(BaseModel):
     weighting: Literal["exact", "greedy"] = setting(
         "exact", description="exact: telescoping weights, output drawn from the weighted particles; "
                              "greedy: the paper's, particles ranked by their current reward, output the best")
-    annealing: Literal["auto", "ais", "flow"] = setting(
+    annealing: Literal["auto", "ais", "flow", "fk"] = setting(
         "auto", description="ais: exact annealed importance weights (analytic experts); flow: the paper's "
-                            "Euler + MCMC path; auto: ais when possible, else flow")
+                            "Euler + MCMC path; fk: Feynman-Kac corrected SDE, exact from the experts' velocities "
+                            "alone (as L grows and levels get finer; mcmc auto = none); auto: ais when possible, "
+                            "else flow")
+    fk_noise: float = setting(
+        1.0, ge=0, description="annealing = fk: the SDE's noise η (0: the ODE along the velocity sum, weights only; "
+                               "1: the reverse SDE)")
     adaptive_temper: bool = setting(
         False, description="temper the reward weight by bisection on ESS (exact weighting); λ = 1 at the last level")
     init: Annotated[Any, AfterValidator(_init)] = setting(
@@ -180,21 +187,21 @@ class Settings(BaseModel):
     output: Literal["auto", "best", "all", "sample"] = setting(
         "auto", description="auto: sample for exact weighting, best for greedy; sample: num_samples draws from "
                             "the weighted particles")
-    num_samples: int = setting(1, ge=1, description="draws from the weighted particles when output = sample")
+    num_samples: int = setting(1, ge=1, le=1_000_000, description="draws from the weighted particles when output = sample")
     max_batch: Optional[int] = setting(
         None, ge=1, description="split expert calls into batches of at most this many particles (identical results "
                                 "when an expert's output for one row does not depend on the batch size)")
     reward_moves: Union[Literal["auto"], bool] = setting(
-        "auto", program=False, description="MALA/HMC accept on the rewards too, so moves leave the level's full "
+        "auto", description="MALA/HMC accept on the rewards too, so moves leave the level's full "
                                            "target invariant (needs annealing = ais); auto: on when there are rewards")
-    temper_ess: float = setting(0.5, gt=0, le=1, program=False,
+    temper_ess: float = setting(0.5, gt=0, le=1,
                                 description="adaptive_temper: the ESS fraction each level's tempering keeps")
     constraint_penalty: float = setting(
-        2.0, gt=0, program=False, description="before the last level a reward of -inf counts as -constraint_penalty")
-    sigma_min: float = setting(1e-3, gt=0, lt=1, program=False, description="clamp of σ in the score's denominator")
+        2.0, gt=0, description="before the last level a reward of -inf counts as -constraint_penalty")
+    sigma_min: float = setting(1e-3, gt=0, lt=1, description="clamp of σ in the score's denominator")
     keep_trace: Union[bool, Literal["scores"]] = setting(
         True, program=False, description="record x0_hat of every particle at every level; scores: all but x0_hat")
-    dtype: Literal["float32", "float64"] = setting("float32", program=False, description="the particles' dtype")
+    dtype: Literal["float32", "float64"] = setting("float32", description="the particles' dtype")
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -258,6 +265,8 @@ def check_rules(s: Any) -> None:
         raise RuleError("resample = median is greedy (biased); use it with weighting = greedy", "resample", "weighting")
     if s.adaptive_temper and s.weighting != "exact":
         raise RuleError("adaptive_temper needs weighting = exact", "adaptive_temper", "weighting")
+    if s.reward_moves is True and (s.annealing in ("flow", "fk") or s.kernel in ("none", "langevin")):
+        raise RuleError("reward_moves = true needs annealing = ais with mcmc = mala or hmc", "reward_moves")
     if isinstance(s.init, str) and s.init == "inversion" and s.invert is None:
         raise RuleError("init = inversion needs invert = <the image or video to invert>", "init")
     if s.invert is not None and not (isinstance(s.init, str) and s.init == "inversion"):

@@ -5,6 +5,8 @@ paper's order ('flow' path, and 'ais' without reward moves)::
 
     transition   flow: one Euler step with the composed velocity
                  ais:  weight by gamma_n(x) / gamma_{n-1}(x), no move
+                 fk:   one step of the Feynman-Kac corrected SDE, and its
+                       weight (velocities only; :mod:`.fk`)
     mcmc         K moves at sigma_n on the product (Langevin / MALA / HMC)
     conditional  Eq. 7 updates of the factors that have parents (flow only),
                  then ``sim_updates`` gradient steps on the simulator factors
@@ -31,7 +33,11 @@ carry annealed importance weights, and move with MH kernels invariant for
 the level's target, so law_of_moves is the product of experts itself and the
 output targets prod_i p_i^{a_i} exp(sum w r) exactly (consistent as L grows).
 On the 'flow' path (flow networks: no densities) the base law is the paper's
-Euler + Langevin sampler, which is only approximately the product.
+Euler + Langevin sampler, which is only approximately the product. On the
+'fk' path (velocities only) the particles start from gamma at sigma = 1 and
+the SDE's Feynman-Kac weights make the weighted particles target gamma_n at
+every level, so the output targets the product as on 'ais' -- up to the
+weights' time discretisation, O(level spacing).
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ from typing import Callable, List, Optional
 import torch
 
 from .conditional import conditional_updates, simulator_updates
+from . import fk
 from .errors import SamplerError, SettingsError, StopSampling
 from .inversion import invert
 from .kernels import euler_step, gaussian_noise, make_kernel
@@ -63,7 +70,7 @@ Callback = Callable[[LevelInfo], Optional[bool]]  # returning False (or raising 
 class Plan:
     """The sampler a run actually is, after resolving the 'auto' settings."""
 
-    annealing: str  # 'ais' or 'flow'
+    annealing: str  # 'ais', 'flow' or 'fk'
     kernel: str
     weighting: str
     output: str
@@ -74,15 +81,14 @@ class Plan:
     notes: List[str] = field(default_factory=list)
     path: str = "joint"  # or 'autoregressive'
     chunks: List[List[int]] = field(default_factory=list)  # autoregressive: [first, end) frames of each chunk
+    fk_noise: Optional[float] = None  # 'fk': eta, the SDE's extra noise
 
 
-def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sigmas: Tensor) -> Plan:
-    """Choose the annealing path, kernel and output; say why in ``notes``."""
+def exactness_blockers(problem: Problem, settings: Settings, field_: ProductField, sigmas: Tensor) -> List[str]:
+    """What keeps the weighted particles from targeting the product exactly,
+    on any path (the 'ais' path adds: every expert needs a log density)."""
     s = settings
     blockers = []
-    without = [n for n, ok in zip(field_.names, field_.factor_has_log_prob) if not ok]
-    if without:
-        blockers.append(f"expert(s) {', '.join(repr(n) for n in without)} have no log density")
     if not field_.binary_weights:
         blockers.append("a factor has a soft mask")
     if any(f.parents for f in problem.factors) and s.cond_updates > 0:
@@ -99,14 +105,23 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         blockers.append("weighting is greedy")
     if s.kernel == "langevin":
         blockers.append("kernel 'langevin' does not leave the product invariant")
+    return blockers
 
-    if s.annealing == "ais" and blockers:
-        raise SettingsError("annealing='ais' is not possible: " + "; ".join(blockers))
-    annealing = s.annealing if s.annealing != "auto" else ("flow" if blockers else "ais")
+
+def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sigmas: Tensor) -> Plan:
+    """Choose the annealing path, kernel and output; say why in ``notes``."""
+    s = settings
+    blockers = exactness_blockers(problem, settings, field_, sigmas)
+    without = [n for n, ok in zip(field_.names, field_.factor_has_log_prob) if not ok]
+    ais_blockers = ([f"expert(s) {', '.join(repr(n) for n in without)} have no log density"] if without else []) + blockers
+
+    if s.annealing == "ais" and ais_blockers:
+        raise SettingsError("annealing='ais' is not possible: " + "; ".join(ais_blockers))
+    annealing = s.annealing if s.annealing != "auto" else ("flow" if ais_blockers else "ais")
 
     kernel = s.kernel
     if kernel == "auto":
-        kernel = "mala" if annealing == "ais" else "langevin"
+        kernel = {"ais": "mala", "fk": "none"}.get(annealing, "langevin")
     if kernel in ("mala", "hmc") and not field_.has_log_prob:
         raise SettingsError(
             f"kernel '{kernel}' needs log densities, but expert(s) "
@@ -127,13 +142,15 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
     notes = []
     if annealing == "ais":
         exact = "exact: the weighted particles target prod_i p_i^a_i * exp(sum w r) (consistent in L)"
+    elif annealing == "fk":
+        exact = _fk_exactness(blockers)
     elif s.weighting == "exact":
         exact = (
             f"exact in the reward tilt only: the weighted particles target "
             f"law(Euler + {kernel} base sampler) * exp(sum w r)"
         )
-        if blockers and s.annealing == "auto":
-            notes.append("flow path because " + "; ".join(blockers))
+        if ais_blockers and s.annealing == "auto":
+            notes.append("flow path because " + "; ".join(ais_blockers))
     else:
         exact = "greedy (the paper's): not a sampler of the tilted product"
     return Plan(
@@ -147,7 +164,19 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         exact=exact,
         notes=notes,
         path=s.path,
+        fk_noise=s.fk_noise if annealing == "fk" else None,
     )
+
+
+def _fk_exactness(blockers: List[str]) -> str:
+    if not blockers:
+        return (
+            "exact: the Feynman-Kac weighted particles target prod_i p_i^a_i * exp(sum w r) "
+            "(consistent in L, up to the O(level spacing) discretisation of the weights)"
+        )
+    if "weighting is greedy" in blockers:
+        return "greedy (the paper's): not a sampler of the tilted product"
+    return "not exact: Feynman-Kac weights, but " + "; ".join(blockers)
 
 
 def _derived_seed(seed: int, stream: int) -> int:
@@ -256,9 +285,12 @@ class Sampler:
         return self._canvas(self.field.x0_hat(state.x, state.velocity, sigma))
 
     def _with_velocity(self, state: ParticleState, sigma: float) -> ParticleState:
-        if sigma > 0 and state.velocity is None:
-            fv = self.field.evaluate(state.x, sigma, score=False)
-            state = state.with_(velocity=fv.velocity)
+        """The composed velocity at (x, sigma) (and on the 'fk' path the second
+        moment its weight needs: the same expert calls)."""
+        fk_path = self.plan.annealing == "fk"
+        if sigma > 0 and (state.velocity is None or (fk_path and state.velocity_sq is None)):
+            fv = self.field.evaluate(state.x, sigma, score=False, velocity_sq=fk_path)
+            state = state.with_(velocity=fv.velocity, velocity_sq=fv.velocity_sq)
         return state
 
     # -- the pieces of a level ----------------------------------------------
@@ -280,6 +312,9 @@ class Sampler:
                 log_q = (-0.5 * torch.log(2 * math.pi / A) - 0.5 * A * x * x).reshape(L, -1).sum(1)
                 here = self.field.evaluate(x, float(self.sigmas[0]), score=True, log_density=True)
                 log_w = (here.log_density - log_q).to(torch.float64)
+            elif self.plan.annealing == "fk":
+                # the same constant weight: log Z_1, so that the evidence is the product's
+                log_w = log_w + fk.log_normalizer_at_one(A)
         else:
             init = torch.as_tensor(s.init).to(device=self.device, dtype=self.dtype)
             if tuple(init.shape) == self.shape:
@@ -325,7 +360,9 @@ class Sampler:
         unmoved particle, and the field at sigma_to there (for the moves)."""
         if self.plan.euler:
             x = euler_step(state.x, state.velocity, sigma_from, sigma_to)
-            return state.with_(x=x, velocity=None, score=None, log_density=None)
+            return state.moved(x)
+        if self.plan.annealing == "fk":
+            return self.fk_transition(state, sigma_from, sigma_to)
         if sigma_to > 0:
             fv = self.field.evaluate(state.x, sigma_to, score=True, log_density=True)
             velocity, score, density = fv.velocity, fv.score, fv.log_density
@@ -333,6 +370,18 @@ class Sampler:
             velocity, score, density = None, None, self.field.log_density(state.x, sigma_to)
         log_w = state.log_weights + (density - state.log_density).to(torch.float64)
         return state.with_(log_weights=log_w, velocity=velocity, score=score, log_density=density)
+
+    def fk_transition(self, state: ParticleState, sigma_from: float, sigma_to: float) -> ParticleState:
+        """One step of the Feynman-Kac corrected SDE and its weight (:mod:`.fk`),
+        from the velocities at (x, sigma_from): E expert calls for L particles."""
+        state = self._with_velocity(state, sigma_from)
+        A = self.field.coverage
+        W = state.velocity * A  # the velocity sum, sum_i a_i m_i v_i
+        rate = fk.log_weight_rate(state.x, W, state.velocity_sq, A, sigma_from)
+        noise = gaussian_noise(tuple(state.x.shape), self.move_gen, state.x)
+        x = fk.transport(state.x, W, A, self.settings.fk_noise, sigma_from, sigma_to, noise)
+        log_w = state.log_weights + (sigma_from - sigma_to) * rate
+        return state.moved(x).with_(log_weights=log_w)
 
     def step_size(self, sigma: float) -> Tensor:
         """eta per coordinate: step_size * scale * sigma^2 / A (see Settings)."""
@@ -375,8 +424,8 @@ class Sampler:
             factor = math.exp(2.0 * (accept - self.target_accept))
             self.step_scale = min(max(self.step_scale * factor, 1e-6), 1e6)
         if here is None:  # Langevin: nothing known at the new positions
-            return state.with_(x=x, velocity=None, score=None, log_density=None), accept
-        moved = state.with_(x=x, velocity=here.velocity, score=here.score, log_density=here.log_density)
+            return state.moved(x), accept
+        moved = state.moved(x).with_(velocity=here.velocity, score=here.score, log_density=here.log_density)
         if with_rewards:
             moved = moved.with_(log_twist=here.twist, rewards=here.rewards)
         return moved, accept
@@ -387,7 +436,7 @@ class Sampler:
         if not self.children or s.cond_updates == 0 or sigma <= 0:
             return state
         x = conditional_updates(self.field, state.x, sigma, self.children, s.cond_lambda, s.cond_updates)
-        return state.with_(x=x, velocity=None, score=None, log_density=None)
+        return state.moved(x)
 
     def simulator(self, state: ParticleState, sigma: float) -> ParticleState:
         """``sim_updates`` gradient steps on the simulator factors' log density."""
@@ -395,7 +444,7 @@ class Sampler:
         if s.sim_updates == 0 or sigma <= 0:
             return state
         x = simulator_updates(self.field, state.x, sigma, self.sims, s.sim_lambda, s.sim_updates)
-        return state.with_(x=x, velocity=None, score=None, log_density=None)
+        return state.moved(x)
 
     def reweight(self, state: ParticleState, sigma: float, final: bool, where: str) -> ParticleState:
         """Score x0_hat; pay the reward potential's increment into the weights."""

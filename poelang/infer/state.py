@@ -33,12 +33,15 @@ class ParticleState:
                               next Euler step / x0_hat; None when stale.
     score        [L, *shape]  composed score at (x, sigma); None when stale.
     log_density  [L]          log gamma_sigma(x) when densities are known.
+    velocity_sq  [L, *shape]  sum_i a_i m_i v_i^2 at (x, sigma), cached for the
+                              'fk' path's weight; None when stale.
     context      [L, k, ...]  autoregressive path: the frames sampled before the
                               current chunk (clean), which belong to the particle
                               as much as x does; None on the joint path.
 
     The cached fields are valid at the current sigma only; the sampler sets
-    them to None whenever x or sigma changes without recomputing them.
+    them to None whenever x or sigma changes without recomputing them
+    (:meth:`moved` does it for all of them).
     """
 
     x: Tensor
@@ -49,6 +52,7 @@ class ParticleState:
     velocity: Optional[Tensor] = None
     score: Optional[Tensor] = None
     log_density: Optional[Tensor] = None
+    velocity_sq: Optional[Tensor] = None
     context: Optional[Tensor] = None
 
     @property
@@ -70,6 +74,10 @@ class ParticleState:
             else:
                 moved[f.name] = value
         return ParticleState(**moved)
+
+    def moved(self, x: Tensor) -> "ParticleState":
+        """New positions, every cached field value invalidated."""
+        return replace(self, x=x, velocity=None, score=None, log_density=None, velocity_sq=None)
 
     def with_(self, **changes) -> "ParticleState":
         """A copy with some fields replaced."""

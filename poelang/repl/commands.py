@@ -157,16 +157,16 @@ class Repl:
             self._fail(self._render(problems, self.session.sources()) or f"cannot read '{arg}' as an expression")
 
     def _callables(self) -> list[str]:
-        from poelang.builtins import BUILTINS
         from poelang.experts.registry import default_registry
 
-        return [*(self.registry or default_registry()).names(), *BUILTINS]
+        registry = self.registry or default_registry()
+        return [*registry.names(), *registry.builtins]
 
     def _spec(self, name: str) -> Any:
-        from poelang.builtins import BUILTINS
         from poelang.experts.registry import default_registry
 
-        return (self.registry or default_registry()).get(name) or BUILTINS.get(name)
+        registry = self.registry or default_registry()
+        return registry.get(name) or registry.builtins.get(name)
 
     def cmd_graph(self, arg: str = "") -> None:
         self.write(self.session.program.graph.to_json())  # type: ignore[union-attr] - a session always checks

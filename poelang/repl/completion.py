@@ -191,11 +191,12 @@ class PoeCompleter(Completer):
         except Exception:  # a broken plugin must not break the prompt
             return {}
 
-    @staticmethod
-    def _builtins() -> dict[str, Any]:
-        from poelang.builtins import BUILTINS
-
-        return dict(BUILTINS)
+    def _builtins(self) -> dict[str, Any]:
+        try:
+            self._experts()  # loads the registry
+            return dict(self._registry.builtins)
+        except Exception:  # a broken plugin must not break the prompt
+            return {}
 
     def _spec(self, name: str | None) -> Any:
         if name is None:

@@ -71,7 +71,7 @@ def loop(repl: Repl, banner: bool = True) -> int:
     """Prompt until `:quit` or Ctrl-D; returns the exit status (0)."""
     session = prompt_session(repl)
     if banner:
-        from poelang import __version__
+        from poelang.version import __version__
 
         repl.write(f"poelang {__version__}: :help for commands, Ctrl-D to quit")
     while True:

@@ -43,13 +43,13 @@ class Runner:
 
     def run(self, program: Program, overrides: dict[str, Any], params: list[Any] | None = None) -> Any:
         """Sample every `~` of the program (settings overridden, parameters set); returns the RunResult."""
-        changed = bool(overrides or params)
-        if changed:
+        source = program.source  # what :show and :save compare with: the session, whatever this run overrode
+        if overrides or params:
             program = program.with_settings(params=params or None, **overrides)
             program.raise_for_errors()
         interpreter = self._fresh(program)
         result = _guard(lambda: interpreter.run(write=False), self.color)
-        self._source, self._interpreter = None if changed else program.source, interpreter
+        self._source, self._interpreter = source, interpreter
         return result
 
     def value(self, program: Program, name: str) -> Any:
@@ -99,15 +99,15 @@ class Runner:
         return path
 
     def save(self, program: Program, name: str, path: str) -> str:
-        from poelang import writers
-        from poelang.lower import _FORMATS
+        from poelang import provenance, writers
+        from poelang.graph import FILE_FORMATS
 
-        fmt = _FORMATS.get(Path(path).suffix.lower())
+        fmt = FILE_FORMATS.get(Path(path).suffix.lower())
         if fmt is None or fmt == "trace":
-            raise RunFailed(f"unknown output format '{Path(path).suffix}'; use one of {', '.join(sorted(_FORMATS))}")
+            raise RunFailed(f"unknown output format '{Path(path).suffix}'; use one of {', '.join(sorted(FILE_FORMATS))}")
         value = self.value(program, name)
         try:
-            return writers.write_value(path, fmt, value, {})
+            return writers.write_value(path, fmt, value, {}, provenance.record(program, name))[0]
         except (OSError, ValueError, RuntimeError) as e:
             raise RunFailed(f"cannot write {path}: {getattr(e, 'strerror', None) or e}") from None
 

@@ -5,7 +5,7 @@ The grammar (`grammar/poelang.lark`) is parsed by Lark's LALR parser with
 blank and comment lines. Lark's exceptions are turned into poelang
 diagnostics here and go no further; after a syntax error the parser blanks out
 the broken statement and parses again, so one run reports every broken
-statement, not only the first.
+statement, not only the first. The tree becomes the AST in :mod:`poelang.syntax.to_ast`.
 """
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import functools
 import re
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from poelang.diagnostics import UNCLOSED, Diagnostic, Span
 from poelang.syntax import ast
+from poelang.syntax.to_ast import EscapeError, ToAst
 
 GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "poelang.lark"
 MAX_SYNTAX_ERRORS = 20
@@ -107,15 +108,37 @@ def parse_module(source: str, file: str = "<string>") -> tuple[ast.Module | None
             continue
         if diagnostics:
             return None, diagnostics
+        too_deep = _too_deep(tree, file)
+        if too_deep is not None:
+            return None, [too_deep]
         try:
-            statements = _ToAst(file).transform(tree)
+            statements = ToAst(file).transform(tree)
         except VisitError as e:  # a bad string escape, reported with its span
-            if isinstance(e.orig_exc, _EscapeError):
+            if isinstance(e.orig_exc, EscapeError):
                 return None, [Diagnostic("error", str(e.orig_exc), e.orig_exc.span)]
             raise
         module_comments = [ast.Comment(str(t), t.line, t.column) for t in comments]
         return ast.Module(file, source, statements, module_comments), []
     return None, diagnostics
+
+
+MAX_DEPTH = 100  # nesting of operators and calls; every later stage (lowering, fmt, the REPL) recurses on it
+
+
+def _too_deep(tree: Tree, file: str) -> Diagnostic | None:
+    """A diagnostic at the first subtree nested more than MAX_DEPTH levels deep, found without
+    recursion (Python's stack is what the limit protects)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            line, col = getattr(meta, "line", 1), getattr(meta, "column", 1)
+            return Diagnostic("error", f"expression nested too deeply (more than {MAX_DEPTH} levels of operators, "
+                                       "calls or brackets); name its parts with `name = …`",
+                              Span(file, line, col, line, col + 1))
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return None
 
 
 def _parse_with_comments(text: str, comments: list) -> Tree:
@@ -286,141 +309,3 @@ def _blank_statement(text: str, line: int) -> str:
     for i in range(start, end):
         lines[i] = " " * len(lines[i])
     return "\n".join(lines)
-
-
-# --- parse tree → AST --------------------------------------------------------
-
-
-class _EscapeError(Exception):
-    def __init__(self, message: str, span: Span):
-        super().__init__(message)
-        self.span = span
-
-
-_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
-_ESCAPE_RE = re.compile(r"\\(u\{([0-9A-Fa-f]{1,6})\}|.)")
-
-
-def unescape(body: str, span: Span) -> str:
-    def at(match: re.Match) -> Span:  # the escape itself, inside the string's quotes (strings are one line)
-        if span.end_line != span.line:
-            return span
-        col = span.col + 1 + match.start()
-        return Span(span.file, span.line, col, span.line, col + len(match.group(0)))
-
-    def replace(match: re.Match) -> str:
-        if match.group(2) is not None:
-            code = int(match.group(2), 16)
-            if code > 0x10FFFF:
-                raise _EscapeError(f"invalid unicode escape '{match.group(0)}'", at(match))
-            return chr(code)
-        char = match.group(1)
-        if char in _ESCAPES:
-            return _ESCAPES[char]
-        raise _EscapeError(f"unknown escape '\\{char}' in string; use '\\\\' for a backslash", at(match))
-
-    return _ESCAPE_RE.sub(replace, body)
-
-
-_NUMBER_RE = re.compile(r"^(.*?)(%|px|deg)?$")
-
-
-@v_args(meta=True, inline=True)
-class _ToAst(Transformer):
-    def __init__(self, file: str):
-        super().__init__()
-        self.file = file
-
-    def _span(self, meta) -> Span:
-        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
-
-    def _tspan(self, token: Token) -> Span:
-        return Span(self.file, token.line, token.column, token.end_line, token.end_column)
-
-    # statements
-    def start(self, meta, *statements):
-        return list(statements)
-
-    def import_stmt(self, meta, path, alias):
-        return ast.Import(self._span(meta), self._string(path), self._tspan(path), str(alias) if alias else None)
-
-    def let_stmt(self, meta, name, value):
-        return ast.Let(self._span(meta), str(name), self._tspan(name), value)
-
-    def param_stmt(self, meta, name, value):
-        return ast.Param(self._span(meta), str(name), self._tspan(name), value)
-
-    def sample_stmt(self, meta, name, value, settings):
-        return ast.Sample(self._span(meta), str(name), self._tspan(name), value, settings or [])
-
-    def save_stmt(self, meta, value, path, options):
-        return ast.Save(self._span(meta), value, self._string(path), self._tspan(path), options or [])
-
-    def with_block(self, meta, *settings):
-        return [s for s in settings if s is not None]
-
-    def setting(self, meta, name, value):
-        return ast.Setting(self._span(meta), str(name), self._tspan(name), value)
-
-    # expressions
-    def _bin(op):  # noqa: N805 - a factory used in the class body
-        def build(self, meta, left, right):
-            return ast.BinOp(self._span(meta), op, left, right)
-
-        return build
-
-    union, intersect, add, sub = _bin("|"), _bin("&"), _bin("+"), _bin("-")
-    mul, div, given, pow = _bin("*"), _bin("/"), _bin("given"), _bin("^")
-
-    def neg(self, meta, operand):
-        return ast.UnaryOp(self._span(meta), "-", operand)
-
-    def complement(self, meta, operand):
-        return ast.UnaryOp(self._span(meta), "!", operand)
-
-    def call(self, meta, func, args):
-        return ast.Call(self._span(meta), func, args or [])
-
-    def args(self, meta, *args):
-        return list(args)
-
-    def positional(self, meta, value):
-        return ast.Arg(self._span(meta), None, value)
-
-    def named(self, meta, name, value):
-        return ast.Arg(self._span(meta), str(name), value)
-
-    def subscript(self, meta, value, index):
-        return ast.Subscript(self._span(meta), value, index)
-
-    def attribute(self, meta, value, name):
-        return ast.Attribute(self._span(meta), value, str(name))
-
-    def name(self, meta, token):
-        return ast.Name(self._tspan(token), str(token))
-
-    def number(self, meta, token):
-        text = str(token)
-        digits, unit = _NUMBER_RE.match(text).groups()
-        return ast.Number(self._tspan(token), float(digits), unit, text)
-
-    def string(self, meta, token):
-        return ast.String(self._tspan(token), self._string(token))
-
-    def _string(self, token: Token) -> str:
-        return unescape(str(token)[1:-1], self._tspan(token))
-
-    def true(self, meta):
-        return ast.Constant(self._span(meta), True)
-
-    def false(self, meta):
-        return ast.Constant(self._span(meta), False)
-
-    def none(self, meta):
-        return ast.Constant(self._span(meta), None)
-
-    def list(self, meta, *items):
-        return ast.ListExpr(self._span(meta), [i for i in items if i is not None])
-
-    def tuple(self, meta, *items):
-        return ast.TupleExpr(self._span(meta), [i for i in items if i is not None])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput
@@ -53,6 +53,18 @@ def _lexer() -> Lark:
 
 
 @functools.lru_cache(maxsize=1)
+def _keeping_lexer() -> Any:
+    """The lexer that keeps ignored text, built once (Lark.lex(dont_ignore=True) builds it on every call)."""
+    return _lexer()._build_lexer(dont_ignore=True)
+
+
+def _lex(text: str) -> Iterator[Token]:
+    from lark.lexer import LexerThread
+
+    return LexerThread.from_text(_keeping_lexer(), text).lex(None)
+
+
+@functools.lru_cache(maxsize=1)
 def keywords() -> dict[str, str]:
     """``{word: terminal}`` for the grammar's keywords (`import`, `with`, `given`, `true`, …)."""
     words = {}
@@ -71,7 +83,7 @@ def _scan(text: str) -> Iterator[Tok]:
     offset = 0
     while offset < len(text):
         try:
-            for token in _lexer().lex(text[offset:], dont_ignore=True):
+            for token in _lex(text[offset:]):
                 yield from _split(token, offset)
             return
         except UnexpectedCharacters as e:
@@ -111,12 +123,14 @@ def expected(tokens: list[Tok]) -> set[str] | None:
     """The terminals the parser accepts after `tokens` (the text before the cursor), or None if they cannot parse.
 
     Newlines inside `(` and `[` are dropped and runs of newlines merged, as the parser's post-lexer does.
+    Only the statement being typed is fed: after a statement's newline the parser is where it starts.
     """
     parser = _lark().parse_interactive("")
+    stream = _current_statement([t for t in significant(tokens)])
     stack: list[str] = []
     newline = False
     try:
-        for tok in significant(tokens):
+        for tok in stream:
             if tok.kind in (OPEN_STRING, ERROR):
                 return None
             if tok.kind == NEWLINE:
@@ -137,24 +151,45 @@ def expected(tokens: list[Tok]) -> set[str] | None:
         return None
 
 
+def _current_statement(tokens: list[Tok]) -> list[Tok]:
+    """The tokens after the last newline outside brackets (one that ends a statement), with that newline."""
+    depth, start = 0, 0
+    for i, tok in enumerate(tokens):
+        if tok.kind in OPENERS:
+            depth += 1
+        elif tok.kind in CLOSERS:
+            depth = max(depth - 1, 0)
+        elif tok.kind == NEWLINE and depth == 0:
+            start = i
+    return tokens[start:]
+
+
 def split_number(text: str) -> tuple[str, str]:
     """A NUMBER token's digits and unit (`"40%"` → `("40", "%")`)."""
-    from poelang.syntax.parser import _NUMBER_RE
+    from poelang.syntax.to_ast import NUMBER_RE
 
-    digits, unit = _NUMBER_RE.match(text).groups()  # type: ignore[union-attr]
+    digits, unit = NUMBER_RE.match(text).groups()  # type: ignore[union-attr]
     return digits, unit or ""
 
 
 def string_parts(text: str) -> Iterator[tuple[str, str]]:
-    """A STRING token's pieces: ("text", …), ("escape", …) and ("bad-escape", …), as :func:`parser.unescape` reads them."""
-    from poelang.syntax.parser import _ESCAPE_RE, _ESCAPES
+    """A STRING token's pieces: ("text", …), ("escape", …) and ("bad-escape", …), as :func:`to_ast.unescape` reads them."""
+    from poelang.syntax.to_ast import ESCAPE_RE, ESCAPES, EscapeError, code_point
+
+    def known(match) -> bool:
+        if match.group(2) is None:
+            return match.group(1) in ESCAPES
+        try:
+            code_point(match.group(2), match.group(0), None)
+        except EscapeError:
+            return False
+        return True
 
     position = 0
-    for match in _ESCAPE_RE.finditer(text):
+    for match in ESCAPE_RE.finditer(text):
         if match.start() > position:
             yield "text", text[position:match.start()]
-        known = match.group(2) is not None and int(match.group(2), 16) <= 0x10FFFF or match.group(1) in _ESCAPES
-        yield ("escape" if known else "bad-escape"), match.group(0)
+        yield ("escape" if known(match) else "bad-escape"), match.group(0)
         position = match.end()
     if position < len(text):
         yield "text", text[position:]

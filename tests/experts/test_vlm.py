@@ -75,7 +75,6 @@ def load(expert: str, models, **extra):
     a = args(str(models[model]), **extra)
     if expert == "vqascore":
         a.setdefault("question", vlm.VQA_QUESTION)
-        a.setdefault("trust_remote_code", False)
     return loader(a, context(models[model].parent, name=expert))
 
 
@@ -179,10 +178,9 @@ def test_yes_token_id_byte_level_and_sentencepiece():
     assert vlm.yes_token_id(sentencepiece) == 5
 
 
-def test_trust_remote_code_is_a_bool_param_defaulting_false():
-    spec = next(e for e in vlm.EXPERTS if e.name == "vqascore")
-    param = next(p for p in spec.params if p.name == "trust_remote_code")
-    assert (param.type, param.default) == ("Bool", False)
+def test_trust_remote_code_is_not_a_program_argument():
+    """Whether a model folder's own code may run is the runner's decision (ExpertContext.trust_remote_code)."""
+    assert all(p.name != "trust_remote_code" for e in vlm.EXPERTS for p in e.params)
     assert {e.name: e.loader for e in vlm.EXPERTS} == {
         "vqascore": "stdlib_experts.vlm:load_vqascore",
         "clip_score": "stdlib_experts.vlm:load_clip_score",
@@ -239,7 +237,7 @@ def test_contrastive_scores_equal_the_models_own_logits(models):
 def test_missing_model_is_unavailable_and_offline(expert, no_network, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     loader = LOADERS[expert][0]
-    a = args("nobody/missing-model", question=vlm.VQA_QUESTION, trust_remote_code=False)
+    a = args("nobody/missing-model", question=vlm.VQA_QUESTION)
     with pytest.raises(ExpertUnavailable) as info:
         loader(a, context(tmp_path))
     message = str(info.value)

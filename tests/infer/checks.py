@@ -218,9 +218,10 @@ def check_langevin_stationary(shape, terms, sigma: float, step_size: float = 0.5
 
 
 def check_gaussian_product(shape, terms, settings: Settings, runs: int = 10, full_cov: bool = True,
-                           z: float = Z, expected=None, score_checks: bool = True) -> None:
+                           z: float = Z, expected=None, score_checks: bool = True,
+                           log_evidence: bool = True) -> None:
     """Exact-mode sampler vs the closed-form (precision-weighted) product:
-    mean, covariance (or variances) and log normaliser; and (score_checks)
+    mean, covariance (or variances) and (log_evidence) log normaliser; and (score_checks)
     the score path: composed score vs autograd, Langevin's stationary law."""
     problem = Problem(shape, [Factor(g, exponent=a, region=r) for g, a, r in terms])
     if score_checks:
@@ -230,22 +231,26 @@ def check_gaussian_product(shape, terms, settings: Settings, runs: int = 10, ful
 
     def stat(result):
         moments = weighted_moments(result) if full_cov else weighted_mean_var(result)
-        return torch.cat([moments, torch.tensor([result.log_evidence], dtype=torch.float64)])
+        evidence = [result.log_evidence] if log_evidence else []
+        return torch.cat([moments, torch.tensor(evidence, dtype=torch.float64)])
 
     est = replicate(problem, settings, runs, stat)
     second = cov.reshape(-1) if full_cov else torch.diagonal(cov)
-    exact = torch.cat([mean, second, torch.tensor([log_z], dtype=torch.float64)])
-    floor = iid_floor(torch.cat([moment_variances(mean, cov, full_cov), torch.zeros(1)]), runs, settings.particles)
+    evidence = [log_z] if log_evidence else []
+    exact = torch.cat([mean, second, torch.tensor(evidence, dtype=torch.float64)])
+    floor = iid_floor(torch.cat([moment_variances(mean, cov, full_cov), torch.zeros(len(evidence))]), runs,
+                      settings.particles)
     assert_within_mc(est, exact, f"product of {len(terms)} Gaussians on {tuple(shape)}", z=z, floor=floor)
 
 
 # -- (c) mixtures ----------------------------------------------------------------------
 
 def check_mixture_product(mixtures, settings: Settings, runs: int = 10, expected=None,
-                          score_checks: bool = True) -> None:
+                          score_checks: bool = True, log_evidence: bool = True) -> None:
     """Exact-mode sampler vs the exact product mixture: mode masses, i.e.
     E[responsibility_k(x)] = pi_k of the product (exact for any overlap),
-    plus the mean and log normaliser; and (score_checks) the composed score."""
+    plus the mean and (log_evidence) the log normaliser; and (score_checks)
+    the composed score."""
     shape = mixtures[0].event_shape
     prod = expected if expected is not None else mixture_product(mixtures)
     problem = Problem(shape, [Factor(m) for m in mixtures])
@@ -258,14 +263,16 @@ def check_mixture_product(mixtures, settings: Settings, runs: int = 10, expected
         w = result.weights.double()
         masses = (w[:, None] * resp).sum(0)
         mean = (w[:, None] * x).sum(0)
-        return torch.cat([masses, mean, torch.tensor([result.log_evidence], dtype=torch.float64)])
+        evidence = [result.log_evidence] if log_evidence else []
+        return torch.cat([masses, mean, torch.tensor(evidence, dtype=torch.float64)])
 
     est = replicate(problem, settings, runs, stat)
     w = prod.weights
     mean = (w[:, None] * prod.means).sum(0)
     var = (w[:, None] * (prod.vars + prod.means**2)).sum(0) - mean**2
-    exact = torch.cat([w, mean, torch.tensor([prod.log_normalizer], dtype=torch.float64)])
-    floor = iid_floor(torch.cat([w * (1 - w), var, torch.zeros(1)]), runs, settings.particles)
+    evidence = [prod.log_normalizer] if log_evidence else []
+    exact = torch.cat([w, mean, torch.tensor(evidence, dtype=torch.float64)])
+    floor = iid_floor(torch.cat([w * (1 - w), var, torch.zeros(len(evidence))]), runs, settings.particles)
     assert_within_mc(est, exact, f"product of {len(mixtures)} mixtures (masses, mean, log Z)", floor=floor)
 
 

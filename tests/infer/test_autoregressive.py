@@ -364,3 +364,15 @@ def test_inversion_on_the_autoregressive_path_gives_the_video_back():
     assert float((one - video[0]).abs().max()) < 1e-8
     with pytest.raises(SettingsError, match="the video to invert has shape"):
         sample(problem, base.replace(invert=video[:, :2]))
+
+
+def test_fk_path_chunk_by_chunk_matches_the_closed_form_product():
+    """annealing='fk' per chunk (velocities only: no MCMC, no log density) is exact too."""
+    prior, sim, center = product_terms()
+    problem = Problem(SHAPE, [Factor(prior), Factor(sim)])
+    settings = AR.replace(annealing="fk", levels=100, mcmc_steps=0)
+    est = replicate(problem, settings, RUNS, weighted_moments)
+    check_moments(est, *exact_product(prior, center), "autoregressive fk path, chunk = 1")
+    result = sample(problem, settings.replace(levels=4, particles=8))
+    assert result.plan["annealing"] == "fk" and result.evaluations["log_prob"] == 0
+    assert result.plan["exact"].startswith("exact") and "chunk by chunk" in result.plan["exact"]

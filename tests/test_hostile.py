@@ -1,0 +1,383 @@
+"""Hostile input, faults and security (issue 15): what a program, an input file or the runner can do
+wrong ends in a diagnostic (exit 1), never a traceback, a hang or a file where it should not be.
+
+Bad programs that `check` refuses live in tests/golden/errors/ (300-324); these are the cases that
+need files, flags, a run, or a signal.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import poelang
+from poelang.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = "x ~ gaussian(mean=[0.0, 0.0]) with { levels = 3, particles = 4 }\n"
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    return code, out, err
+
+
+# --- S1: a program cannot run code --------------------------------------------------------------
+
+
+EVIL_PROCESSOR = '''
+import os, pathlib
+pathlib.Path(os.environ["POELANG_TEST_MARK"]).write_text("code from a model folder ran")
+from transformers import ProcessorMixin
+class EvilProcessor(ProcessorMixin):
+    attributes = []
+'''
+
+
+@pytest.fixture
+def evil_model(tmp_path, monkeypatch):
+    """A model folder whose processor is its own Python code, which leaves a mark when it runs."""
+    folder = tmp_path / "evil_model"
+    config = json.dumps({"auto_map": {"AutoProcessor": "evil_mod.EvilProcessor"}, "processor_class": "EvilProcessor"})
+    write(folder, "processor_config.json", config)
+    write(folder, "config.json", config)
+    write(folder, "evil_mod.py", EVIL_PROCESSOR)
+    mark = tmp_path / "PWNED"
+    monkeypatch.setenv("POELANG_TEST_MARK", str(mark))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # transformers copies remote code under HF_HOME/modules
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "hf" / "modules"))
+    program = write(tmp_path, "rce.poe", 'x ~ gaussian(mean=0.0, size=(8, 8)) * exp(vqascore("a cat", model="evil_model")) '
+                                         "with { levels = 2, particles = 2 }\n")
+    return program, mark
+
+
+def test_a_model_folder_runs_no_code_unless_the_runner_allows_it(evil_model, capsys):
+    pytest.importorskip("transformers")
+    program, mark = evil_model
+    code, _, err = run(["run", "-q", str(program)], capsys)
+    assert code == 1 and not mark.exists()
+    assert "ships its own Python code" in err and "--trust-remote-code" in err
+    run(["run", "-q", "--trust-remote-code", str(program)], capsys)  # it fails later (no tokenizer), but it ran
+    assert mark.exists()
+
+
+def test_trust_remote_code_is_not_a_program_argument(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", 'x ~ gaussian(mean=0.0, size=(8, 8)) * exp(vqascore("a cat", model="m", '
+                                       "trust_remote_code=true))\n")
+    code, _, err = run(["check", str(program)], capsys)
+    assert code == 1 and "that is the decision of whoever runs it (poelang run --trust-remote-code" in err
+
+
+# --- S2: import reads programs only ---------------------------------------------------------------
+
+
+def test_import_never_echoes_another_file(tmp_path, capsys):
+    write(tmp_path, "secret.txt", "api_key = \"hunter2\"\nroot:x:0:0:root:/root:/bin/bash\n")
+    for target in ("secret.txt", "/etc/passwd", str(tmp_path / "secret.txt")):
+        program = write(tmp_path, "p.poe", f'import "{target}" as s\n' + SMALL)
+        code, _, err = run(["check", str(program)], capsys)
+        assert code == 1 and "only .poe programs can be imported" in err
+        assert "hunter2" not in err and "root:x" not in err
+
+
+def test_import_of_a_fifo_named_like_a_program_does_not_block(tmp_path, capsys):
+    os.mkfifo(tmp_path / "pipe.poe")
+    program = write(tmp_path, "p.poe", 'import "pipe.poe"\n' + SMALL)
+    code, _, err = run(["check", str(program)], capsys)
+    assert code == 1 and "not a regular file" in err
+
+
+# --- S3: writes stay in the output directory ------------------------------------------------------
+
+
+def test_saves_resolve_against_the_output_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    program = write(tmp_path, "sub/p.poe", SMALL + 'save x to "x.npy"\nsave x to "deep/y.npy"\n')
+    code, out, _ = run(["run", "-q", str(program), "-o", "results"], capsys)
+    assert code == 0 and (tmp_path / "results" / "x.npy").is_file() and (tmp_path / "results" / "deep" / "y.npy").is_file()
+    said = [line for line in out.splitlines() if not line.endswith(".json")]  # .npy files have a provenance sidecar
+    assert said == [f"wrote {Path('results') / 'x.npy'}", f"wrote {Path('results') / 'deep' / 'y.npy'}"]
+    assert not (tmp_path / "sub" / "x.npy").exists() and not (tmp_path / "x.npy").exists()
+
+
+def test_a_file_name_given_as_the_output_directory_points_at_output(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    program = write(tmp_path, "p.poe", SMALL + 'save x to "x.npy"\n')
+    code, _, err = run(["run", "-q", str(program), "-o", "x.png"], capsys)
+    assert code == 2 and "--output x.png" in err and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("path", ["../escape.npy", "a/../../escape.npy", "/tmp/poelang-escape.npy"])
+def test_saves_outside_need_the_runners_flag(tmp_path, monkeypatch, capsys, path):
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path / "out"
+    program = write(tmp_path, "p.poe", SMALL + f'save x to "{path}"\n')
+    code, _, err = run(["run", "-q", str(program), "-o", str(inside)], capsys)
+    assert code == 1 and "--allow-outside" in err
+    assert not (tmp_path / "escape.npy").exists() and not Path("/tmp/poelang-escape.npy").exists()
+    code, _, _ = run(["run", "-q", "--allow-outside", str(program), "-o", str(inside)], capsys)
+    target = Path(path) if Path(path).is_absolute() else inside / path
+    assert code == 0 and target.resolve().is_file()
+    target.resolve().unlink()
+
+
+def test_python_saves_go_to_out_dir(tmp_path):
+    program = poelang.parse(SMALL + 'save x to "x.npy"\n')
+    result = program.run(write=True, out_dir=tmp_path / "o")
+    assert result.written[0] == str(tmp_path / "o" / "x.npy") and (tmp_path / "o" / "x.npy").is_file()
+
+
+# --- inputs: regular files only, full precision, every failure named --------------------------------
+
+
+@pytest.mark.parametrize("loader", ["load_image", "load_mask", "load_depth", "load_video"])
+def test_a_fifo_input_is_refused_at_check_time_without_blocking(tmp_path, capsys, loader):
+    os.mkfifo(tmp_path / "fifo.png")
+    program = write(tmp_path, "p.poe", f'v = {loader}("fifo.png")\nx ~ gaussian(mean=[0.0])\n')
+    started = time.monotonic()
+    code, _, err = run(["check", str(program)], capsys)
+    assert code == 1 and "not a regular file" in err and time.monotonic() - started < 30
+
+
+def _png16(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    ramp = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)  # 0 … 65472
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    return ramp
+
+
+def test_16_bit_images_masks_and_depths_keep_their_precision(tmp_path):
+    ramp = _png16(tmp_path / "gray16.png")
+    from poelang import values as V
+
+    ctx = V.Context(tmp_path)
+    expected = torch.from_numpy(ramp.astype(np.float32) / 65535)
+    torch.testing.assert_close(V.load_mask(ctx, "gray16.png"), expected)
+    torch.testing.assert_close(V.load_depth(ctx, "gray16.png"), expected)
+    torch.testing.assert_close(V.load_image(ctx, "gray16.png"), (expected * 2 - 1).expand(3, 32, 32))
+    assert len(torch.unique(V.load_depth(ctx, "gray16.png"))) == 1024  # 8 bits would keep at most 256 levels
+    half = V.load_depth(ctx, "gray16.png", size=(16, 16))
+    assert half.shape == (16, 16) and 0.2 < float(half.mean()) < 0.8  # scaled, not clipped to white
+
+
+def test_float_depth_keeps_metres(tmp_path):
+    from PIL import Image
+
+    from poelang import values as V
+
+    metres = np.linspace(0.5, 12.0, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(metres).save(tmp_path / "depth.tif")
+    torch.testing.assert_close(V.load_depth(V.Context(tmp_path), "depth.tif"), torch.from_numpy(metres))
+    assert float(V.load_mask(V.Context(tmp_path), "depth.tif").max()) == 1.0  # a mask stays in [0, 1]
+
+
+def _gif(path: Path, frames: int = 3) -> None:
+    from PIL import Image
+
+    images = [Image.new("RGB", (16, 16), (40 * i, 0, 0)) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+
+
+@pytest.mark.parametrize("name, make, frames, message", [
+    ("corrupt.gif", lambda p: p.write_bytes(b"GIF89a" + bytes(194)), 2, "cannot read corrupt.gif"),
+    ("zero.gif", lambda p: p.write_bytes(b""), 2, "cannot read zero.gif"),
+    ("text.gif", lambda p: p.write_text("not a video"), 2, "cannot read text.gif"),
+    ("adir.gif", lambda p: p.mkdir(), 2, "directory"),
+    ("anim.gif", _gif, 50, "anim.gif has 3 frames, 50 requested"),
+])
+def test_load_video_failures_are_diagnostics(tmp_path, capsys, name, make, frames, message):
+    make(tmp_path / name)
+    program = write(tmp_path, "p.poe", f'v = load_video("{name}", size=(16, 16), frames={frames})\n'
+                                       "x ~ simulator(target=v, weight=2.0) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and message in err
+
+
+def test_a_still_image_or_16_bit_png_is_a_one_frame_video(tmp_path):
+    from PIL import Image
+
+    from poelang import values as V
+
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "still.png")
+    _png16(tmp_path / "gray16.png")
+    assert V.load_video(V.Context(tmp_path), "still.png").shape == (1, 3, 8, 8)
+    assert V.load_video(V.Context(tmp_path), "gray16.png").shape == (1, 3, 32, 32)
+
+
+def test_frame_out_of_range_at_run_time(tmp_path, capsys):
+    _gif(tmp_path / "anim.gif")
+    program = write(tmp_path, "p.poe", 'v = load_video("anim.gif", size=(16, 16))\nf = frame(v, 5)\n'
+                                       "x ~ simulator(target=f, weight=2.0) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "frame 5 is out of range for a video of 3 frames" in err
+
+
+def test_a_decompression_bomb_is_refused_at_check_time(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("L", (12000, 8000)).save(tmp_path / "big.png")  # 96 Mpx of one grey: a small file
+    program = write(tmp_path, "p.poe", 'img = load_image("big.png", size=(32, 32))\n'
+                                       "x ~ simulator(target=img, weight=2.0)\n")
+    code, _, err = run(["check", str(program)], capsys)
+    assert code == 1 and "big.png is too large to read (96 Mpx; poelang reads at most 89 Mpx)" in err
+
+
+def test_an_input_whose_size_check_could_not_tell_is_read_for_its_real_error(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", 'img = load_image("missing.png")\n'
+                                       "x ~ simulator(target=img, weight=2.0) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program)], capsys)
+    assert code == 1 and "cannot read missing.png: file not found" in err
+
+
+# --- the runner's options -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device, message", [
+    ("bogus", "unknown device 'bogus'"), ("meta", "the meta device holds no data"), ("cuda:x", "unknown device"),
+    *([("cuda", "this torch (")] if torch.version.cuda is None else []),
+])
+def test_device_mistakes_are_diagnostics(tmp_path, capsys, device, message):
+    program = write(tmp_path, "p.poe", SMALL)
+    code, _, err = run(["run", "-q", str(program), "--device", device], capsys)
+    assert code == 1 and f"<command line>: error: --device {device}: " in err and message in err
+
+
+@pytest.mark.parametrize("source, output, message", [
+    ("m = box_mask(box(0%, 0%, 50%, 50%), size=(8, 8))\nsave m to \"m.png\"\n", "out.png", "the program has no sample"),
+    ("x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n", "v.gif", "vector[1], which cannot be saved as GIF"),
+    ("x ~ gaussian(mean=[0.0, 1.0, 2.0]) with { levels = 2, particles = 2 }\n", "v.png", "cannot be saved as PNG"),
+    ("x ~ gaussian(mean=0.0, size=(8, 8)) with { levels = 2, particles = 2 }\n", "i.gif", "image[8,8], which cannot be saved as GIF"),
+])
+def test_output_override_follows_the_save_rules(tmp_path, capsys, source, output, message):
+    program = write(tmp_path, "p.poe", source)
+    code, _, err = run(["run", "-q", str(program), "--output", str(tmp_path / output)], capsys)
+    assert code == 1 and message in err and not (tmp_path / output).exists()
+
+
+def test_trace_and_save_write_failures_point_at_their_cause(tmp_path, capsys):
+    write(tmp_path, "afile", "a file, not a folder")
+    program = write(tmp_path, "p.poe", SMALL + 'save x to "afile/x.npy"\n')
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
+    assert code == 1 and "p.poe:2:1: error: cannot write" in err and "Not a directory" in err
+    program = write(tmp_path, "q.poe", SMALL)
+    for target in ("/proc/poelang-trace", str(program)):
+        code, _, err = run(["run", "-q", str(program), "--trace", target, "-o", str(tmp_path)], capsys)
+        assert code == 1 and f"cannot write {target}" in err
+
+
+def test_set_on_a_missing_sample_is_an_error(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", SMALL)
+    for key in ("y.levels=3", "x.y.levels=2"):
+        code, _, err = run(["run", "-q", str(program), "--set", key], capsys)
+        assert code == 1 and "no sample" in err and "(samples: x)" in err
+
+
+def test_trace_of_a_program_without_samples_says_so(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", 'm = box_mask(box(0%, 0%, 50%, 50%), size=(8, 8))\nsave m to "m.png"\n')
+    code, _, err = run(["run", "-q", str(program), "--trace", str(tmp_path / "t"), "-o", str(tmp_path)], capsys)
+    assert code == 0 and "the program has no sample" in err
+
+
+# --- numerics --------------------------------------------------------------------------------------
+
+
+def test_the_documented_weighted_reward_form_runs(tmp_path):
+    """exp(2.0 * r1 - 0.5 * r2), a negative weight: N(0, 1) · exp(-2 (x-1)² + 0.5 x²) is N(1, 1/4)."""
+    program = poelang.parse("r1 = quadratic(center=[1.0])\nr2 = quadratic(center=[0.0])\n"
+                            "x ~ gaussian(mean=[0.0]) * exp(2.0 * r1 - 0.5 * r2) with { levels = 20, particles = 256, "
+                            "num_samples = 256, seed = 3 }\n")
+    assert program.ok, program.render_diagnostics()
+    x = program.run().samples["x"].samples.double()
+    # log density: -x²/2 - 2(x-1)² + x²/2 = -2(x-1)²: N(1, 1/4)
+    assert abs(float(x.mean()) - 1.0) < 0.15 and abs(float(x.var()) - 0.25) < 0.15
+
+
+def test_a_schedule_that_does_not_start_at_one_is_a_warning():
+    program = poelang.parse("x ~ gaussian(mean=[2.0, 2.0], std=0.5) with { schedule = [0.5, 0.25, 0.0], particles = 8 }\n")
+    [warning] = program.diagnostics
+    assert program.ok and warning.severity == "warning" and warning.message.startswith("the schedule starts at σ = 0.5, not 1")
+
+
+def test_trace_json_is_strict_json(tmp_path):
+    program = poelang.parse("x ~ gaussian(mean=[0.0, 0.0]) * exp(halfspace(normal=[1.0, 0.0], offset=0.0)) "
+                            'with { levels = 4, particles = 8 }\nsave trace(x) to "hs_trace"\n')
+    program.run(write=True, out_dir=tmp_path)
+    text = (tmp_path / "hs_trace" / "trace.json").read_text(encoding="utf-8")
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in trace.json"))
+    assert "Infinity" not in text and "NaN" not in text and "null" in text  # rejected particles: -inf -> null
+
+
+def test_each_sample_draws_from_its_own_stream(tmp_path):
+    program = poelang.parse("a ~ gaussian(mean=[0.0]) with { levels = 3, particles = 4 }\n"
+                            "b ~ gaussian(mean=[0.0]) with { levels = 3, particles = 4 }\n")
+    result = program.run()
+    a, b = result.samples["a"].samples, result.samples["b"].samples
+    assert not torch.equal(a, b)
+    again = program.run()
+    assert torch.equal(again.samples["a"].samples, a)  # still one result per program and seed
+    alone = poelang.parse("a ~ gaussian(mean=[0.0]) with { levels = 3, particles = 4 }\n").run()
+    assert torch.equal(alone.samples["a"].samples, a)  # a sample's draws do not depend on its neighbours
+
+
+def test_out_of_memory_halves_max_batch_once_then_names_the_expert(tmp_path, capsys, monkeypatch):
+    """An expert that (like an accelerator) cannot hold more than `limit` particles at once."""
+    from stdlib_experts.analytic import GaussianFlow
+
+    limit = {"n": 4}
+    original = GaussianFlow._parts  # what velocity, score and log_prob all compute first
+
+    def bounded(self, x, sigma):
+        if x.shape[0] > limit["n"]:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0]} particles")
+        return original(self, x, sigma)
+
+    monkeypatch.setattr(GaussianFlow, "_parts", bounded)
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0, 0.0]) with { levels = 3, particles = 8, mcmc = none }\n")
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
+    assert code == 0 and err.count("ran out of memory") == 1 and "retrying with max_batch = 4" in err
+    limit["n"] = 1
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
+    assert code == 1 and "not enough memory to sample 'x' at level 0 in 'gaussian#1' with max_batch = 4" in err
+
+
+# --- Ctrl-C ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5, 3.0])
+def test_ctrl_c_at_any_moment_says_interrupted_and_leaves_no_partial_file(tmp_path, delay):
+    """SIGINT from the imports (typer, torch) to the writes: exit 130 or a finished run, one line, no traceback.
+    (Before ~0.1 s the interpreter itself is starting: Python's own handler is all there is.)"""
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=0.0, size=(64, 64)) with { levels = 30, particles = 8 }\n"
+                    + "".join(f'save x to "x{i}.png"\n' for i in range(50)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "poelang", "run", "-q", str(program), "-o", str(tmp_path / "o")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode in (0, 130), (proc.returncode, err)
+    assert "Traceback" not in err and "Error" not in err, err
+    if proc.returncode == 130:
+        assert err.strip().splitlines()[-1] == "interrupted"
+    written = {Path(line.removeprefix("wrote ")).name for line in out.splitlines()}
+    on_disk = {p.name for p in (tmp_path / "o").glob("*")} if (tmp_path / "o").exists() else set()
+    assert on_disk == written  # every file said, nothing half-written or hidden left behind
