@@ -1,6 +1,9 @@
 """The paper's three tasks in miniature, on the shipped mini experts (CPU, no downloads).
 
     python benchmarks/mini_paper.py [--task a b c d] [--n 50] [--levels 20] [--seed 0]
+    python benchmarks/mini_paper.py --task a --n 100 --particles 1 4 16 --shard 0 2 --records a0.jsonl &
+    python benchmarks/mini_paper.py --task a --n 100 --particles 1 4 16 --shard 1 2 --records a1.jsonl
+    python benchmarks/mini_paper.py --summarize a0.jsonl a1.jsonl
 
 Every case is held out: captions whose hash puts them in the test split
 (``world.split_of``), scenes drawn from seeds no training set used. Every
@@ -8,10 +11,11 @@ method runs through ``poelang`` programs, so the figures are the ones a user
 gets. Success is judged by a model that is not steered on:
 
 (a) regional text-to-image with counting and relations: the rule checker
-    (segmenter + rules) on vanilla mini_flux, best-of-N at equal compute
-    (N picked so that generative-expert compute matches PoE with the largest
-    L; the best by mini_vqa), and PoE (scene × regional experts ×
-    exp(2·mini_vqa), SMC) with L = 1, 4, 16.
+    (segmenter + rules) on vanilla mini_flux, PoE (scene × regional experts ×
+    exp(w·mini_vqa), SMC) with L = 1, 2, 4, 8, 16, 32 particles, and beside
+    each L best-of-N at equal compute (N picked so that generative-expert
+    compute matches PoE with that L; the best by mini_vqa); paired
+    differences with their standard errors.
 (b) object insertion at a pose: background MSE outside the object and
     foreground IoU / MSE against the graphics engine's render of the object.
 (c) physics-instructed video: per-frame foreground IoU against the simulator.
@@ -121,7 +125,7 @@ SMC = """
     resample_times = [0.25, 0.5, 0.75]"""
 
 
-def regional_product(text: str) -> str:
+def regional_product(text: str, weight: float = 2.0) -> str:
     """The PoE of task (a): the scene expert, regional experts for a left/right pair, the VQA judge."""
     lines = [f'scene = mini_flux("{text}")', f'judge = mini_vqa("{text}")']
     factors = ["scene"]
@@ -133,7 +137,7 @@ def regional_product(text: str) -> str:
                 lines.append(f'{name} = mini_flux("{words}", size=(32, 16))')
                 factors.append(f"{name}[box({box})]")
             break
-    return "\n".join(lines) + "\nx ~ " + " * ".join(factors) + " * exp(2 * judge)"
+    return "\n".join(lines) + "\nx ~ " + " * ".join(factors) + f" * exp({weight} * judge)"
 
 
 def counting_or_relation(text: str) -> bool:
@@ -147,55 +151,103 @@ FK = """
     mcmc = none"""
 
 
-def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], fk: bool = False) -> None:
+def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: float = 2.0,
+           shard: tuple[int, int] = (0, 1), records: Path | None = None, fk: bool = False) -> None:
+    """Success per method on n held-out captions; best-of-N beside each L at that L's generative compute.
+
+    ``shard`` (i, k) runs every k-th caption from the i-th, so that k processes share the work; each writes its
+    cases to ``records`` (JSON lines) and ``--summarize`` prints the table of them all.
+    """
+    import json
+    import tempfile
+
     cases = held_out(n, seed, keep=counting_or_relation)
-    methods: dict[str, list] = {}
-    best_ofs: list[int] = []
-    fk_ess: dict[str, list] = {}
-
-    def record(name, images, tokens, seconds, text):
-        methods.setdefault(name, []).append((judges.check(images[:1], text)[0], tokens, seconds))
-
+    if records is None:
+        records = Path(tempfile.mkdtemp()) / "task_a.jsonl"
+    out = open(records, "a")
     for i, (_, text) in enumerate(cases):
+        if i % shard[1] != shard[0]:
+            continue
         case_seed = seed * 1000 + i
+        results, fk_ess = {}, {}
+
+        def record(name, images, tokens, started):
+            results[name] = [bool(judges.check(images[:1], text)[0]), tokens, time.perf_counter() - started]
+
         started = time.perf_counter()
-        images, tokens = run(f'x ~ mini_flux("{text}") with {{\n    levels = {levels}\n    particles = 1\n'
-                             "    mcmc_steps = 0\n    cond_updates = 0\n}", case_seed)
-        record("vanilla mini_flux", images, tokens, time.perf_counter() - started, text)
-        vanilla_tokens = tokens
-        poe_tokens = 0
+        images, vanilla_tokens = run(f'x ~ mini_flux("{text}") with {{\n    levels = {levels}\n    particles = 1\n'
+                                     "    mcmc_steps = 0\n    cond_updates = 0\n}", case_seed)
+        record("vanilla mini_flux", images, vanilla_tokens, started)
         for L in particles:
             started = time.perf_counter()
-            images, tokens = run(regional_product(text) + f" with {{\n    levels = {levels}\n    particles = {L}{SMC}\n}}",
-                                 case_seed)
-            record(f"PoE, L = {L}", images, tokens, time.perf_counter() - started, text)
-            poe_tokens = tokens
+            images, tokens = run(regional_product(text, weight) +
+                                 f" with {{\n    levels = {levels}\n    particles = {L}{SMC}\n}}", case_seed)
+            record(f"PoE, L = {L}", images, tokens, started)
+            best_of = max(1, round(tokens / vanilla_tokens))
             if fk:  # the same product on the Feynman-Kac corrected path (exact weights, no reward greed)
                 started = time.perf_counter()
-                images, tokens = run(regional_product(text) + f" with {{\n    levels = {levels}\n    particles = {L}{FK}\n}}",
-                                     case_seed)
-                record(f"PoE fk, L = {L}", images, tokens, time.perf_counter() - started, text)
-                fk_ess.setdefault(f"PoE fk, L = {L}", []).append(LAST_MIN_ESS[0])
-        best_of = max(1, round(poe_tokens / vanilla_tokens))
-        started = time.perf_counter()
-        images, tokens = run(f'judge = mini_vqa("{text}")\nx ~ mini_flux("{text}") * exp(2 * judge) with {{\n'
-                             f"    levels = {levels}\n    particles = {best_of}\n    mcmc_steps = 0\n    cond_updates = 0\n"
-                             "    resample = none\n    weighting = greedy\n}", case_seed)
-        record("best-of-N, equal compute", images, tokens, time.perf_counter() - started, text)
-        best_ofs.append(best_of)
-        print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[-1][0])}" for k, v in methods.items()),
+                images, fk_tokens = run(regional_product(text, weight) +
+                                        f" with {{\n    levels = {levels}\n    particles = {L}{FK}\n}}", case_seed)
+                record(f"PoE fk, L = {L}", images, fk_tokens, started)
+                fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
+            started = time.perf_counter()
+            images, tokens = run(f'judge = mini_vqa("{text}")\nx ~ mini_flux("{text}") * exp({weight} * judge) with {{\n'
+                                 f"    levels = {levels}\n    particles = {best_of}\n    mcmc_steps = 0\n"
+                                 "    cond_updates = 0\n    resample = none\n    weighting = greedy\n}", case_seed)
+            record(f"best-of-{best_of} (L = {L}'s compute)", images, tokens, started)
+        print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[0])}" for k, v in results.items()),
               file=sys.stderr, flush=True)
+        out.write(json.dumps({"case": i, "caption": text, "levels": levels, "weight": weight, "results": results,
+                              "fk_min_ess": fk_ess}) + "\n")
+        out.flush()
+    out.close()
+    if shard[1] == 1:
+        summarize_a([records])
+
+
+def summarize_a(files: list[Path]) -> None:
+    """The task (a) table from JSON-line records: success ± SE per method, paired differences ± SE for the claims."""
+    import json
+
+    cases = {}
+    for f in files:
+        for line in Path(f).read_text().splitlines():
+            case = json.loads(line)
+            cases[case["case"]] = case
+    cases = [cases[k] for k in sorted(cases)]
+    n = len(cases)
+    names = list(cases[0]["results"])
+
+    def method(name):  # best-of-N's N varies by caption; the key names it by the L whose compute it matches
+        return "best-of-N (" + name.split("(")[1] if name.startswith("best-of-") else name
+
+    table: dict[str, np.ndarray] = {}
+    for case in cases:
+        for name, (ok, tokens, seconds) in case["results"].items():
+            table.setdefault(method(name), []).append((ok, tokens, seconds))
+    table = {k: np.array(v, float) for k, v in table.items()}
+    vanilla = table["vanilla mini_flux"][:, 1].mean()
     rows = []
-    for name, values in methods.items():
-        ok = np.array([v[0] for v in values], float)
-        rows.append((name, f"{ok.mean():.2f} ± {ok.std(ddof=1) / np.sqrt(len(ok)):.2f}" if len(ok) > 1 else f"{ok.mean():.2f}",
-                     f"{np.mean([v[1] for v in values]) / np.mean([v[1] for v in methods['vanilla mini_flux']]):.1f}",
-                     f"{np.mean([v[2] for v in values]):.2f}"))
-    print_table(f"(a) regional text-to-image, {len(cases)} held-out captions, {levels} levels: success by the rule checker "
-                f"(best-of-N: N = {min(best_ofs)}-{max(best_ofs)} ODE samples, the best by mini_vqa)",
+    for name, v in table.items():
+        rows.append((name, f"{v[:, 0].mean():.2f} ± {v[:, 0].std(ddof=1) / np.sqrt(n):.2f}",
+                     f"{v[:, 1].mean() / vanilla:.1f}", f"{v[:, 2].mean():.1f}"))
+    print_table(f"(a) regional text-to-image, {n} held-out captions, {cases[0]['levels']} levels, reward weight "
+                f"{cases[0]['weight']}: success by the rule checker (best-of-N: N ODE samples of mini_flux at the "
+                "compute of PoE with L particles, the best by mini_vqa)",
                 ("method", "success", "compute (× vanilla)", "s / caption"), rows)
-    for name, values in fk_ess.items():
-        print(f"{name}: min ESS / L over the levels, mean over captions {np.mean(values):.3f}")
+    pairs = []
+    ls = sorted(int(k.split("= ")[1]) for k in table if k.startswith("PoE, L"))
+    for L in ls[1:]:
+        pairs.append((f"PoE L = {L} − PoE L = {ls[0]}", table[f"PoE, L = {L}"][:, 0] - table[f"PoE, L = {ls[0]}"][:, 0]))
+    for L in ls:
+        pairs.append((f"PoE L = {L} − best-of-N at its compute", table[f"PoE, L = {L}"][:, 0] - table[f"best-of-N (L = {L}'s compute)"][:, 0]))
+    for name in cases[0].get("fk_min_ess", {}):
+        print(f"{name}: min ESS / L over the levels, mean over captions "
+              f"{np.mean([c['fk_min_ess'][name] for c in cases]):.3f}")
+    print_table("Paired differences of success (same captions and seeds): mean ± SE, and the mean in SEs",
+                ("difference", "mean ± SE", "SEs"),
+                [(k, f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(n):.2f}",
+                  f"{d.mean() / max(d.std(ddof=1) / np.sqrt(n), 1e-9):.1f}") for k, d in pairs])
 
 
 # --- (b) object insertion ---------------------------------------------------------------------------------------
@@ -477,12 +529,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=50, help="held-out cases per task")
     parser.add_argument("--levels", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--particles", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--particles", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--weight", type=float, default=2.0, help="(a): the reward's weight w in exp(w · mini_vqa)")
+    parser.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "K"),
+                        help="(a): run every K-th caption from the I-th (K processes share the work)")
+    parser.add_argument("--records", type=Path, default=None, help="(a): append each case's results here (JSON lines)")
+    parser.add_argument("--summarize", type=Path, nargs="+", default=None,
+                        help="(a): print the table of these record files and exit")
     parser.add_argument("--fk", action="store_true", help="(a): also the PoE on annealing = fk (issue #17)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
+    if args.summarize:
+        summarize_a(args.summarize)
+        return
     if "a" in args.task:
-        task_a(args.n, args.levels, args.seed, tuple(args.particles), args.fk)
+        task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
+               args.fk)
     if "b" in args.task:
         task_b(args.n, args.levels, args.seed)
     if "c" in args.task:

@@ -50,7 +50,8 @@ def trial(folder: Path, delay: float | None) -> dict:
     return {
         "code": proc.returncode, "traceback": "Traceback" in err, "said": bool(lines) and lines[-1] == "interrupted",
         "unlisted": len(on_disk - listed), "hidden": sum(1 for name in on_disk if name.startswith(".")),
-        "seconds": ended - (sent if sent is not None else started), "written": len(listed),
+        "seconds": ended - (sent if sent is not None else started), "written": len(listed), "delay": delay,
+        "stderr": err.strip()[-300:],
     }
 
 
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(r['hidden'] for r in results)} | {len(clean)} | {median_quit / baseline['seconds']:.3f} |")
     if other:
         print("exit codes:", dict(outcomes))
+    for r in results:
+        if r not in clean:
+            print(f"not clean: SIGINT after {r['delay']:.2f} s, exit {r['code']}, stderr {r['stderr']!r}")
     return 0 if len(clean) == len(results) else 1
 
 

@@ -7,12 +7,9 @@ Ctrl-C held back, see ``poelang.cli._import_torch``.)
 """
 from __future__ import annotations
 
-import os
-import sys
-
 
 def console_main() -> None:
-    from poelang.interrupts import EXIT_INTERRUPTED, interrupted
+    from poelang.interrupts import exit_with, interrupted
 
     try:
         from poelang.cli import main
@@ -20,13 +17,4 @@ def console_main() -> None:
         code = main()
     except KeyboardInterrupt:
         code = interrupted()
-    if code == EXIT_INTERRUPTED:
-        # Leave at once: outputs are already complete or removed, and an interpreter shutdown after an
-        # interrupt inside an import can itself end by SIGINT (or worse) instead of with the exit code.
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
-    sys.exit(code)
+    exit_with(code)

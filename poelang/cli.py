@@ -96,6 +96,7 @@ def run(
 
     if quiet and verbose:
         raise typer.BadParameter("choose one of -q and -v")
+    _refuse_a_file_as_out_dir(out_dir)
     verbosity = progress.QUIET if quiet else progress.VERBOSE if verbose else progress.NORMAL
     progress.configure(verbosity)
 
@@ -128,26 +129,26 @@ def run(
         typer.echo(_run_summary(program, result))
 
 
+def _refuse_a_file_as_out_dir(out_dir: Path) -> None:
+    """`-o out.png` meant "write the sample to out.png" before -o became the output directory: say so
+    instead of silently making a folder named out.png."""
+    from poelang.graph import FILE_FORMATS
+
+    if out_dir.suffix.lower() in FILE_FORMATS and not out_dir.is_dir():
+        raise typer.BadParameter(f"-o is the output directory; to write the sample to a file, use --output {out_dir}",
+                                 param_hint="-o")
+
+
 def _import_torch() -> None:
     """Import torch and numpy now, with Ctrl-C held back until they are complete: an interrupt in the
     middle of their initialisation leaves half-made modules behind (and has crashed the process)."""
-    import signal
+    from poelang.interrupts import held
 
-    pending: list[int] = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    except ValueError:  # not the main thread: nothing to hold back
-        previous = None
-    try:
+    with held():
         import numpy
         import torch
 
         numpy.ndarray, torch.Tensor  # noqa: B018 - a module made by poelang._lazy loads on first attribute access
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    if pending:
-        raise KeyboardInterrupt
 
 
 def _run_summary(program, result) -> str:
@@ -442,4 +443,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def console_main() -> None:
-    sys.exit(main())
+    """The entry point of installations made before poelang._entry (which also catches Ctrl-C during imports)."""
+    from poelang.interrupts import exit_with
+
+    exit_with(main())

@@ -13,15 +13,17 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from poelang import graph as g
 from poelang import values as V
-from poelang import writers
 from poelang.diagnostics import Diagnostic, PoeError, Span
 from poelang.experts.registry import default_registry
 from poelang.experts.unavailable import ExpertUnavailable
+from poelang.latents import _decode, _decode_result, _Decoded, shared_codec  # noqa: F401 (_Decoded: tests)
+from poelang.memory import OutOfMemory, sample_within_memory
 from poelang.progress import NORMAL, QUIET, Reporter
+from poelang.saving import Saver
 from poelang.results import LevelCallback, RunResult
 
 
@@ -51,6 +53,19 @@ def sample_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest[:8], "little") % (2**63 - 1)
 
 
+def engine_settings(s: g.SamplerSettings, invert=None, name: str | None = None):
+    """The engine's settings: the program's, under the engine's names; ``invert``
+    is the canvas ``init = inversion`` starts from, already in the experts'
+    space (see :meth:`inversion_input`). With the sample's ``name``, its seed is
+    the sample's own stream (:func:`sample_seed`)."""
+    from poelang import infer
+
+    values = s.engine_values()
+    if name is not None:
+        values["seed"] = sample_seed(values["seed"], name)
+    return infer.Settings(**{**values, "invert": invert})
+
+
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
                  callback: LevelCallback | None = None, reporter: Reporter | None = None,
@@ -69,7 +84,7 @@ class Interpreter:
         self.context = V.Context(program.base_dir, device)
         self._values: dict[str, Any] = {}
         self._experts: dict[str, Any] = {}
-        self._codecs: dict[str, Any] = {}  # sample id → the latent space its trace is still in
+        self.latent_samples: dict[str, Any] = {}  # sample id → the codec its trace is still encoded in
         self.result = RunResult()
 
     # --- errors ---------------------------------------------------------------
@@ -211,18 +226,7 @@ class Interpreter:
         except ValueError as e:
             raise self.fail(str(e), node.id) from None
 
-    @staticmethod
-    def settings(s: g.SamplerSettings, invert=None, name: str | None = None):
-        """The engine's settings: the program's, under the engine's names; ``invert``
-        is the canvas ``init = inversion`` starts from, already in the experts'
-        space (see :meth:`inversion_input`). With the sample's ``name``, its seed is
-        the sample's own stream (:func:`sample_seed`)."""
-        from poelang import infer
-
-        values = s.engine_values()
-        if name is not None:
-            values["seed"] = sample_seed(values["seed"], name)
-        return infer.Settings(**{**values, "invert": invert})
+    settings = staticmethod(engine_settings)  # the engine's settings of a sample (tests call it)
 
     def inversion_input(self, node: g.SampleNode, codec):
         """The value ``invert`` names, as the experts see it: pixels in [-1, 1]
@@ -269,27 +273,19 @@ class Interpreter:
             return self.callback(node.id, info)
 
         started = time.perf_counter()
-        result = self._sample_within_memory(node, problem, settings, on_level)
+        try:
+            result = sample_within_memory(node.id, problem, settings, on_level, self.device)
+        except (infer.SamplerError, infer.SettingsError, OutOfMemory) as e:
+            raise self.fail(str(e), node.id) from None
         self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
-            self._codecs[node.id] = codec
+            self.latent_samples[node.id] = codec
         self.result.samples[node.id] = result
         self._values[node.id] = result.samples[0]
         return result
 
     # --- outputs --------------------------------------------------------------
-
-    def traced(self, sample_id: str):
-        """The sample's result with its trace images in pixels; decoded only when a trace is written, once."""
-        from dataclasses import replace
-
-        result = self.result.samples[sample_id]
-        codec = self._codecs.pop(sample_id, None)
-        if codec is not None:
-            trace = [replace(t, x0_hat=None if t.x0_hat is None else _decode(codec, t.x0_hat)) for t in result.trace]
-            result = self.result.samples[sample_id] = replace(result, trace=trace)
-        return result
 
     def check_weights(self) -> None:
         """Every missing model at once, before anything is simulated or loaded (see poelang.weights)."""
@@ -317,161 +313,9 @@ class Interpreter:
         with self.reporter:
             for node in self.graph.samples:
                 self.run_sample(node)
-        for index, out in enumerate(outputs):
-            target = out.value.ref
-            path = Path(out.path).name if output_dir is not None and Path(out.path).is_absolute() else out.path
-            if out.format == "trace":
-                sample_id = self.graph.node(target).args["sample"].ref
-                self._write(path, target, lambda p: self._write_trace(p, sample_id), index, index == given)
-            else:
-                data = self.result.samples[target] if target in self.result.samples else self.value(target)
-                write_one = writers.write_every_sample if every_sample else writers.write_value
-                record = provenance.record(self.program, target)
-                self._write(path, target, lambda p: write_one(p, out.format, data, out.options, record), index,
-                            index == given)
-        if trace_dir is not None:
-            for sample_id in self.result.samples:
-                folder = trace_dir if len(self.result.samples) == 1 else str(Path(trace_dir) / sample_id)
-                self._write(folder, sample_id, lambda p: self._write_trace(p, sample_id), None, runner_path=True)
+        Saver(self).save(outputs, given, output_dir, every_sample, trace_dir)
         self.result.seconds = time.perf_counter() - started
         return self.result
-
-    def _write_trace(self, folder: str, sample_id: str) -> list[str]:
-        from poelang import provenance
-
-        return writers.write_trace(folder, sample_id, self.traced(sample_id), provenance.record(self.program, sample_id))
-
-    def _write(self, path: str, target: str, write: Callable[[str], list[str]], index: int | None,
-               runner_path: bool = False) -> None:
-        """Write one output; a program's save path resolves against the output directory, a path the
-        runner gave (``--trace``, ``--output``) as it was given. A failure points at the save statement."""
-        full = path if runner_path else str(self.out_dir / path)
-        try:
-            for written in write(full):
-                self.result.written.append(written)
-                if self.on_write is not None:
-                    self.on_write(written)
-        except (OSError, ValueError, UnicodeError) as e:  # ValueError: a NUL byte; UnicodeError: an unencodable name
-            reason = getattr(e, "strerror", None) or str(e)
-            span_id = f"save:{index}" if index is not None and f"save:{index}" in self.program.spans else target
-            raise self.fail(f"cannot write {full}: {reason}", span_id) from None
-
-    def _sample_within_memory(self, node: g.SampleNode, problem, settings, on_level):
-        """Sample; when the device runs out of memory, halve max_batch and try once more (saying so), then
-        stop with a diagnostic that names the expert and the level."""
-        import gc
-        import sys
-
-        from poelang import infer
-
-        last_level = [-1]
-
-        def tracked(info):
-            last_level[0] = info.level
-            return on_level(info)  # False stops the run
-
-        for attempt in (0, 1):
-            try:
-                return infer.sample(problem, settings, callback=tracked, device=self.device)
-            except (infer.SamplerError, infer.SettingsError) as e:
-                raise self.fail(str(e), node.id) from None
-            except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
-                if not _out_of_memory(e):
-                    raise
-                culprit = _expert_in_traceback(e.__traceback__, problem)
-                batch = settings.max_batch or settings.particles
-                where = f"at level {last_level[0] + 1}" + (f" in '{culprit}'" if culprit else "")
-                if attempt == 0 and batch > 1:
-                    print(f"poelang: '{node.id}' ran out of memory {where}; retrying with max_batch = {batch // 2}",
-                          file=sys.stderr)
-                    settings = settings.replace(max_batch=batch // 2)
-                    last_level[0] = -1
-                    _free_memory()
-                    continue
-                message = (f"not enough memory to sample '{node.id}' {where} with max_batch = {batch}: "
-                           "lower particles or the canvas size, or use a device with more memory")
-            gc.collect()
-            raise self.fail(message, node.id)
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    text = str(error)
-    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
-            or "out of memory" in text or "can't allocate memory" in text)
-
-
-def _expert_in_traceback(tb, problem) -> str | None:
-    """The name of the innermost expert (factor or reward) whose method was running when the error came."""
-    experts = {id(f.expert): f.name for f in problem.factors} | {id(r.expert): r.name for r in problem.rewards}
-    name = None
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if id(owner) in experts:
-            name = experts[id(owner)]
-        tb = tb.tb_next
-    return name
-
-
-def _free_memory() -> None:
-    import gc
-
-    gc.collect()
-    if "torch" in __import__("sys").modules:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-
-def shared_codec(shape: tuple[int, ...], experts: list[tuple[str, Any]]):
-    """The latent space shared by a sample's generative experts; they must agree (ValueError if not).
-
-    An expert with ``adopts_codec`` (a simulator's Gaussian) has no latent
-    space of its own: it is left out of the comparison and then told the
-    product's codec (None: pixels) with ``use_codec`` before sampling. A
-    product of such experts alone samples in pixels.
-    """
-    fixed = [(name, getattr(e, "codec", None)) for name, e in experts if not getattr(e, "adopts_codec", False)]
-    first_name, first = fixed[0] if fixed else (None, None)
-    for name, c in fixed[1:]:
-        if c != first:
-            what = lambda c: "pixels" if c is None else f"the latent space {c.key[0]}"  # noqa: E731
-            raise ValueError(f"'{first_name}' samples in {what(first)} but '{name}' in {what(c)}: "
-                             "experts of one product must share their latent space")
-    if first is not None:
-        first.latent_shape(shape)  # ValueError when the canvas does not fit the codec
-    for name, e in experts:
-        if getattr(e, "adopts_codec", False):
-            try:
-                e.use_codec(first)
-            except ValueError as err:
-                raise ValueError(f"'{name}' cannot follow the product into its latent space: {err}") from None
-    return first
-
-
-class _Decoded:
-    """A reward seen through a codec: it scores the decoded pixels of the latent x0_hat."""
-
-    def __init__(self, reward, codec):
-        self.reward, self.codec = reward, codec
-        self.name = getattr(reward, "name", "reward")
-
-    def score(self, x0):
-        return self.reward.score(_decode(self.codec, x0))
-
-
-def _decode(codec, latents, chunk: int = 4):
-    """Decode in chunks, so a 1024-px VAE decode of many particles fits in memory."""
-    import torch
-
-    return torch.cat([codec.decode(latents[i:i + chunk]) for i in range(0, latents.shape[0], chunk)])
-
-
-def _decode_result(result, codec):
-    """The engine's result with its samples and particles in pixels (the trace stays latent until written)."""
-    from dataclasses import replace
-
-    return replace(result, samples=_decode(codec, result.samples), particles=_decode(codec, result.particles))
 
 
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> tuple[list[g.OutputNode], int]:

@@ -4,8 +4,8 @@ They make every example real on a CPU with no downloads. ``mini_flux``,
 ``mini_flux_fill`` and ``mini_flux_depth`` are FLUX-layout directories under
 ``stdlib_experts/mini/weights`` loaded by the *same* adapters as FLUX.1
 [dev], Fill and Depth (:mod:`stdlib_experts.flux`); they sample 32×32 images
-in pixel space. ``mini_vqa`` is a trained image-caption classifier (a
-reward), ``mini_rules`` the rule checker on a trained segmenter (a
+in pixel space. ``mini_vqa`` is a trained judge of images against captions, a
+calibrated P(yes) (a reward, :mod:`stdlib_experts.mini.vqa`), ``mini_rules`` the rule checker on a trained segmenter (a
 non-differentiable reward). ``mini_video`` is frame-wise (FramePack's role in
 the paper): each frame from the two before it, on the autoregressive path. Captions use the mini world's closed vocabulary;
 another word is a diagnostic that lists it.
@@ -124,21 +124,22 @@ class MiniVideoFlow:
 
 
 class MiniVQAScore:
-    """log P(yes) of mini_vqa that the image shows the caption; batched over particles."""
+    """log P(yes) of mini_vqa that the image shows the caption (calibrated); batched over particles."""
 
     def __init__(self, name: str, caption: str):
-        from stdlib_experts.mini import judges
+        from stdlib_experts.mini import judges, vqa
 
         self.name = name
         self.model = judges.load("mini_vqa")
-        self.ids = judges.caption_ids([caption])
+        self.spec = vqa.caption_tensors([caption])
 
     def score(self, x0):
         import torch
         import torch.nn.functional as F
 
+        spec = {k: v.expand(x0.shape[0], *v.shape[1:]) for k, v in self.spec.items()}
         with torch.no_grad():
-            logits = self.model(x0.float().cpu(), self.ids.expand(x0.shape[0], -1))
+            logits = self.model(x0.float().cpu(), spec)
         return F.logsigmoid(logits).to(x0.device)
 
 
@@ -177,13 +178,36 @@ def load_mini_vqa(args: dict, context):
 
 
 def load_mini_rules(args: dict, context):
-    from stdlib_experts.mini import rules
-
-    try:
-        rules.parse_caption(args["caption"])
-    except ValueError as e:
-        raise ExpertUnavailable(f"mini_rules cannot judge this caption: {e}") from None
     return MiniRules(context.name, args["caption"])
+
+
+def _check_caption(param: str):
+    """A checker rule: the text is a caption of the mini world's grammar (what the judges can read)."""
+
+    def check(bound: Bound) -> None:
+        from stdlib_experts.mini import rules
+
+        text = bound.values.get(param)
+        if not isinstance(text, str):
+            return
+        vocabulary = set(_vocabulary())
+        if any(w not in vocabulary for w in text.lower().replace(",", " ").split()):
+            return  # _check_words says which
+        try:
+            rules.parse_caption(text)
+        except ValueError as e:
+            bound.error(f"not a caption of the mini world: {e} (captions read like \"two red cubes and a blue "
+                        f"sphere\" or \"a red cube left of a blue sphere\")", param)
+
+    return check
+
+
+def _check_all(*checks):
+    def check(bound: Bound) -> None:
+        for c in checks:
+            c(bound)
+
+    return check
 
 
 _SIZE = Param("size", "Size", SIZE, "canvas (h, w) in pixels when no image fixes it (trained at 32×32)")
@@ -229,15 +253,17 @@ EXPERTS = [
         check=_check_words("prompt"),
     ),
     ExpertSpec(
-        "mini_vqa", "reward", 'log P("yes") of the mini VQA model that the image shows the caption',
-        (Param("caption", "Text", doc="what the image should show"),),
+        "mini_vqa", "reward",
+        'log P("yes"), calibrated, of the mini judge that the image shows the caption (every object, counts, sizes, '
+        'relations)',
+        (Param("caption", "Text", doc="a caption of the mini world's grammar"),),
         loader="stdlib_experts.mini_experts:load_mini_vqa", weights=_shipped("mini_vqa", "model.safetensors"),
-        family="mini", check=_check_words("caption"),
+        family="mini", check=_check_all(_check_words("caption"), _check_caption("caption")),
     ),
     ExpertSpec(
         "mini_rules", "reward", "1 if the rule checker finds the caption true of the image, else 0 (not differentiable)",
         (Param("caption", "Text", doc="a caption of the mini world's grammar"),),
         loader="stdlib_experts.mini_experts:load_mini_rules", weights=_shipped("segmenter", "model.safetensors"),
-        family="mini", check=_check_words("caption"),
+        family="mini", check=_check_all(_check_words("caption"), _check_caption("caption")),
     ),
 ]

@@ -117,6 +117,13 @@ def test_saves_resolve_against_the_output_directory(tmp_path, monkeypatch, capsy
     assert not (tmp_path / "sub" / "x.npy").exists() and not (tmp_path / "x.npy").exists()
 
 
+def test_a_file_name_given_as_the_output_directory_points_at_output(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    program = write(tmp_path, "p.poe", SMALL + 'save x to "x.npy"\n')
+    code, _, err = run(["run", "-q", str(program), "-o", "x.png"], capsys)
+    assert code == 2 and "--output x.png" in err and not (tmp_path / "x.png").exists()
+
+
 @pytest.mark.parametrize("path", ["../escape.npy", "a/../../escape.npy", "/tmp/poelang-escape.npy"])
 def test_saves_outside_need_the_runners_flag(tmp_path, monkeypatch, capsys, path):
     monkeypatch.chdir(tmp_path)

@@ -65,8 +65,9 @@ def test_ray_sweep_matches_the_local_sweep_and_survives_a_killed_actor(tmp_path,
     assert f":{killed[0]}:" not in on_ray[1]["worker"]  # finished by the restarted actor
     local = poelang.sweep(program, rows, tmp_path / "local", workers=1)
     for r, l in zip(on_ray, local):
-        assert r["outputs"] == l["outputs"] == [f"{r['id']}/x.npy"]
-        assert _digest(tmp_path / "ray" / r["outputs"][0]) == _digest(tmp_path / "local" / l["outputs"][0])
+        assert r["outputs"] == l["outputs"] == [f"{r['id']}/x.npy", f"{r['id']}/x.npy.json"]  # .json: provenance
+        for output in r["outputs"]:
+            assert _digest(tmp_path / "ray" / output) == _digest(tmp_path / "local" / output)
 
 
 @pytest.mark.slow

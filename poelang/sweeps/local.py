@@ -26,12 +26,15 @@ def _worker_main(conn: Connection, runner_args: dict[str, Any]) -> None:
 
     runner = RowRunner(**runner_args)
     conn.send(("ready", runner.pid()))
-    while True:
-        message = conn.recv()
-        if message is None:
-            return
-        job, attempt = message
-        conn.send(("record", runner.run(job, attempt)))
+    try:
+        while True:
+            message = conn.recv()
+            if message is None:
+                return
+            job, attempt = message
+            conn.send(("record", runner.run(job, attempt)))
+    except KeyboardInterrupt:  # a Ctrl-C held back over a write (poelang.interrupts.held) lands here: the driver stops us
+        return
 
 
 class _Worker:

@@ -1,16 +1,21 @@
-"""The mini world's two learned readers of images: a segmenter for the rule checker, and mini_vqa.
+"""The mini world's learned readers of images: a segmenter for the rule checker, and mini_vqa.
 
 * :class:`Segmenter` labels every pixel with background or a (colour, shape)
   class; :mod:`stdlib_experts.mini.rules` turns that map into objects and
-  judges captions by rules. This is the *checker* of the benchmarks.
-* :class:`MiniVQA` answers "does this image show <caption>?" with a
-  probability: image patches and caption words through a small transformer.
-  It is the *reward* programs steer with (``exp(mini_vqa("..."))``), a
-  different model from the checker, so that steering cannot game the judge.
+  judges captions by rules. This is the *checker* of the benchmarks. It trains
+  in minutes on the rendered dataset (``python -m stdlib_experts.mini.judges
+  segmenter --data build/mini_data``).
+* ``mini_vqa`` (:mod:`stdlib_experts.mini.vqa`) answers "does this image show
+  <caption>?" with a calibrated probability. It is the *reward* programs steer
+  with (``exp(mini_vqa("..."))``), a different model trained without the
+  checker's labels, so that steering cannot game the judge.
+* :class:`PatchVQA` is the first mini_vqa (image patches and caption words
+  through a small transformer, trained on clean renders only), kept under
+  ``stdlib_experts/mini/baselines`` as the baseline ``benchmarks/mini_judge.py``
+  compares against: it could not tell a hit from a near miss on generated
+  images.
 
-Both train in minutes on the rendered dataset (``python -m
-stdlib_experts.mini.judges segmenter|vqa --data build/mini_data``) and ship
-as safetensors with a JSON config under ``stdlib_experts/mini/weights``.
+Weights ship as safetensors with a JSON config.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 WEIGHTS = Path(__file__).parent / "weights"
+BASELINES = Path(__file__).parent / "baselines"
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -53,8 +59,9 @@ class Segmenter(nn.Module):
         return self.head(a)
 
 
-class MiniVQA(nn.Module):
-    """P(yes | image, caption): 4×4-pixel patches and caption words, jointly encoded; the first token decides."""
+class PatchVQA(nn.Module):
+    """The first mini_vqa, P(yes | image, caption): 4×4-pixel patches and caption words, jointly encoded; the first
+    token decides."""
 
     def __init__(self, vocab: int, dim: int = 96, layers: int = 3, text_length: int = 16, size: int = 32):
         super().__init__()
@@ -93,14 +100,19 @@ def save(model: nn.Module, name: str, extra: dict) -> Path:
 
 
 def load(name: str) -> nn.Module:
-    """A shipped judge, float32, eval mode, once per process."""
+    """A judge, float32, eval mode, once per process: 'segmenter', 'mini_vqa' or the baseline 'mini_vqa_v1'."""
     if name not in _LOADED:
         from safetensors.torch import load_file
 
-        folder = WEIGHTS / name
+        if name == "mini_vqa":
+            from stdlib_experts.mini import vqa
+
+            _LOADED[name] = vqa.load(WEIGHTS / name)
+            return _LOADED[name]
+        folder = BASELINES / name if name == "mini_vqa_v1" else WEIGHTS / name
         config = json.loads((folder / "config.json").read_text())
-        cls = {"segmenter": Segmenter, "mini_vqa": MiniVQA}[name]
-        keys = {"segmenter": ("classes", "width"), "mini_vqa": ("vocab", "dim", "layers", "text_length", "size")}[name]
+        cls = {"segmenter": Segmenter, "mini_vqa_v1": PatchVQA}[name]
+        keys = {"segmenter": ("classes", "width"), "mini_vqa_v1": ("vocab", "dim", "layers", "text_length", "size")}[name]
         model = cls(**{k: config[k] for k in keys})
         model.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
         _LOADED[name] = model.eval().requires_grad_(False)
@@ -180,65 +192,11 @@ def train_segmenter(data: dict, minutes: float, seed: int, batch: int = 64) -> S
     return _fit("segmenter", Segmenter(rules.N_CLASSES), batch_loss, minutes, lr=2e-3)
 
 
-def perturb(caption: str, rng: np.random.Generator) -> str:
-    """A false caption close to a true one: one colour, shape, count or relation word changed."""
-    from stdlib_experts.mini.world import COLORS, PLURALS, SHAPES
-
-    words = caption.split()
-    singular = {v: k for k, v in PLURALS.items()}
-    swaps = {"left": "right", "right": "left", "front": "behind", "behind": "front"}
-    for _ in range(20):
-        i = int(rng.integers(len(words)))
-        w = words[i]
-        if w in COLORS:
-            new = [c for c in COLORS if c != w]
-        elif w in SHAPES:
-            new = [s for s in SHAPES if s != w]
-        elif w in singular:
-            new = [PLURALS[s] for s in SHAPES if PLURALS[s] != w]
-        elif w in ("two", "three"):
-            new = [c for c in ("two", "three") if c != w]
-        elif w in swaps and not (w == "behind" and i > 0 and words[i - 1] == "front"):
-            if w == "front":  # "in front of" ↔ "behind"
-                return " ".join(words[:i - 1] + ["behind"] + words[i + 2:])
-            if w == "behind":
-                return " ".join(words[:i] + ["in", "front", "of"] + words[i + 1:])
-            new = [swaps[w]]
-        else:
-            continue
-        words[i] = new[int(rng.integers(len(new)))]
-        return " ".join(words)
-    return caption + " and a red cube"
-
-
-def train_vqa(data: dict, minutes: float, seed: int, batch: int = 64) -> MiniVQA:
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    images = _images(data)
-    captions = [str(c) for c in data["captions"]]
-
-    def batch_loss(model):
-        idx = rng.integers(0, len(images), batch)
-        text, label = [], []
-        for i in idx:  # half true captions, the rest near misses or another scene's caption
-            r = rng.random()
-            if r < 0.5:
-                text.append(captions[i]), label.append(1.0)
-            elif r < 0.85:
-                text.append(perturb(captions[i], rng)), label.append(0.0)
-            else:
-                text.append(captions[int(rng.integers(len(captions)))]), label.append(0.0)
-        logits = model(_noisy(images, torch.from_numpy(idx)), caption_ids(text))
-        return F.binary_cross_entropy_with_logits(logits, torch.tensor(label))
-
-    return _fit("vqa", MiniVQA(len(tokenizer().get_vocab())), batch_loss, minutes, lr=5e-4)
-
-
 def main(argv: list[str] | None = None) -> None:
     from stdlib_experts.mini.train import load_dataset
 
     parser = argparse.ArgumentParser(prog="python -m stdlib_experts.mini.judges")
-    parser.add_argument("what", choices=["segmenter", "vqa"])
+    parser.add_argument("what", choices=["segmenter"])
     parser.add_argument("--data", type=Path, default=Path("build/mini_data"))
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
@@ -247,11 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_dataset(args.data)
-    if args.what == "segmenter":
-        model, name = train_segmenter(data, args.minutes, args.seed), "segmenter"
-    else:
-        model, name = train_vqa(data, args.minutes, args.seed), "mini_vqa"
-    print("saved", save(model, name, {"seed": args.seed, "minutes": args.minutes}))
+    model = train_segmenter(data, args.minutes, args.seed)
+    print("saved", save(model, "segmenter", {"seed": args.seed, "minutes": args.minutes}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,584 @@
+"""mini_vqa: P(yes | image, caption) for the mini world, read off what a small CNN sees.
+
+A caption of the world's grammar means a few facts: exactly n objects of each named (colour, shape), none of any
+other, all of a named size, and for a relation two single objects one left of / in front of the other. The model
+reads those facts from the image, as probability distributions per (colour, shape) class:
+
+* how many objects of the class the image shows (0-3),
+* whether they are all small, all large or mixed,
+* for a single object, where its centre column and its lowest row lie (16 bins each);
+
+and :func:`caption_log_prob` composes them into log P(caption) by the grammar's meaning, treating the facts as
+independent. A temperature and bias fitted on held-out data (:func:`calibrate`) turn those log-odds into a
+calibrated P(yes) for a prior of one true caption to one hard negative. Because the facts are learned per class
+and the composition is fixed, the judge reads captions it never saw (the held-out split) as well as training ones.
+
+Training (``python -m stdlib_experts.mini.vqa``) never uses the rule checker. It uses the world's ground truth
+only: renders with their scene attributes (counts, sizes, mask positions) and captions, hard negatives (the same
+image, the caption wrong in exactly one thing: a count off by one, a colour, a shape, a size, a relation flipped or
+its objects swapped, a phrase added or dropped), and the inputs the judge sees while sampling: besides clean
+renders, x0_hat = x - sigma v of renders noised to sigma in (0, 0.8] and denoised by one guided mini_flux step,
+prompted by the caption the judge is then asked about (as in a product, where mini_flux is prompted with it).
+
+    python -m stdlib_experts.mini.vqa data  --out build/vqa_data --images 40000 --seed 11 --threads 1   # 35 min
+    python -m stdlib_experts.mini.vqa train --data build/vqa_data --minutes 50 --threads 1
+
+``train`` holds out the last 10% of the data to fit the calibration and saves the weights (safetensors), the
+config with the calibration and ``training.json`` under ``stdlib_experts/mini/weights/mini_vqa``.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from stdlib_experts.mini import rules, world
+
+WEIGHTS = Path(__file__).parent / "weights"
+CLASSES = len(world.COLORS) * len(world.SHAPES)  # facts are per (colour, shape): rules.class_index - 1
+BINS = 16  # position bins across the image side
+MAX_COUNT = world.MAX_OBJECTS
+RELATIONS = ("left of", "right of", "in front of", "behind")
+SIZE_STATES = ("small", "large", "mixed")
+IMPOSSIBLE = -30.0  # log P of a caption no image satisfies (one class named with two counts)
+
+# --- captions as tensors --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def caption_spec(text: str) -> tuple:
+    """(count per class, size per class (0 any, 1 small, 2 large), relations [(a, b, kind)], possible).
+
+    Classes the caption never names must be absent (count 0): the world's captions name every object.
+    ValueError if the caption is not of the world's grammar.
+    """
+    need = [0] * CLASSES
+    size = [0] * CLASSES
+    named: dict[int, int] = {}
+    relations = []
+    possible = True
+    for clause in rules.parse_caption(text):
+        phrases = [clause.subject] + ([clause.object] if clause.object else [])
+        for p in phrases:
+            k = rules.class_index(p.color, p.shape) - 1
+            if named.get(k, p.count) != p.count:
+                possible = False
+            named[k] = p.count
+            need[k] = p.count
+            if p.size:
+                wanted = 1 + world.SIZES.index(p.size)
+                possible &= size[k] in (0, wanted)
+                size[k] = wanted
+        if clause.relation:
+            a = rules.class_index(clause.subject.color, clause.subject.shape) - 1
+            b = rules.class_index(clause.object.color, clause.object.shape) - 1
+            relations.append((a, b, RELATIONS.index(clause.relation)))
+    return tuple(need), tuple(size), tuple(relations), possible
+
+
+def caption_tensors(captions: list[str]) -> dict[str, torch.Tensor]:
+    specs = [caption_spec(c) for c in captions]
+    rel = torch.full((len(specs), max([1, *(len(s[2]) for s in specs)]), 3), -1, dtype=torch.long)
+    for i, (_, _, relations, _) in enumerate(specs):
+        for r, triple in enumerate(relations):
+            rel[i, r] = torch.tensor(triple)
+    return {
+        "need": torch.tensor([s[0] for s in specs], dtype=torch.long),
+        "size": torch.tensor([s[1] for s in specs], dtype=torch.long),
+        "relations": rel,
+        "possible": torch.tensor([s[3] for s in specs], dtype=torch.bool),
+    }
+
+
+# --- hard negatives -------------------------------------------------------------------------------------------------
+
+
+def _phrase_text(p: rules.Phrase) -> str:
+    return world.noun_phrase(p.count, p.color, p.shape, p.size)
+
+
+def _caption_text(clauses: list[rules.Clause]) -> str:
+    parts = []
+    for c in clauses:
+        parts.append(_phrase_text(c.subject) + (f" {c.relation} {_phrase_text(c.object)}" if c.relation else ""))
+    return " and ".join(parts)
+
+
+NEGATIVE_KINDS = ("count", "colour", "shape", "size", "relation", "swap", "drop", "add")
+# counts and relations are what the examples steer on, and relation captions are the fewer: their kinds come first
+KIND_WEIGHTS = np.array([2.0, 1.0, 1.0, 1.0, 2.5, 2.5, 1.0, 1.0])
+
+
+def hard_negative(text: str, rng: np.random.Generator, kind: str | None = None) -> tuple[str, str]:
+    """(caption, kind): the caption wrong in exactly one thing, for the image the true caption describes.
+
+    Kinds: a count off by one, a colour, a shape, a size (where a size is said), a relation flipped, a relation's
+    objects swapped, a phrase dropped (an object left unnamed) or added (an object that is not there). Kinds are
+    tried in a random order weighted by KIND_WEIGHTS (``kind`` first when given) until one applies to the caption.
+    """
+    from dataclasses import replace
+
+    clauses = rules.parse_caption(text)
+    order = rng.choice(NEGATIVE_KINDS, len(NEGATIVE_KINDS), replace=False, p=KIND_WEIGHTS / KIND_WEIGHTS.sum())
+    for k in ([kind] if kind else []) + [str(k) for k in order]:
+        if k in ("relation", "swap"):
+            spots = [(ci, "subject") for ci, c in enumerate(clauses) if c.relation]
+        elif k == "count":
+            spots = [(ci, "subject") for ci, c in enumerate(clauses) if not c.relation]
+        elif k == "size":
+            spots = [(ci, role) for ci, c in enumerate(clauses) for role in ("subject", "object")
+                     if getattr(c, role) and getattr(c, role).size]
+        else:
+            spots = [(ci, role) for ci, c in enumerate(clauses) for role in ("subject", "object") if getattr(c, role)]
+        if not spots:
+            continue
+        ci, role = spots[int(rng.integers(len(spots)))]
+        clause = clauses[ci]
+        phrase = getattr(clause, role)
+        new = list(clauses)
+        if k == "count":
+            counts = [c for c in (phrase.count - 1, phrase.count + 1) if 1 <= c <= MAX_COUNT]
+            new[ci] = replace(clause, subject=replace(phrase, count=int(rng.choice(counts))))
+        elif k == "colour":
+            color = str(rng.choice([c for c in world.COLORS if c != phrase.color]))
+            new[ci] = replace(clause, **{role: replace(phrase, color=color)})
+        elif k == "shape":
+            shape = str(rng.choice([s for s in world.SHAPES if s != phrase.shape]))
+            new[ci] = replace(clause, **{role: replace(phrase, shape=shape)})
+        elif k == "size":
+            wrong = "large" if phrase.size == "small" else "small"
+            new[ci] = replace(clause, **{role: replace(phrase, size=wrong)})
+        elif k == "relation":
+            flip = {"left of": "right of", "right of": "left of", "in front of": "behind", "behind": "in front of"}
+            new[ci] = replace(clause, relation=flip[clause.relation])
+        elif k == "swap":
+            new[ci] = replace(clause, subject=clause.object, object=clause.subject)
+        elif k == "drop" and (len(clauses) > 1 or clause.relation):
+            if clause.relation:  # keep the other object of the relation
+                new[ci] = rules.Clause(clause.object if role == "subject" else clause.subject)
+            else:
+                del new[ci]
+        elif k == "add" and sum(1 + bool(c.object) for c in clauses) < MAX_COUNT + 1:
+            named = {(p.color, p.shape) for c in clauses for p in (c.subject, c.object) if p}
+            free = [(c, s) for c in world.COLORS for s in world.SHAPES if (c, s) not in named]
+            color, shape = free[int(rng.integers(len(free)))]
+            new.insert(int(rng.integers(len(new) + 1)), rules.Clause(rules.Phrase(1, color, shape)))
+        else:
+            continue
+        return _caption_text(new), k
+    raise ValueError(f"no hard negative of {text!r}")
+
+
+def true_size_caption(text: str, objects: list[dict], rng: np.random.Generator) -> str:
+    """The caption with a size word given to phrases whose objects share one size (so 'size' negatives apply)."""
+    from dataclasses import replace
+
+    clauses = rules.parse_caption(text)
+    out = []
+    for c in clauses:
+        def sized(p):
+            sizes = {o["size"] for o in objects if (o["color"], o["shape"]) == (p.color, p.shape)}
+            return replace(p, size=next(iter(sizes))) if len(sizes) == 1 and rng.random() < 0.5 else p
+        out.append(replace(c, subject=sized(c.subject), object=sized(c.object) if c.object else None))
+    return _caption_text(out)
+
+
+# --- the model -------------------------------------------------------------------------------------------------------
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.SiLU())
+
+
+class MiniVQA(nn.Module):
+    """Per-class facts of a 32×32 image in [-1, 1]: count, size and position logits (see the module's docstring)."""
+
+    def __init__(self, width: int = 32, hidden: int = 256, size: int = 32, scale: float = 1.0, bias: float = 0.0):
+        super().__init__()
+        self.config = {"width": width, "hidden": hidden, "size": size, "scale": scale, "bias": bias}
+        w = width
+        self.trunk = nn.Sequential(
+            _conv(5, w), _conv(w, 2 * w, 2), _conv(2 * w, 2 * w), _conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w))
+        cells = (size // 4) ** 2
+        self.mix = nn.Sequential(nn.Conv2d(4 * w, w, 1), nn.SiLU(), nn.Flatten(), nn.Linear(w * cells, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, hidden), nn.SiLU())
+        self.heads = nn.Linear(hidden, CLASSES * (MAX_COUNT + 1 + len(SIZE_STATES) + 2 * BINS))
+        # calibration: P(yes) = sigmoid(scale * log-odds + bias), fitted after training
+        self.register_buffer("calibration", torch.tensor([scale, bias]))
+
+    def facts(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Log-probabilities per class: count [B, 24, 4], size [B, 24, 3], column and bottom [B, 24, 16]."""
+        b, _, h, w = images.shape
+        rows = torch.linspace(-1, 1, h).view(1, 1, h, 1).expand(b, 1, h, w)
+        cols = torch.linspace(-1, 1, w).view(1, 1, 1, w).expand(b, 1, h, w)
+        x = self.trunk(torch.cat([images, rows, cols], 1))
+        out = self.heads(self.mix(x)).view(b, CLASSES, -1)
+        c, s = MAX_COUNT + 1, len(SIZE_STATES)
+        return {"count": F.log_softmax(out[..., :c], -1), "size": F.log_softmax(out[..., c:c + s], -1),
+                "column": F.log_softmax(out[..., c + s:c + s + BINS], -1),
+                "bottom": F.log_softmax(out[..., c + s + BINS:], -1)}
+
+    def log_odds(self, images: torch.Tensor, spec: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Uncalibrated log P(caption) - log P(not caption), one caption per image (spec from caption_tensors)."""
+        lp = caption_log_prob(self.facts(images), spec).clamp(max=-1e-6)
+        return lp - torch.log(-torch.expm1(lp))
+
+    def forward(self, images: torch.Tensor, spec: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Calibrated logit of P(yes)."""
+        scale, bias = self.calibration
+        return scale * self.log_odds(images, spec) + bias
+
+
+def _relation_prob(pa: torch.Tensor, pb: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
+    """P(a's coordinate < b's), ties counted half, from bin distributions [B, BINS]; kind 0/2 'less', 1/3 'greater'."""
+    cdf_b = torch.cumsum(pb, -1)
+    less = (pa * (1 - cdf_b)).sum(-1) + 0.5 * (pa * pb).sum(-1)  # a in bin i, b in a later bin (or the same, half)
+    return torch.where(kind % 2 == 0, less, 1 - less)
+
+
+def caption_log_prob(facts: dict[str, torch.Tensor], spec: dict[str, torch.Tensor]) -> torch.Tensor:
+    """log P(caption | image) [B]: every class's count as named (0 if unnamed), sizes as named, relations hold.
+
+    'left of' compares centre columns, 'in front of' lowest rows (nearer the camera is lower in the image).
+    """
+    need, size, relations = spec["need"], spec["size"], spec["relations"]
+    lp = facts["count"].gather(-1, need[..., None])[..., 0].sum(-1)
+    sized = size > 0
+    size_lp = facts["size"].gather(-1, (size - 1).clamp(min=0)[..., None])[..., 0]
+    lp = lp + torch.where(sized, size_lp, torch.zeros_like(size_lp)).sum(-1)
+    rows = torch.arange(len(need))
+    for r in range(relations.shape[1]):
+        a, b, kind = relations[:, r, 0], relations[:, r, 1], relations[:, r, 2]
+        present = a >= 0
+        a, b = a.clamp(min=0), b.clamp(min=0)
+        axis = torch.where((kind < 2)[:, None], facts["column"][rows, a].exp(), facts["bottom"][rows, a].exp())
+        other = torch.where((kind < 2)[:, None], facts["column"][rows, b].exp(), facts["bottom"][rows, b].exp())
+        # 'in front of' (kind 2) means a lower in the image: a's bottom row greater, the 'greater' side of the test
+        kind_lr = torch.where(kind < 2, kind, 3 - kind)
+        p = _relation_prob(axis, other, kind_lr).clamp(1e-6, 1.0)
+        lp = lp + torch.where(present, p.log(), torch.zeros_like(p))
+    return torch.where(spec["possible"], lp, torch.full_like(lp, IMPOSSIBLE))
+
+
+# --- shipped weights -------------------------------------------------------------------------------------------------
+
+
+def save(model: MiniVQA, record: dict, folder: Path | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    folder = folder or WEIGHTS / "mini_vqa"
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v).contiguous()
+             for k, v in model.state_dict().items() if k != "calibration"}  # the calibration lives in config.json
+    save_file(state, tmp / "model.safetensors")
+    scale, bias = (float(v) for v in model.calibration)
+    config = {**model.config, "scale": round(scale, 5), "bias": round(bias, 5), "kind": "facts"}
+    (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    (tmp / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def load(folder: Path) -> MiniVQA:
+    from safetensors.torch import load_file
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    model = MiniVQA(**{k: config[k] for k in ("width", "hidden", "size", "scale", "bias")})
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in load_file(Path(folder) / "model.safetensors").items()}
+    model.load_state_dict({**state, "calibration": model.calibration})
+    return model.eval().requires_grad_(False)
+
+
+# --- data ------------------------------------------------------------------------------------------------------------
+
+
+def fact_targets(objects: list[dict], index_map: np.ndarray) -> dict[str, np.ndarray]:
+    """Ground truth of one render: count and size state per class, centre column and lowest row bins of singles."""
+    count = np.zeros(CLASSES, np.int64)
+    sizes: dict[int, set] = {}
+    column = np.full(CLASSES, -1, np.int64)
+    bottom = np.full(CLASSES, -1, np.int64)
+    side = index_map.shape[0]
+    for i, o in enumerate(objects):
+        k = rules.class_index(o["color"], o["shape"]) - 1
+        count[k] += 1
+        sizes.setdefault(k, set()).add(o["size"])
+        rows, cols = np.nonzero(index_map == i + 1)
+        if len(rows):
+            column[k] = min(BINS - 1, int((cols.mean() + 0.5) / side * BINS))
+            bottom[k] = min(BINS - 1, int((rows.max() + 1) / side * BINS - 1e-6))
+    size = np.full(CLASSES, -1, np.int64)
+    for k, s in sizes.items():
+        size[k] = SIZE_STATES.index(next(iter(s))) if len(s) == 1 else 2
+    column[count != 1], bottom[count != 1] = -1, -1
+    return {"count": count, "size": size, "column": column, "bottom": bottom}
+
+
+class GuidedFlux:
+    """mini_flux's guided velocity for a batch with one prompt per row, as the sampler computes it (true_cfg)."""
+
+    def __init__(self):
+        from stdlib_experts.mini.train import WEIGHTS as FLUX_WEIGHTS, load_trained
+        from stdlib_experts.mini_experts import TRUE_CFG
+
+        self.clip, self.t5, self.tokenizer, self.transformer = load_trained(FLUX_WEIGHTS / "mini_flux")
+        self.cfg = TRUE_CFG
+
+    @torch.no_grad()
+    def x0_hat(self, images: torch.Tensor, sigma: torch.Tensor, prompts: list[str], noise: torch.Tensor):
+        """x0_hat = x - sigma v of images noised to sigma, v the guided flow given each row's prompt."""
+        from stdlib_experts.codecs import PixelCodec, image_ids, pack, unpack
+        from stdlib_experts.mini.train import encode_text
+
+        codec = PixelCodec(2)
+        x0 = codec.encode(images)
+        s = sigma.view(-1, 1, 1, 1)
+        x = (1 - s) * x0 + s * codec.encode(noise)
+        b, _, h, w = x.shape
+        embeds, pooled = encode_text(self.clip, self.t5, self.tokenizer, list(prompts) + [""] * b)
+        tokens = pack(x).repeat(2, 1, 1)
+        out = self.transformer(hidden_states=tokens, timestep=sigma.repeat(2), pooled_projections=pooled,
+                               encoder_hidden_states=embeds, txt_ids=torch.zeros(embeds.shape[1], 3),
+                               img_ids=image_ids(h, w), return_dict=False)[0]
+        positive, negative = out.chunk(2)
+        v = unpack(negative + self.cfg * (positive - negative), h, w)
+        return codec.decode(x - s * v).clamp(-1, 1)
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def make_data(out: Path, n: int, seed: int, clean: float = 0.2, max_sigma: float = 0.8, batch: int = 64) -> None:
+    """``out/vqa.npz``: per render of a training-split caption, two judge inputs and their captions.
+
+    ``pos`` is x0_hat of the render prompted by its true caption, ``neg`` x0_hat of the same render, same noise and
+    sigma, prompted by a hard negative; with probability ``clean`` sigma = 0 and both are the render itself.
+    """
+    rng = np.random.default_rng([seed, 16])
+    renderer = world.get_renderer(32)
+    flux = GuidedFlux()
+    rgb = np.zeros((n, 32, 32, 3), np.uint8)
+    pos = np.zeros_like(rgb)
+    neg = np.zeros_like(rgb)
+    sigmas = np.zeros(n, np.float32)
+    captions, negatives, kinds, objects, targets = [], [], [], [], []
+    started = time.time()
+    for start in range(0, n, batch):
+        rows = range(start, min(n, start + batch))
+        for i in rows:
+            scene, text = world._captioned(rng, "train", world.sample_scene)
+            render = renderer.render(scene)
+            objs = [{"color": o.color, "shape": o.shape, "size": o.size} for o in scene.objects]
+            sized = true_size_caption(text, objs, rng)
+            text = sized if world.split_of(sized) == "train" else text
+            wrong, kind = hard_negative(text, rng)
+            for _ in range(20):  # held-out captions stay unseen, as negatives too
+                if world.split_of(wrong) == "train":
+                    break
+                wrong, kind = hard_negative(text, rng)
+            rgb[i] = render.rgb
+            captions.append(text), negatives.append(wrong), kinds.append(kind), objects.append(json.dumps(objs))
+            targets.append(fact_targets(objs, render.index_map))
+            sigmas[i] = 0.0 if rng.random() < clean else rng.uniform(0.02, max_sigma)
+        images = torch.from_numpy(rgb[rows.start:rows.stop]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        sigma = torch.from_numpy(sigmas[rows.start:rows.stop])
+        noise = torch.from_numpy(rng.standard_normal(images.shape).astype(np.float32))
+        pos[rows.start:rows.stop] = _to_uint8(flux.x0_hat(images, sigma, captions[rows.start:rows.stop], noise))
+        neg[rows.start:rows.stop] = _to_uint8(flux.x0_hat(images, sigma, negatives[rows.start:rows.stop], noise))
+        clean_rows = sigma.numpy() == 0
+        pos[rows.start:rows.stop][clean_rows] = rgb[rows.start:rows.stop][clean_rows]
+        neg[rows.start:rows.stop][clean_rows] = rgb[rows.start:rows.stop][clean_rows]
+        if (start // batch) % 20 == 0:
+            print(f"data {rows.stop}/{n} ({time.time() - started:.0f} s)", flush=True)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    stacked = {k: np.stack([t[k] for t in targets]) for k in targets[0]}
+    tmp = Path(out) / "vqa.tmp.npz"
+    np.savez_compressed(tmp, rgb=rgb, pos=pos, neg=neg, sigma=sigmas, captions=np.array(captions),
+                        negatives=np.array(negatives), kinds=np.array(kinds), objects_json=np.array(objects),
+                        meta=np.array(json.dumps({"n": n, "seed": seed, "clean": clean, "max_sigma": max_sigma})),
+                        **{f"target_{k}": v for k, v in stacked.items()})
+    tmp.rename(Path(out) / "vqa.npz")
+
+
+# --- training --------------------------------------------------------------------------------------------------------
+
+
+def _images(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def _fact_loss(facts: dict, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+    loss = F.nll_loss(facts["count"].flatten(0, 1), targets["count"].flatten())
+    for key in ("size", "column", "bottom"):
+        t = targets[key].flatten()
+        if (t >= 0).any():
+            loss = loss + F.nll_loss(facts[key].flatten(0, 1), t, ignore_index=-1)
+    return loss
+
+
+def _split(data: dict, held_out: float) -> tuple[np.ndarray, np.ndarray]:
+    n = len(data["captions"])
+    cut = int(n * (1 - held_out))
+    return np.arange(cut), np.arange(cut, n)
+
+
+def _batch(data: dict, images: dict, idx: np.ndarray, rng: np.random.Generator):
+    """Images, captions and labels: each row's x0_hat with the caption it was prompted by, half true, half negative.
+
+    A quarter of the rows cross over (the true-prompted image with the negative caption, or the reverse), so that the
+    judge cannot learn that an image drawn toward a caption shows it.
+    """
+    which = rng.random(len(idx)) < 0.5  # True: the positive pair
+    cross = rng.random(len(idx)) < 0.25
+    use_pos = np.where(cross, ~which, which)
+    x = torch.where(torch.from_numpy(use_pos)[:, None, None, None], images["pos"][idx], images["neg"][idx])
+    text = [str(data["captions"][i]) if w else str(data["negatives"][i]) for i, w in zip(idx, which)]
+    return x, text, torch.from_numpy(which.astype(np.float32))
+
+
+def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2e-3, held_out: float = 0.1,
+          caption_weight: float = 0.5, log_every: int = 100) -> tuple[MiniVQA, dict]:
+    """Fact losses (counts, sizes, positions) plus the caption loss through :func:`caption_log_prob`, then calibration."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images = {k: _images(data[k]) for k in ("pos", "neg")}
+    targets = {k: torch.from_numpy(data[f"target_{k}"]) for k in ("count", "size", "column", "bottom")}
+    train_idx, held_idx = _split(data, held_out)
+    model = MiniVQA()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    started, step, losses = time.perf_counter(), 0, []
+    model.train()
+    while time.perf_counter() - started < minutes * 60:
+        idx = rng.choice(train_idx, batch)
+        x, text, label = _batch(data, images, idx, rng)
+        x = x + 0.02 * torch.randn_like(x)
+        facts = model.facts(x)
+        fact_loss = _fact_loss(facts, {k: v[idx] for k, v in targets.items()})
+        lp = caption_log_prob(facts, caption_tensors(text)).clamp(max=-1e-6)
+        odds = lp - torch.log(-torch.expm1(lp))
+        caption_loss = F.binary_cross_entropy_with_logits(odds, label)
+        loss = fact_loss + caption_weight * caption_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        left = max(0.0, 1 - (time.perf_counter() - started) / (minutes * 60))
+        for group in optimizer.param_groups:  # warm-up, then linear decay to zero when the time is up
+            group["lr"] = lr * min(1.0, (step + 1) / 100) * left
+        optimizer.step()
+        losses.append((float(fact_loss.detach()), float(caption_loss.detach())))
+        step += 1
+        if step % log_every == 0:
+            f, c = np.mean(losses[-log_every:], 0)
+            print(f"vqa step {step} facts {f:.4f} caption {c:.4f} "
+                  f"({(time.perf_counter() - started) / step:.2f} s/step)", flush=True)
+    model.eval()
+    scale, bias, report = calibrate(model, data, images, held_idx, seed)
+    model.calibration.copy_(torch.tensor([scale, bias]))
+    f, c = np.mean(losses[-200:], 0)
+    record = {"kind": "mini_vqa", "seed": seed, "minutes": minutes, "batch": batch, "lr": lr, "steps": step,
+              "final_fact_loss": round(float(f), 5), "final_caption_loss": round(float(c), 5),
+              "examples": len(train_idx), "held_out": len(held_idx), **report}
+    return model, record
+
+
+@torch.no_grad()
+def _held_out_odds(model: MiniVQA, data: dict, images: dict, idx: np.ndarray, seed: int):
+    rng = np.random.default_rng([seed, 1])
+    odds, labels, sigmas = [], [], []
+    for start in range(0, len(idx), 256):
+        rows = idx[start:start + 256]
+        x, text, label = _batch(data, images, rows, rng)
+        odds.append(model.log_odds(x, caption_tensors(text)))
+        labels.append(label)
+        sigmas.append(torch.from_numpy(data["sigma"][rows]))
+    return torch.cat(odds), torch.cat(labels), torch.cat(sigmas)
+
+
+def calibrate(model: MiniVQA, data: dict, images: dict, idx: np.ndarray, seed: int) -> tuple[float, float, dict]:
+    """Temperature scaling: (scale, bias) minimising the log loss of sigmoid(scale · log-odds + bias) on held-out pairs."""
+    odds, labels, sigmas = _held_out_odds(model, data, images, idx, seed)
+    params = torch.tensor([1.0, 0.0], requires_grad=True)
+    opt = torch.optim.LBFGS([params], max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(params[0] * odds + params[1], labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    scale, bias = (float(v) for v in params.detach())
+    p = torch.sigmoid(scale * odds + bias)
+    report = {"held_out_auc": round(auc(p.numpy(), labels.numpy()), 4),
+              "held_out_auc_clean": round(auc(p[sigmas == 0].numpy(), labels[sigmas == 0].numpy()), 4),
+              "held_out_log_loss": round(float(F.binary_cross_entropy(p, labels)), 4),
+              "calibration_error": round(expected_calibration_error(p.numpy(), labels.numpy()), 4)}
+    return scale, bias, report
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (the probability a positive outscores a negative, ties half); nan without both."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
+    pos, neg = scores[labels], scores[~labels]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(len(order))
+    values = np.concatenate([pos, neg])[order]
+    ranks[order] = np.arange(1, len(order) + 1)
+    for v in np.unique(values):  # average ranks of ties
+        tie = np.concatenate([pos, neg]) == v
+        ranks[tie] = ranks[tie].mean()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def expected_calibration_error(p: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    edges = np.minimum((np.asarray(p) * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        sel = edges == b
+        if sel.any():
+            error += sel.mean() * abs(p[sel].mean() - labels[sel].mean())
+    return float(error)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stdlib_experts.mini.vqa")
+    parser.add_argument("what", choices=["data", "train"])
+    parser.add_argument("--data", type=Path, default=Path("build/vqa_data"))
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--images", type=int, default=40000)
+    parser.add_argument("--minutes", type=float, default=50.0)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.what == "data":
+        make_data(args.out or args.data, args.images, args.seed)
+        return
+    npz = np.load(args.data / "vqa.npz")
+    data = {k: npz[k] for k in npz.files}
+    model, record = train(data, args.minutes, args.seed, args.batch, args.lr)
+    record["data"] = json.loads(str(data["meta"]))
+    record["command"] = "python -m stdlib_experts.mini.vqa " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    print(json.dumps(record, indent=1))
+    print("saved", save(model, record, args.out))
+
+
+if __name__ == "__main__":
+    main()

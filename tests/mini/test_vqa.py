@@ -1,0 +1,194 @@
+"""mini_vqa: the grammar's meaning composed from per-class facts, hard negatives, and the shipped judge's discrimination.
+
+The discrimination test is the criterion of the judge's job: on a fixed set of held-out renders and near misses
+(the same image with the caption wrong in one thing), clean and as the blurry x0_hat a sampler shows it, the true
+caption must rank above its near misses. The first mini_vqa (kept as ``mini_vqa_v1``) fails the same test.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from poelang.cli import main  # noqa: E402
+from stdlib_experts.mini import judges, rules, vqa, world  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _facts(count=None, size=None, column=None, bottom=None):
+    """Facts as the model gives them (log-probabilities), from probability tables; unspecified classes are absent."""
+    c = torch.zeros(1, vqa.CLASSES, vqa.MAX_COUNT + 1)
+    c[..., 0] = 1
+    for k, p in (count or {}).items():
+        c[0, k] = torch.tensor(p)
+    s = torch.full((1, vqa.CLASSES, 3), 1 / 3)
+    for k, p in (size or {}).items():
+        s[0, k] = torch.tensor(p)
+    col = torch.full((1, vqa.CLASSES, vqa.BINS), 1 / vqa.BINS)
+    bot = col.clone()
+    for k, p in (column or {}).items():
+        col[0, k] = torch.tensor(p)
+    for k, p in (bottom or {}).items():
+        bot[0, k] = torch.tensor(p)
+    return {"count": c.log(), "size": s.log(), "column": col.log(), "bottom": bot.log()}
+
+
+def _k(color, shape):
+    return rules.class_index(color, shape) - 1
+
+
+def _one_hot(i, n=vqa.BINS):
+    p = [0.0] * n
+    p[i] = 1.0
+    return p
+
+
+def _log_prob(facts, text):
+    return float(vqa.caption_log_prob(facts, vqa.caption_tensors([text]))[0])
+
+
+def test_counts_and_sizes_multiply_and_unnamed_classes_must_be_absent():
+    red, blue = _k("red", "cube"), _k("blue", "sphere")
+    facts = _facts(count={red: [0.1, 0.2, 0.6, 0.1], blue: [0.3, 0.7, 0.0, 0.0]},
+                   size={red: [0.25, 0.5, 0.25]})
+    assert _log_prob(facts, "two large red cubes and a blue sphere") == pytest.approx(math.log(0.6 * 0.5 * 0.7), abs=1e-5)
+    assert _log_prob(facts, "two red cubes") == pytest.approx(math.log(0.6 * 0.3), abs=1e-5)  # the sphere is absent
+    # a caption that names one class with two counts is impossible
+    assert _log_prob(facts, "a red cube and two red cubes") == vqa.IMPOSSIBLE
+
+
+def test_relations_compare_columns_and_lowest_rows_with_ties_counted_half():
+    red, blue = _k("red", "cube"), _k("blue", "sphere")
+    counts = {red: [0, 1, 0, 0], blue: [0, 1, 0, 0]}
+    facts = _facts(count=counts, column={red: _one_hot(3), blue: [0.5 if i in (3, 9) else 0 for i in range(16)]},
+                   bottom={red: _one_hot(12), blue: _one_hot(8)})
+    # the blue sphere is in the red cube's column bin half of the time (a tie, counted half), right of it otherwise
+    assert math.exp(_log_prob(facts, "a red cube left of a blue sphere")) == pytest.approx(0.5 + 0.25, abs=1e-5)
+    assert math.exp(_log_prob(facts, "a blue sphere left of a red cube")) == pytest.approx(0.25, abs=1e-5)
+    assert math.exp(_log_prob(facts, "a red cube right of a blue sphere")) == pytest.approx(0.25, abs=1e-5)
+    # lower in the image (a greater lowest row) is nearer the camera
+    assert math.exp(_log_prob(facts, "a red cube in front of a blue sphere")) == pytest.approx(1.0, abs=1e-5)
+    assert math.exp(_log_prob(facts, "a red cube behind a blue sphere")) == pytest.approx(1e-6, abs=1e-6)
+
+
+def _held_out_scenes(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        scene = world.sample_scene(rng)
+        text = world.caption(scene, rng)
+        if world.split_of(text) == "test":
+            out.append((scene, text))
+    return out
+
+
+def test_hard_negatives_are_wrong_in_one_thing_and_false_of_the_image():
+    rng = np.random.default_rng(7)
+    seen = set()
+    for scene, text in _held_out_scenes(40, 99):
+        facts = rules.facts_from_render(world.render_scene(scene))
+        assert rules.satisfies(text, facts), text
+        for kind in vqa.NEGATIVE_KINDS:
+            wrong, used = vqa.hard_negative(text, rng, kind)
+            seen.add(used)
+            assert wrong != text and not rules.satisfies(wrong, facts), (text, used, wrong)
+            if used == kind and kind in ("colour", "shape"):
+                assert sum(a != b for a, b in zip(wrong.split(), text.split())) == 1, (text, wrong)
+    assert seen == set(vqa.NEGATIVE_KINDS)
+
+
+def _fixed_set(n: int = 48, seed: int = 2024):
+    """Held-out renders, each with its caption and two hard negatives (one a count or relation change)."""
+    rng = np.random.default_rng(seed)
+    images, captions, labels = [], [], []
+    for scene, text in _held_out_scenes(n, seed):
+        image = torch.from_numpy(world.render_scene(scene).rgb).permute(2, 0, 1).float() / 127.5 - 1
+        relation = any(c.relation for c in rules.parse_caption(text))
+        negatives = [vqa.hard_negative(text, rng, "swap" if relation else "count")[0], vqa.hard_negative(text, rng)[0]]
+        for caption, label in [(text, 1), *((c, 0) for c in negatives)]:
+            images.append(image), captions.append(caption), labels.append(label)
+    return torch.stack(images), captions, np.array(labels)
+
+
+def _noised(images: torch.Tensor, sigma: float, captions: list[str], seed: int = 0) -> torch.Tensor:
+    """x0_hat of the images noised to sigma, one guided mini_flux step prompted by the caption asked about."""
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))
+    return vqa.GuidedFlux().x0_hat(images, torch.full((len(images),), sigma), captions, noise)
+
+
+def _aucs(score, images, noisy, captions, labels):
+    return vqa.auc(score(images, captions), labels), vqa.auc(score(noisy, captions), labels)
+
+
+def _new(images, captions):
+    with torch.no_grad():
+        return judges.load("mini_vqa")(images, vqa.caption_tensors(captions)).numpy()
+
+
+def _old(images, captions):
+    with torch.no_grad():
+        return judges.load("mini_vqa_v1")(images, judges.caption_ids(captions)).numpy()
+
+
+@pytest.fixture(scope="module")
+def fixed_set():
+    images, captions, labels = _fixed_set()
+    return images, _noised(images, 0.5, captions), captions, labels
+
+
+def test_the_shipped_judge_ranks_true_captions_above_near_misses(fixed_set):
+    images, noisy, captions, labels = fixed_set
+    # 0.84 and 0.77 when the weights were trained (docs/results.md); the first mini_vqa scores 0.55 and 0.43
+    clean, blurred = _aucs(_new, images, noisy, captions, labels)
+    assert clean >= 0.75 and blurred >= 0.65, (clean, blurred)
+    # the same criterion fails the first mini_vqa: this test would catch the old weights
+    old_clean, old_blurred = _aucs(_old, images, noisy, captions, labels)
+    assert not (old_clean >= 0.75 and old_blurred >= 0.65), (old_clean, old_blurred)
+
+
+def test_the_judge_believes_true_captions_and_doubts_near_misses_on_clean_renders(fixed_set):
+    images, _, captions, labels = fixed_set
+    p = torch.sigmoid(torch.from_numpy(_new(images, captions))).numpy()
+    # calibrated for one true caption to one near miss: 0.65 and 0.32 when the weights were trained
+    assert p[labels == 1].mean() > 0.55 and p[labels == 0].mean() < 0.45, (p[labels == 1].mean(), p[labels == 0].mean())
+
+
+def test_a_caption_outside_the_grammar_is_a_check_error(tmp_path, capsys):
+    program = tmp_path / "judge.poe"
+    program.write_text('x ~ mini_flux("a red cube") * exp(mini_vqa("red cube"))\nsave x to "x.png"\n')
+    assert main(["check", str(program)]) == 1
+    err = capsys.readouterr().err
+    assert "not a caption of the mini world" in err and "judge.poe:1:" in err
+
+
+def test_training_records_its_run_and_the_saved_judge_loads(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 40
+    captions = ["a red cube", "two blue spheres"] * (n // 2)
+    objects = [[{"color": "red", "shape": "cube", "size": "small"}],
+               [{"color": "blue", "shape": "sphere", "size": "large"}] * 2] * (n // 2)
+    index = np.zeros((n, 32, 32), np.uint8)
+    index[:, 10:14, 4:8] = 1
+    index[:, 20:24, 20:24] = 2
+    targets = [vqa.fact_targets(o, m) for o, m in zip(objects, index)]
+    data = {"pos": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+            "neg": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+            "sigma": np.zeros(n, np.float32), "captions": np.array(captions),
+            "negatives": np.array([vqa.hard_negative(c, rng)[0] for c in captions]),
+            **{f"target_{k}": np.stack([t[k] for t in targets]) for k in targets[0]}}
+    assert data["target_count"][1, _k("blue", "sphere")] == 2 and data["target_column"][0, _k("red", "cube")] == 3
+    model, record = vqa.train(data, minutes=0.02, seed=0, batch=8)
+    assert record["steps"] >= 1 and {"held_out_auc", "calibration_error", "lr"} <= set(record)
+    folder = vqa.save(model, record, tmp_path / "mini_vqa")
+    assert json.loads((folder / "training.json").read_text())["steps"] == record["steps"]
+    loaded = vqa.load(folder)
+    x = torch.from_numpy(data["pos"][:4]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    spec = vqa.caption_tensors(captions[:4])
+    assert torch.allclose(loaded(x, spec), model(x, spec), rtol=0.01, atol=0.05)
