@@ -17,12 +17,10 @@ from pathlib import Path
 
 from poelang.experts.spec import Bound, ExpertSpec, Param, image_domain, video_domain
 from poelang.experts.unavailable import ExpertUnavailable
+from stdlib_experts.mini import TRUE_CFG  # the default guidance scale of mini_flux (re-exported)
 
 WEIGHTS = Path(__file__).parent / "mini" / "weights"
 SIZE = (32, 32)
-# mini_flux learned the empty caption too (1 example in 10); guidance at this scale is what makes its shapes follow
-# the caption (docs/results.md, "mini_flux and guidance")
-TRUE_CFG = 3.0
 
 
 def _vocabulary() -> tuple[str, ...]:

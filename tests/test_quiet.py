@@ -65,11 +65,12 @@ def test_an_inverting_run_says_so_before_each_chunk():
 
 
 def test_loading_the_mini_judges_raises_no_warning():
-    from stdlib_experts.mini import judges
+    from stdlib_experts.mini import judges, vqa
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        judges.MiniVQA(vocab=8)
+        vqa.MiniVQA()  # the shipped mini_vqa
+        judges.PatchVQA(vocab=8)  # the baseline mini_vqa_v1
 
 
 def test_a_log_gets_one_line_per_finished_step_as_it_finishes():

@@ -331,7 +331,7 @@ class GuidedFlux:
 
     def __init__(self):
         from stdlib_experts.mini.train import WEIGHTS as FLUX_WEIGHTS, load_trained
-        from stdlib_experts.mini_experts import TRUE_CFG
+        from stdlib_experts.mini import TRUE_CFG
 
         self.clip, self.t5, self.tokenizer, self.transformer = load_trained(FLUX_WEIGHTS / "mini_flux")
         self.cfg = TRUE_CFG
