@@ -34,21 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from poelang.infer import Factor, Problem, Settings, sample  # noqa: E402
-from stdlib_experts.analytic import GaussianFlow, gaussian_product  # noqa: E402
+from stdlib_experts.analytic import GaussianFlow, VelocityOnly, gaussian_product  # noqa: E402
 
 CANVASES = {"2": (2,), "64": (64,), "1024": (1024,), "12x16x16": (12, 16, 16)}
-
-
-class NoLogProb:
-    """An analytic expert seen as a flow network (velocity only)."""
-
-    has_log_prob = False
-
-    def __init__(self, inner):
-        self.inner, self.name = inner, inner.name
-
-    def velocity(self, x, sigma):
-        return self.inner.velocity(x, sigma)
 
 
 def expert(shape, seed: int, name: str) -> GaussianFlow:
@@ -103,7 +91,7 @@ def main() -> None:
         shape = CANVASES[name]
         for kind, terms in products(shape).items():
             mean, cov, _ = gaussian_product(shape, terms)
-            problem = Problem(shape, [Factor(NoLogProb(g), a, r) for g, a, r in terms])
+            problem = Problem(shape, [Factor(VelocityOnly(g), a, r) for g, a, r in terms])
             t = time.time()
             fk = sample(problem, Settings(levels=T, particles=L, annealing="fk", keep_trace="scores"))
             secs = time.time() - t

@@ -23,26 +23,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from poelang.infer import Factor, Problem, Settings, sample  # noqa: E402
-from stdlib_experts.analytic import GaussianFlow  # noqa: E402
+from stdlib_experts.analytic import GaussianFlow, VelocityOnly  # noqa: E402
 
 SEEDS, L = 20, 1000
 
 
-class NoLogProb:
-    has_log_prob = False
-
-    def __init__(self, inner):
-        self.inner, self.name = inner, inner.name
-
-    def velocity(self, x, sigma):
-        return self.inner.velocity(x, sigma)
-
-
 def targets():
-    two = Problem((2,), [Factor(NoLogProb(GaussianFlow([0.0, 0.0], var=1.0, name="prior"))),
-                         Factor(NoLogProb(GaussianFlow([2.0, 2.0], var=0.25, name="evidence")))])
-    one = Problem((1,), [Factor(NoLogProb(GaussianFlow([2.0], var=1.0, name="a"))),
-                         Factor(NoLogProb(GaussianFlow([-1.0], var=0.25, name="b")))])
+    two = Problem((2,), [Factor(VelocityOnly(GaussianFlow([0.0, 0.0], var=1.0, name="prior"))),
+                         Factor(VelocityOnly(GaussianFlow([2.0, 2.0], var=0.25, name="evidence")))])
+    one = Problem((1,), [Factor(VelocityOnly(GaussianFlow([2.0], var=1.0, name="a"))),
+                         Factor(VelocityOnly(GaussianFlow([-1.0], var=0.25, name="b")))])
     return {"2-D, N(1.6, .447²)": (two, 1.6, math.sqrt(0.2)), "1-D, N(-0.4, .447²)": (one, -0.4, math.sqrt(0.2))}
 
 

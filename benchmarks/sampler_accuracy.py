@@ -61,7 +61,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from poelang.infer import Factor, Problem, RewardFactor, Settings, sample  # noqa: E402
-from stdlib_experts.analytic import HalfSpaceReward, MixtureFlow, mixture_product  # noqa: E402
+from stdlib_experts.analytic import HalfSpaceReward, MixtureFlow, VelocityOnly, mixture_product  # noqa: E402
 
 PROJECTIONS = 256
 
@@ -148,18 +148,6 @@ class LogDensityReward:
         return self.expert.log_prob(x0, torch.zeros(x0.shape[0], dtype=x0.dtype))
 
 
-class NoLogProb:
-    """An analytic expert seen as a flow network (velocity only)."""
-
-    has_log_prob = False
-
-    def __init__(self, inner):
-        self.inner, self.name = inner, inner.name
-
-    def velocity(self, x, sigma):
-        return self.inner.velocity(x, sigma)
-
-
 @dataclass
 class Run:
     x: torch.Tensor  # [n, D] float64
@@ -192,7 +180,7 @@ def poelang(target: Target, budget: int, L: int, seed: int) -> Run:
 def poelang_flow(target: Target, budget: int, L: int, seed: int) -> Run:
     E, K = len(target.experts), 2
     T = max(2, round(budget / ((K + 1) * E)))
-    problem = Problem(target.shape, [Factor(NoLogProb(e)) for e in target.experts],
+    problem = Problem(target.shape, [Factor(VelocityOnly(e)) for e in target.experts],
                       [RewardFactor(r) for r in target.rewards])
     return run_engine(problem, Settings(levels=T, particles=L, mcmc_steps=K, seed=seed, keep_trace=False))
 
@@ -200,7 +188,7 @@ def poelang_flow(target: Target, budget: int, L: int, seed: int) -> Run:
 def poelang_fk(target: Target, budget: int, L: int, seed: int) -> Run:
     E = len(target.experts)
     T = max(2, round(budget / E))  # one velocity call per expert per level
-    problem = Problem(target.shape, [Factor(NoLogProb(e)) for e in target.experts],
+    problem = Problem(target.shape, [Factor(VelocityOnly(e)) for e in target.experts],
                       [RewardFactor(r) for r in target.rewards])
     return run_engine(problem, Settings(levels=T, particles=L, annealing="fk", seed=seed, keep_trace=False))
 
@@ -208,7 +196,7 @@ def poelang_fk(target: Target, budget: int, L: int, seed: int) -> Run:
 def composable(target: Target, budget: int, L: int, seed: int) -> Run:
     E = len(target.experts)
     T = max(2, round(budget / E))
-    problem = Problem(target.shape, [Factor(NoLogProb(e)) for e in target.experts])
+    problem = Problem(target.shape, [Factor(VelocityOnly(e)) for e in target.experts])
     r = run_engine(problem, Settings(levels=T, particles=L, kernel="none", resample="none", seed=seed, keep_trace=False))
     return Run(r.x, torch.full_like(r.w, 1.0 / L), r.evals)
 
@@ -216,7 +204,7 @@ def composable(target: Target, budget: int, L: int, seed: int) -> Run:
 def langevin_chains(target: Target, budget: int, L: int, seed: int) -> Run:
     E, K = len(target.experts), 2
     T = max(2, round(budget / ((K + 1) * E)))
-    problem = Problem(target.shape, [Factor(NoLogProb(e)) for e in target.experts])
+    problem = Problem(target.shape, [Factor(VelocityOnly(e)) for e in target.experts])
     r = run_engine(problem, Settings(levels=T, particles=L, kernel="langevin", mcmc_steps=K, resample="none",
                                      seed=seed, keep_trace=False))
     return Run(r.x, torch.full_like(r.w, 1.0 / L), r.evals)
@@ -229,7 +217,7 @@ def others_as_rewards(target: Target) -> list:
 def fk_smc(target: Target, budget: int, L: int, seed: int) -> Run:
     E = len(target.experts)
     T = max(2, round(budget / E))  # one velocity + (E - 1) log densities per level
-    problem = Problem(target.shape, [Factor(NoLogProb(target.experts[0]))], others_as_rewards(target))
+    problem = Problem(target.shape, [Factor(VelocityOnly(target.experts[0]))], others_as_rewards(target))
     return run_engine(problem, Settings(levels=T, particles=L, kernel="none", seed=seed, keep_trace=False),
                       extra_reward_evals=True)
 
@@ -238,7 +226,7 @@ def best_of_n(target: Target, budget: int, L: int, seed: int, T: int = 25) -> Ru
     E = len(target.experts)
     per_candidate = T + (E - 1)
     N = max(1, budget // per_candidate)
-    problem = Problem(target.shape, [Factor(NoLogProb(target.experts[0]))], others_as_rewards(target))
+    problem = Problem(target.shape, [Factor(VelocityOnly(target.experts[0]))], others_as_rewards(target))
     n_out = min(L, max(200, 20000 // N))  # fewer outputs when N is large (cost)
     settings = Settings(levels=T, particles=n_out * N, kernel="none", resample="none", seed=seed,
                         keep_trace=False, output="all")

@@ -439,6 +439,24 @@ class HalfSpaceReward:
 
 # -- closed-form products ---------------------------------------------------
 
+class VelocityOnly:
+    """An analytic expert as a flow network shows itself: a velocity, no log density. Tests and benchmarks
+    use it to exercise exactly the path FLUX gets, against the closed forms the inner expert still has."""
+
+    has_log_prob = False
+
+    def __init__(self, expert) -> None:
+        self._expert = expert
+
+    def velocity(self, x, sigma):
+        return self._expert.velocity(x, sigma)
+
+    def __getattr__(self, name):  # name, event_shape, mean, covariance, ... for the closed forms
+        if name in ("log_prob", "velocity_and_log_prob", "score"):
+            raise AttributeError(name)
+        return getattr(self._expert, name)
+
+
 def _flat_index(shape: Sequence[int], region) -> Any:
     idx = torch.arange(int(math.prod(shape))).reshape(tuple(shape))
     if region is not None:

@@ -43,12 +43,9 @@ def resolve_model(model: str, base_dir: Path | None = None) -> Path:
     id is looked up in the local cache (``HF_HOME``); with downloads allowed it
     is fetched. No network access happens otherwise.
     """
-    candidates = [Path(model).expanduser()]
-    if base_dir is not None and not Path(model).is_absolute():
-        candidates.insert(0, Path(base_dir) / model)
-    for path in candidates:
-        if path.is_dir():
-            return path.resolve()
+    folder = _local_folder(model, base_dir)
+    if folder is not None:
+        return folder
     if _looks_like_id(model):
         from huggingface_hub import snapshot_download
 
@@ -60,14 +57,19 @@ def resolve_model(model: str, base_dir: Path | None = None) -> Path:
     raise ExpertUnavailable(f"model directory '{model}' does not exist")
 
 
-def locate(model: str, base_dir: Path | None = None) -> Path | None:
-    """Where ``model`` (a folder or a Hugging Face id) is on this machine, or None; never downloads."""
+def _local_folder(model: str, base_dir: Path | None) -> Path | None:
+    """``model`` as a folder: relative paths are tried against the program's folder first."""
     candidates = [Path(model).expanduser()]
     if base_dir is not None and not Path(model).is_absolute():
         candidates.insert(0, Path(base_dir) / model)
-    for path in candidates:
-        if path.is_dir():
-            return path.resolve()
+    return next((path.resolve() for path in candidates if path.is_dir()), None)
+
+
+def locate(model: str, base_dir: Path | None = None) -> Path | None:
+    """Where ``model`` (a folder or a Hugging Face id) is on this machine, or None; never downloads."""
+    folder = _local_folder(model, base_dir)
+    if folder is not None:
+        return folder
     if _looks_like_id(model):
         from huggingface_hub import snapshot_download
 

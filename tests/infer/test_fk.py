@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from poelang.infer import Factor, Problem, RewardFactor, Settings, fk, sample
-from stdlib_experts.analytic import GaussianFlow, MixtureFlow, QuadraticReward, gaussian_product
+from stdlib_experts.analytic import GaussianFlow, MixtureFlow, QuadraticReward, VelocityOnly, gaussian_product
 
 from .checks import (
     assert_within_mc,
@@ -39,23 +39,6 @@ from .checks import (
 )
 
 FK = Settings(levels=100, particles=1000, annealing="fk", keep_trace=False)
-
-
-class VelocityOnly:
-    """An expert as a flow network shows itself: a velocity, no log density."""
-
-    has_log_prob = False
-
-    def __init__(self, expert) -> None:
-        self._expert = expert
-
-    def velocity(self, x, sigma):
-        return self._expert.velocity(x, sigma)
-
-    def __getattr__(self, name):  # name, event_shape, mean, covariance, ... for the closed forms
-        if name in ("log_prob", "velocity_and_log_prob", "score"):
-            raise AttributeError(name)
-        return getattr(self._expert, name)
 
 
 def _scaled_gaussians_8d():
