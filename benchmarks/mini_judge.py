@@ -30,6 +30,9 @@ from poelang.interpreter import ExpertContext  # noqa: E402
 from stdlib_experts import mini_experts  # noqa: E402
 from stdlib_experts.mini import judges, rules, vqa, world  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mini_paper import print_table  # noqa: E402  (one table format for the mini-world benchmarks)
+
 SIGMAS = (0.75, 0.5, 0.25)
 
 
@@ -182,15 +185,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\ncalibration on clean samples: mean P(yes) {p.mean():.3f} against a hit rate of {ok.mean():.3f}; "
           f"expected calibration error {vqa.expected_calibration_error(p, ok.astype(float)):.3f}")
     print(f"{time.perf_counter() - started:.0f} s")
-
-
-def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
-    print(f"\n{title}")
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
-    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
 
 
 if __name__ == "__main__":
