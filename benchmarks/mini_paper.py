@@ -232,15 +232,30 @@ def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[in
     return results
 
 
-def summarize_a(files: list[Path]) -> None:
-    """The task (a) table from JSON-line records: success ± SE per method, paired differences ± SE for the claims."""
+def load_records(files: list[Path]) -> dict[int, dict]:
+    """Task (a) records by case number."""
     import json
 
-    cases = {}
-    for f in files:
-        for line in Path(f).read_text().splitlines():
-            case = json.loads(line)
-            cases[case["case"]] = case
+    return {case["case"]: case for f in files for case in map(json.loads, Path(f).read_text().splitlines())}
+
+
+def compare_a(files: list[Path], against: list[Path]) -> None:
+    """Paired differences of success, per PoE method both record sets ran, on the captions both ran."""
+    a, b = load_records(files), load_records(against)
+    common = sorted(set(a) & set(b))
+    rows = []
+    for name in (n for n in a[common[0]]["results"] if n.startswith("PoE") and n in b[common[0]]["results"]):
+        d = np.array([a[k]["results"][name][0] - b[k]["results"][name][0] for k in common], float)
+        se = d.std(ddof=1) / np.sqrt(len(d))
+        rows.append((name, f"{d.mean():+.2f} ± {se:.2f}", f"{d.mean() / max(se, 1e-9):.1f}"))
+    print_table(f"Paired differences on {len(common)} captions: ({a[common[0]].get('smc')}, weight "
+                f"{a[common[0]]['weight']}) − ({b[common[0]].get('smc')}, weight {b[common[0]]['weight']})",
+                ("method", "mean ± SE", "SEs"), rows)
+
+
+def summarize_a(files: list[Path]) -> None:
+    """The task (a) table from JSON-line records: success ± SE per method, paired differences ± SE for the claims."""
+    cases = load_records(files)
     cases = [cases[k] for k in sorted(cases)]
     n = len(cases)
     names = list(cases[0]["results"])
@@ -271,6 +286,8 @@ def summarize_a(files: list[Path]) -> None:
     for name in cases[0].get("fk_min_ess", {}):
         print(f"{name}: min ESS / L over the levels, mean over captions "
               f"{np.mean([c['fk_min_ess'][name] for c in cases]):.3f}")
+    if not pairs:  # one L without best-of-N: nothing to pair
+        return
     print_table("Paired differences of success (same captions and seeds): mean ± SE, and the mean in SEs",
                 ("difference", "mean ± SE", "SEs"),
                 [(k, f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(n):.2f}",
@@ -567,12 +584,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="(a): the PoE's resampling times, fractions of the schedule")
     parser.add_argument("--resample", default="median", help="(a): the PoE's resampling scheme (median, systematic, none)")
     parser.add_argument("--skip-best-of", action="store_true", help="(a): PoE only (to compare PoE settings)")
+    parser.add_argument("--against", type=Path, nargs="+", default=None,
+                        help="(a): with --summarize, the paired differences to these records (other settings)")
     parser.add_argument("--fk", action="store_true", help="(a): also the PoE on annealing = fk (issue #17)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.summarize:
         summarize_a(args.summarize)
+        if args.against:
+            compare_a(args.summarize, args.against)
         return
     if "a" in args.task:
         task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
