@@ -19,10 +19,19 @@ identical results) and composes:
 m_i is the factor's soft mask times its region and its expert's support.
 Coordinates that no expert covers (A = 0) are an error at setup: nothing
 would define them.
+
+Masks are classified where they act: on the grid the expert sees (the
+canvas, or a codec's latent tokens after the interpreter pooled the mask).
+A mask that is exactly 0/1 there on an expert that can give its own
+marginal on the kept coordinates (``restricted``, e.g. a diagonal analytic
+Gaussian) is a region: the factor becomes that expert with the mask as its
+``support``, and the product has a log density and an exact score. Any
+other mask stays a weight on the field, which is then not the score of any
+product; :attr:`ProductField.mask_blockers` says why, naming the factor.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence
 
 import torch
@@ -82,8 +91,9 @@ class ProductField:
         max_batch: Optional[int] = None,
         sigma_min: float = 1e-3,
     ) -> None:
-        self.factors = list(factors)
         self.shape = tuple(shape)
+        self.mask_blockers: List[str] = []  # why a mask keeps the field from being a product's score
+        self.factors = [self._as_region(f) for f in factors]
         self.device = torch.device(device)
         self.dtype = dtype
         self.max_batch = max_batch
@@ -125,7 +135,29 @@ class ProductField:
             )
         self.coverage = coverage  # A_c
         self.has_log_prob = all(self.factor_has_log_prob)
-        self.binary_weights = all(f.mask is None for f in self.factors)
+        self.binary_weights = all(f.mask is None for f in self.factors)  # no mask left as a weight
+
+    # -- masks ---------------------------------------------------------------
+    def _as_region(self, factor: Factor) -> Factor:
+        """The factor with a 0/1 mask turned into its expert's support when the
+        expert can restrict itself to it; else the factor as it is (and why)."""
+        if factor.mask is None:
+            return factor
+        on_grid = torch.as_tensor(factor.mask)[self._index(factor.region)]  # what the expert's crop sees
+        soft = int(((on_grid != 0) & (on_grid != 1)).sum())
+        if soft:
+            self.mask_blockers.append(
+                f"the mask on '{factor.name}' is soft ({soft} of its {on_grid.numel()} values on the expert's "
+                f"grid lie strictly between 0 and 1)")
+            return factor
+        restrict = getattr(factor.expert, "restricted", None)
+        expert = restrict(on_grid) if restrict is not None else None
+        if expert is None:
+            self.mask_blockers.append(
+                f"the mask on '{factor.name}' is 0/1 but the expert gives no marginal on it (its velocity "
+                f"depends on the whole canvas; a box region crops it)")
+            return factor
+        return replace(factor, expert=expert, mask=None)
 
     # -- crops ---------------------------------------------------------------
     def _index(self, region) -> tuple:
