@@ -275,6 +275,8 @@ class Interpreter:
         started = time.perf_counter()
         try:
             result = sample_within_memory(node.id, problem, settings, on_level, self.device)
+        except infer.Divergence as e:
+            raise self.fail(str(e), _blamed_span(node.id, e, self.program.spans)) from None
         except (infer.SamplerError, infer.SettingsError, OutOfMemory) as e:
             raise self.fail(str(e), node.id) from None
         self.result.sample_seconds[node.id] = time.perf_counter() - started
@@ -316,6 +318,15 @@ class Interpreter:
         Saver(self).save(outputs, given, output_dir, every_sample, trace_dir)
         self.result.seconds = time.perf_counter() - started
         return self.result
+
+
+def _blamed_span(sample: str, divergence, spans: dict) -> str:
+    """Where a divergence points: the setting it blames where the program (or --set) wrote it, the factor
+    whose exponent overflowed, else the sample."""
+    if divergence.setting:
+        key = f"{sample}:{g.ENGINE_TO_PROGRAM.get(divergence.setting, divergence.setting)}"
+        return key if key in spans else sample
+    return divergence.factor if divergence.factor in spans else sample
 
 
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> tuple[list[g.OutputNode], int]:

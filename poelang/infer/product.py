@@ -37,7 +37,8 @@ from typing import List, Optional, Sequence
 import torch
 
 from . import flow
-from .errors import SamplerError
+from .divergence import largest
+from .errors import Divergence, NonFiniteOutput, SamplerError
 from .protocol import Factor
 
 Tensor = torch.Tensor
@@ -232,24 +233,20 @@ class ProductField:
         v = parts[0] if len(parts) == 1 else torch.cat(parts)
         self.counts["velocity_grad" if grad else "velocity"] += xi.shape[0]
         self.counts["calls"] += xi.shape[0]
-        self._check_velocity(i, v)
+        self._check_velocity(i, v, xi)
         if not with_log_prob:
             return v
         if fused:
             lp = torch.cat(lps) if len(lps) > 1 else lps[0]
             self.counts["log_prob"] += xi.shape[0]
-            return v, self._check_log_prob(i, lp, xi.shape[0])
+            return v, self._check_log_prob(i, lp, xi)
         return v, self.expert_log_prob(i, xi, sigma)
 
-    def _check_velocity(self, i: int, v: Tensor) -> None:
-        bad = ~torch.isfinite(v.detach())
+    def _check_velocity(self, i: int, v: Tensor, xi: Tensor) -> None:
+        bad = ~torch.isfinite(v.detach()).reshape(v.shape[0], -1).all(dim=1)
         if bool(bad.any()):
-            rows = int(bad.reshape(v.shape[0], -1).any(dim=1).sum())
-            raise SamplerError(
-                f"expert '{self.names[i]}' returned NaN/inf velocity at {self.where} "
-                f"for {rows} of {v.shape[0]} particles"
-            )
-        return v
+            raise NonFiniteOutput(f"expert '{self.names[i]}' returned NaN/inf velocity for {int(bad.sum())} of "
+                                  f"{v.shape[0]} particles", self.where, largest(xi.detach()[bad]))
 
     def expert_log_prob(self, i: int, xi: Tensor, sigma: float) -> Tensor:
         parts = []
@@ -260,15 +257,18 @@ class ProductField:
         lp = parts[0] if len(parts) == 1 else torch.cat(parts)
         self.counts["log_prob"] += xi.shape[0]
         self.counts["calls"] += xi.shape[0]
-        return self._check_log_prob(i, lp, xi.shape[0])
+        return self._check_log_prob(i, lp, xi)
 
-    def _check_log_prob(self, i: int, lp: Tensor, n: int) -> Tensor:
+    def _check_log_prob(self, i: int, lp: Tensor, xi: Tensor) -> Tensor:
+        n = xi.shape[0]
         if tuple(lp.shape) != (n,):
             raise SamplerError(
                 f"expert '{self.names[i]}' returned log_prob of shape {tuple(lp.shape)}, expected ({n},)"
             )
-        if bool(torch.isnan(lp).any() | torch.isposinf(lp).any()):
-            raise SamplerError(f"expert '{self.names[i]}' returned NaN/+inf log_prob at {self.where}")
+        bad = torch.isnan(lp) | torch.isposinf(lp)
+        if bool(bad.any()):
+            raise NonFiniteOutput(f"expert '{self.names[i]}' returned NaN/+inf log_prob", self.where,
+                                  largest(xi.detach()[bad]))
         return lp
 
     # -- the composed field --------------------------------------------------
@@ -282,11 +282,13 @@ class ProductField:
         s_sum = torch.zeros_like(x) if score else None
         sq_sum = torch.zeros_like(x) if velocity_sq else None
         lp = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) if log_density else None
+        zero = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)  # an expert's own zero density
         for i, f in enumerate(self.factors):
             xi = self.crop(i, x)
             if log_density:
                 vi, lpi = self.expert_velocity(i, xi, sigma, with_log_prob=True)
                 lp = lp + float(f.exponent) * lpi
+                zero |= torch.isneginf(lpi)
             else:
                 vi = self.expert_velocity(i, xi, sigma)
             self._accumulate(v_sum, i, vi)
@@ -294,13 +296,34 @@ class ProductField:
                 self._accumulate(s_sum, i, flow.score_from_velocity(xi, vi, sigma, self.sigma_min))
             if velocity_sq:
                 self._accumulate(sq_sum, i, vi * vi)
+        self._check_overflow((v_sum, s_sum, sq_sum), lp, zero)
         return FieldValues(velocity=v_sum / self.coverage, score=s_sum, log_density=lp, velocity_sq=sq_sum)
+
+    def _check_overflow(self, sums, lp: Optional[Tensor], zero: Tensor) -> None:
+        """Every expert's output was finite (checked per call); a non-finite weighted sum is the
+        exponents' doing (a_i times a velocity or a log density beyond the dtype's range)."""
+        finite = all(t is None or bool(torch.isfinite(t).all()) for t in sums)
+        if finite and (lp is None or bool((torch.isfinite(lp) | zero).all())):
+            return
+        kind = str(self.dtype).removeprefix("torch.")
+        i = max(range(len(self.factors)), key=lambda k: abs(float(self.factors[k].exponent)))
+        a = float(self.factors[i].exponent)
+        if abs(a) <= 1:
+            raise Divergence(f"the product of the experts' outputs overflowed {kind} at {self.where}; "
+                             "use dtype = float64")
+        raise Divergence(f"the exponent {a:g} of '{self.names[i]}' overflows {kind} at {self.where}: "
+                         f"{a:g} times its velocity or log density is beyond {kind}'s range; use a smaller "
+                         "exponent, or dtype = float64", factor=self.names[i])
 
     def log_density(self, x: Tensor, sigma: float) -> Tensor:
         """log gamma_sigma(x) = sum_i a_i log p_{i,sigma}(x_i) (no velocity call)."""
         lp = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        zero = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         for i, f in enumerate(self.factors):
-            lp = lp + float(f.exponent) * self.expert_log_prob(i, self.crop(i, x), sigma)
+            lpi = self.expert_log_prob(i, self.crop(i, x), sigma)
+            lp = lp + float(f.exponent) * lpi
+            zero |= torch.isneginf(lpi)
+        self._check_overflow((), lp, zero)
         return lp
 
     def x0_hat(self, x: Tensor, velocity: Tensor, sigma: float) -> Tensor:
