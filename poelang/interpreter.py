@@ -275,10 +275,8 @@ class Interpreter:
         started = time.perf_counter()
         try:
             result = sample_within_memory(node.id, problem, settings, on_level, self.device)
-        except infer.Divergence as e:
-            raise self.fail(str(e), _blamed_span(node.id, e, self.program.spans)) from None
         except (infer.SamplerError, infer.SettingsError, OutOfMemory) as e:
-            raise self.fail(str(e), node.id) from None
+            raise self.fail(str(e), _blamed_span(node.id, e, self.program.spans)) from None
         self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
@@ -320,13 +318,14 @@ class Interpreter:
         return self.result
 
 
-def _blamed_span(sample: str, divergence, spans: dict) -> str:
-    """Where a divergence points: the setting it blames where the program (or --set) wrote it, the factor
-    whose exponent overflowed, else the sample."""
-    if divergence.setting:
-        key = f"{sample}:{g.ENGINE_TO_PROGRAM.get(divergence.setting, divergence.setting)}"
+def _blamed_span(sample: str, error: Exception, spans: dict) -> str:
+    """Where a sampling error points: the setting a divergence blames where the program (or --set) wrote it,
+    the factor whose exponent overflowed, else the sample."""
+    setting, factor = getattr(error, "setting", None), getattr(error, "factor", None)
+    if setting:
+        key = f"{sample}:{g.ENGINE_TO_PROGRAM.get(setting, setting)}"
         return key if key in spans else sample
-    return divergence.factor if divergence.factor in spans else sample
+    return factor if factor in spans else sample
 
 
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> tuple[list[g.OutputNode], int]:

@@ -16,7 +16,7 @@ were before it (:class:`Move`), and :func:`blame` decides:
 * anything else: the expert, as it said.
 
 Exponents that overflow the product's sums are caught where the sums are
-formed (:meth:`ProductField._check_overflow`).
+formed (:func:`check_overflow`).
 """
 from __future__ import annotations
 
@@ -80,3 +80,21 @@ def blame(move: Move | None, error: NonFiniteOutput) -> Exception:
     scale = "NaN/inf" if math.isinf(error.input_scale) else f"|x| = {error.input_scale:.3g}"
     return move.diverged(error.where, f"it threw the particles from |x| ≤ {move.before:.3g} out to {scale}, "
                                       f"where {error.what}")
+
+
+def check_overflow(field, sums, lp: Tensor | None, zero: Tensor) -> None:
+    """Every expert's output was finite (the field checks each call); a non-finite weighted sum of them
+    (``sums``, the log density ``lp`` where no expert gave zero density) is the exponents' doing: a_i times
+    a velocity or a log density beyond the dtype's range."""
+    finite = all(t is None or bool(torch.isfinite(t).all()) for t in sums)
+    if finite and (lp is None or bool((torch.isfinite(lp) | zero).all())):
+        return
+    kind = str(field.dtype).removeprefix("torch.")
+    i = max(range(len(field.factors)), key=lambda k: abs(float(field.factors[k].exponent)))
+    a = float(field.factors[i].exponent)
+    if abs(a) <= 1:
+        raise Divergence(f"the product of the experts' outputs overflowed {kind} at {field.where}; "
+                         "use dtype = float64")
+    raise Divergence(f"the exponent {a:g} of '{field.names[i]}' overflows {kind} at {field.where}: "
+                     f"{a:g} times its velocity or log density is beyond {kind}'s range; use a smaller "
+                     "exponent, or dtype = float64", factor=field.names[i])

@@ -37,8 +37,8 @@ from typing import List, Optional, Sequence
 import torch
 
 from . import flow
-from .divergence import largest
-from .errors import Divergence, NonFiniteOutput, SamplerError
+from .divergence import check_overflow, largest
+from .errors import NonFiniteOutput, SamplerError
 from .protocol import Factor
 
 Tensor = torch.Tensor
@@ -296,24 +296,8 @@ class ProductField:
                 self._accumulate(s_sum, i, flow.score_from_velocity(xi, vi, sigma, self.sigma_min))
             if velocity_sq:
                 self._accumulate(sq_sum, i, vi * vi)
-        self._check_overflow((v_sum, s_sum, sq_sum), lp, zero)
+        check_overflow(self, (v_sum, s_sum, sq_sum), lp, zero)
         return FieldValues(velocity=v_sum / self.coverage, score=s_sum, log_density=lp, velocity_sq=sq_sum)
-
-    def _check_overflow(self, sums, lp: Optional[Tensor], zero: Tensor) -> None:
-        """Every expert's output was finite (checked per call); a non-finite weighted sum is the
-        exponents' doing (a_i times a velocity or a log density beyond the dtype's range)."""
-        finite = all(t is None or bool(torch.isfinite(t).all()) for t in sums)
-        if finite and (lp is None or bool((torch.isfinite(lp) | zero).all())):
-            return
-        kind = str(self.dtype).removeprefix("torch.")
-        i = max(range(len(self.factors)), key=lambda k: abs(float(self.factors[k].exponent)))
-        a = float(self.factors[i].exponent)
-        if abs(a) <= 1:
-            raise Divergence(f"the product of the experts' outputs overflowed {kind} at {self.where}; "
-                             "use dtype = float64")
-        raise Divergence(f"the exponent {a:g} of '{self.names[i]}' overflows {kind} at {self.where}: "
-                         f"{a:g} times its velocity or log density is beyond {kind}'s range; use a smaller "
-                         "exponent, or dtype = float64", factor=self.names[i])
 
     def log_density(self, x: Tensor, sigma: float) -> Tensor:
         """log gamma_sigma(x) = sum_i a_i log p_{i,sigma}(x_i) (no velocity call)."""
@@ -323,7 +307,7 @@ class ProductField:
             lpi = self.expert_log_prob(i, self.crop(i, x), sigma)
             lp = lp + float(f.exponent) * lpi
             zero |= torch.isneginf(lpi)
-        self._check_overflow((), lp, zero)
+        check_overflow(self, (), lp, zero)
         return lp
 
     def x0_hat(self, x: Tensor, velocity: Tensor, sigma: float) -> Tensor:
