@@ -32,7 +32,7 @@ product; :attr:`ProductField.mask_blockers` says why, naming the factor.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -75,6 +75,25 @@ def _chunks(n: int, max_batch: Optional[int]) -> List[slice]:
     return [slice(k, min(k + max_batch, n)) for k in range(0, n, max_batch)]
 
 
+def as_region(factor: Factor, crop: tuple) -> Tuple[Factor, Optional[str]]:
+    """A factor whose mask is exactly 0/1 on the expert's crop, with its expert's
+    marginal there (``restricted``) as the expert and the mask as its support;
+    else the factor as it is, and why its mask stays a weight (None: no mask)."""
+    if factor.mask is None:
+        return factor, None
+    on_grid = torch.as_tensor(factor.mask)[crop]  # what the expert's crop sees
+    soft = int(((on_grid != 0) & (on_grid != 1)).sum())
+    if soft:
+        return factor, (f"the mask on '{factor.name}' is soft ({soft} of its {on_grid.numel()} values on the "
+                        f"expert's grid lie strictly between 0 and 1)")
+    restrict = getattr(factor.expert, "restricted", None)
+    expert = restrict(on_grid) if restrict is not None else None
+    if expert is None:
+        return factor, (f"the mask on '{factor.name}' is 0/1 but the expert gives no marginal on it (its velocity "
+                        f"depends on the whole canvas; a box region crops it)")
+    return replace(factor, expert=expert, mask=None), None
+
+
 class ProductField:
     """Composes the factors of a problem; counts expert evaluations.
 
@@ -93,8 +112,9 @@ class ProductField:
         sigma_min: float = 1e-3,
     ) -> None:
         self.shape = tuple(shape)
-        self.mask_blockers: List[str] = []  # why a mask keeps the field from being a product's score
-        self.factors = [self._as_region(f) for f in factors]
+        classified = [as_region(f, self._index(f.region)) for f in factors]
+        self.factors = [f for f, _ in classified]
+        self.mask_blockers = [why for _, why in classified if why]  # why a mask keeps the field from being a score
         self.device = torch.device(device)
         self.dtype = dtype
         self.max_batch = max_batch
@@ -137,28 +157,6 @@ class ProductField:
         self.coverage = coverage  # A_c
         self.has_log_prob = all(self.factor_has_log_prob)
         self.binary_weights = all(f.mask is None for f in self.factors)  # no mask left as a weight
-
-    # -- masks ---------------------------------------------------------------
-    def _as_region(self, factor: Factor) -> Factor:
-        """The factor with a 0/1 mask turned into its expert's support when the
-        expert can restrict itself to it; else the factor as it is (and why)."""
-        if factor.mask is None:
-            return factor
-        on_grid = torch.as_tensor(factor.mask)[self._index(factor.region)]  # what the expert's crop sees
-        soft = int(((on_grid != 0) & (on_grid != 1)).sum())
-        if soft:
-            self.mask_blockers.append(
-                f"the mask on '{factor.name}' is soft ({soft} of its {on_grid.numel()} values on the expert's "
-                f"grid lie strictly between 0 and 1)")
-            return factor
-        restrict = getattr(factor.expert, "restricted", None)
-        expert = restrict(on_grid) if restrict is not None else None
-        if expert is None:
-            self.mask_blockers.append(
-                f"the mask on '{factor.name}' is 0/1 but the expert gives no marginal on it (its velocity "
-                f"depends on the whole canvas; a box region crops it)")
-            return factor
-        return replace(factor, expert=expert, mask=None)
 
     # -- crops ---------------------------------------------------------------
     def _index(self, region) -> tuple:
