@@ -282,7 +282,7 @@ class Interpreter:
             with infer.reporting_inversion_steps(bar.inversion_step):  # init = inversion: a bar of its steps
                 result = sample_within_memory(node.id, problem, settings, on_level, self.device)
         except (infer.SamplerError, infer.SettingsError, OutOfMemory) as e:
-            raise self.fail(str(e), node.id) from None
+            raise self.fail(str(e), _blamed_span(node.id, e, self.program.spans)) from None
         self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
@@ -322,6 +322,16 @@ class Interpreter:
         Saver(self).save(outputs, given, output_dir, every_sample, trace_dir)
         self.result.seconds = time.perf_counter() - started
         return self.result
+
+
+def _blamed_span(sample: str, error: Exception, spans: dict) -> str:
+    """Where a sampling error points: the setting a divergence blames where the program (or --set) wrote it,
+    the factor whose exponent overflowed, else the sample."""
+    setting, factor = getattr(error, "setting", None), getattr(error, "factor", None)
+    if setting:
+        key = f"{sample}:{g.ENGINE_TO_PROGRAM.get(setting, setting)}"
+        return key if key in spans else sample
+    return factor if factor in spans else sample
 
 
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> tuple[list[g.OutputNode], int]:

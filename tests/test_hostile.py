@@ -338,6 +338,43 @@ def test_each_sample_draws_from_its_own_stream(tmp_path):
     assert torch.equal(alone.samples["a"].samples, a)  # a sample's draws do not depend on its neighbours
 
 
+def test_an_overflowing_exponent_is_blamed_at_its_factor_not_at_an_expert(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[5.0])^1e38 * gaussian(mean=[0.0]) with { levels = 3, particles = 2 }\n"
+                                       "save x to \"x.npy\"\n")
+    code, out, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert "p.poe:1:5: error: the exponent 1e+38 of 'gaussian#1' overflows float32 at level 0 (sigma=1.0000)" in err
+    assert "dtype = float64" in err
+    code, _, _ = run(["run", "-q", str(program), "-o", str(tmp_path / "o"), "--set", "dtype=float64"], capsys)
+    assert code == 0 and np.isfinite(np.load(tmp_path / "o" / "x.npy")).all()
+
+
+@pytest.mark.parametrize("where", ["program", "--set"])
+def test_a_divergence_points_at_the_setting_where_it_was_written(tmp_path, where):
+    """The engine's Divergence names a setting (tests/infer/test_divergence.py); the run points at it."""
+    from poelang import infer
+    from poelang.interpreter import Interpreter, _blamed_span
+
+    setting = "cond_lambda = 0.5, " if where == "program" else ""
+    source = f"a = gaussian(mean=[0.0])\nx ~ a * (gaussian(mean=[1.0]) given a) with {{ {setting}levels = 3 }}\n"
+    program = poelang.parse(source, "p.poe")
+    if where == "--set":
+        program = program.with_settings(cond_lambda=0.5)
+    divergence = infer.Divergence("the sampler diverged at level 2 (sigma=0.3333) after …", setting="cond_lambda")
+    key = _blamed_span("x", divergence, program.spans)
+    assert key == "x:cond_lambda"
+    rendered = Interpreter(program).fail(str(divergence), key).render()
+    assert ("p.poe:2:61" if where == "program" else "<--set cond_lambda>:1:15") in rendered, rendered
+    assert _blamed_span("x", infer.Divergence("…", setting="step_size"), program.spans) == "x"  # not written: the sample
+
+
+def test_fk_noise_and_cond_lambda_beyond_their_ranges_are_check_errors(tmp_path, capsys):
+    for setting, bound in (("fk_noise = 1e200", "must be ≤ 1e+06"), ("cond_lambda = 2", "must be ≤ 1")):
+        program = write(tmp_path, "p.poe", f"x ~ gaussian(mean=[0.0]) with {{ annealing = fk, {setting} }}\n")
+        code, _, err = run(["check", str(program)], capsys)
+        assert code == 1 and bound in err, err
+
+
 def test_out_of_memory_halves_max_batch_once_then_names_the_expert(tmp_path, capsys, monkeypatch):
     """An expert that (like an accelerator) cannot hold more than `limit` particles at once."""
     from stdlib_experts.analytic import GaussianFlow

@@ -20,7 +20,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time they load on first use
-    from .errors import SamplerError, SettingsError, StopSampling
+    from .errors import Divergence, SamplerError, SettingsError, StopSampling
     from .protocol import Factor, GenerativeExpert, Problem, RewardExpert, RewardFactor
     from .result import LevelInfo, Result
     from .settings import Settings
@@ -32,6 +32,7 @@ _EXPORTS = {
     "AutoregressiveSampler": ("autoregressive", "AutoregressiveSampler"),
     "WindowField": ("autoregressive", "WindowField"),
     "chunk_frames": ("autoregressive", "chunk_frames"),
+    "Divergence": ("errors", "Divergence"),
     "SamplerError": ("errors", "SamplerError"),
     "SettingsError": ("errors", "SettingsError"),
     "StopSampling": ("errors", "StopSampling"),
@@ -85,6 +86,7 @@ def __dir__():
 
 __all__ = [
     "AutoregressiveSampler",
+    "Divergence",
     "Factor",
     "FieldValues",
     "GenerativeExpert",

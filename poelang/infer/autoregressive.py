@@ -337,11 +337,12 @@ class AutoregressiveSampler(Sampler):
                 self.field = self.window(k)
             self.field.bind(context)
             self.temper = 1.0
-            state = self.initial_state()
-            if carried is not None:
-                state = state.with_(log_weights=state.log_weights + carried)
             sigma0 = float(self.sigmas[0])
             where = self.field.where = self._where(0, sigma0)
+            state = self.initial_state()
+            self.field.where = where  # the inversion labels its own steps
+            if carried is not None:
+                state = state.with_(log_weights=state.log_weights + carried)
             state = self.reweight(state, sigma0, final=self.T == 0 and self.last_chunk, where=where)
             weighted, x0 = state, self._x0_hat(state, sigma0)
             state, ess, resampled = self.maybe_resample(state, 0)

@@ -35,6 +35,8 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
+from .divergence import Move, blame, largest
+from .errors import NonFiniteOutput
 from .product import ProductField
 
 Tensor = torch.Tensor
@@ -68,10 +70,17 @@ def invert(field: ProductField, x0: Tensor, sigmas: Tensor, iters: int = 2,
         hook(0, steps)
     x = x0
     for done, (lo, hi) in enumerate(zip(grid[:-1], grid[1:]), start=1):
-        field.where = f"inversion from sigma={lo:.4f} to sigma={hi:.4f}"
-        y = x + (hi - lo) * field.evaluate(x, lo, score=False).velocity
-        for _ in range(iters):
-            y = x + (hi - lo) * field.evaluate(y, hi, score=False).velocity
+        field.where = f"the inversion from sigma={lo:.4f} to sigma={hi:.4f}"
+        # a fixed point that does not converge (too few levels for the velocity's slope) runs away
+        move = Move("invert_iters", "the inversion's fixed-point iterations", iters, largest(x)) if iters else \
+            Move("levels", "the inversion's Euler step", len(grid) - 1, largest(x))
+        try:
+            y = x + (hi - lo) * field.evaluate(x, lo, score=False).velocity
+            for _ in range(iters):
+                y = x + (hi - lo) * field.evaluate(y, hi, score=False).velocity
+        except NonFiniteOutput as e:
+            raise blame(move, e) from None
+        move.check(y, field.where)
         x = y
         for hook in hooks:
             hook(done, steps)

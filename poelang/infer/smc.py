@@ -49,7 +49,8 @@ import torch
 
 from .conditional import conditional_updates, simulator_updates
 from . import fk
-from .errors import SamplerError, SettingsError, StopSampling
+from .divergence import Move, blame, largest
+from .errors import NonFiniteOutput, SamplerError, SettingsError, StopSampling
 from .inversion import invert
 from .kernels import euler_step, gaussian_noise, make_kernel
 from .numerics import effective_sample_size, log_mean_exp, logsumexp, normalized_weights
@@ -89,8 +90,7 @@ def exactness_blockers(problem: Problem, settings: Settings, field_: ProductFiel
     on any path (the 'ais' path adds: every expert needs a log density)."""
     s = settings
     blockers = []
-    if not field_.binary_weights:
-        blockers.append("a factor has a soft mask")
+    blockers.extend(field_.mask_blockers)
     if any(f.parents for f in problem.factors) and s.cond_updates > 0:
         blockers.append("conditional (Eq. 7) updates are on")
     if not isinstance(s.init, str):
@@ -129,8 +129,8 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         )
     if kernel in ("mala", "hmc") and not field_.binary_weights:
         raise SettingsError(
-            f"kernel '{kernel}' needs a log density of the product, which a soft mask does not "
-            f"define: use region= or the expert's support, or kernel='langevin'"
+            f"kernel '{kernel}' needs a log density of the product, which a mask left as a weight does not "
+            f"define ({'; '.join(field_.mask_blockers)}): use region= or the expert's support, or kernel='langevin'"
         )
 
     mh = annealing == "ais" and kernel in ("mala", "hmc")
@@ -227,6 +227,7 @@ class Sampler:
         self.move_gen = torch.Generator().manual_seed(_derived_seed(settings.seed, 0))
         self.resample_gen = torch.Generator().manual_seed(_derived_seed(settings.seed, 1))
         self.step_scale = 1.0
+        self.last_move: Optional[Move] = None  # the move that last changed the particles (:mod:`.divergence`)
         self.temper = 1.0
         self.log_evidence = 0.0
         self.trace: List[LevelInfo] = []
@@ -379,9 +380,10 @@ class Sampler:
         W = state.velocity * A  # the velocity sum, sum_i a_i m_i v_i
         rate = fk.log_weight_rate(state.x, W, state.velocity_sq, A, sigma_from)
         noise = gaussian_noise(tuple(state.x.shape), self.move_gen, state.x)
+        self._moving("fk_noise", "the fk transport", state)
         x = fk.transport(state.x, W, A, self.settings.fk_noise, sigma_from, sigma_to, noise)
         log_w = state.log_weights + (sigma_from - sigma_to) * rate
-        return state.moved(x).with_(log_weights=log_w)
+        return self._moved(state.moved(x).with_(log_weights=log_w))
 
     def step_size(self, sigma: float) -> Tensor:
         """eta per coordinate: step_size * scale * sigma^2 / A (see Settings)."""
@@ -414,12 +416,15 @@ class Sampler:
                 rewards=state.rewards if with_rewards else None,
             )
         eta = self.step_size(sigma)
+        scaled = f", adapted ×{self.step_scale:.3g}" if self.step_scale != 1.0 else ""
+        self._moving("step_size", f"the {self.plan.kernel} move{scaled}", state)
         x, rates = state.x, []
         for _ in range(K):
             x, here, rate = self.kernel.step(x, here, target, eta, self.move_gen)
             if rate is not None:
                 rates.append(rate)
         accept = sum(rates) / len(rates) if rates else None
+        self.last_move.check(x, self.field.where)
         if accept is not None and self.settings.adapt_step and self.target_accept is not None:
             factor = math.exp(2.0 * (accept - self.target_accept))
             self.step_scale = min(max(self.step_scale * factor, 1e-6), 1e6)
@@ -435,16 +440,18 @@ class Sampler:
         s = self.settings
         if not self.children or s.cond_updates == 0 or sigma <= 0:
             return state
+        self._moving("cond_lambda", "the conditional updates", state)
         x = conditional_updates(self.field, state.x, sigma, self.children, s.cond_lambda, s.cond_updates)
-        return state.moved(x)
+        return self._moved(state.moved(x))
 
     def simulator(self, state: ParticleState, sigma: float) -> ParticleState:
         """``sim_updates`` gradient steps on the simulator factors' log density."""
         s = self.settings
         if s.sim_updates == 0 or sigma <= 0:
             return state
+        self._moving("sim_lambda", "the simulator updates", state)
         x = simulator_updates(self.field, state.x, sigma, self.sims, s.sim_lambda, s.sim_updates)
-        return state.moved(x)
+        return self._moved(state.moved(x))
 
     def reweight(self, state: ParticleState, sigma: float, final: bool, where: str) -> ParticleState:
         """Score x0_hat; pay the reward potential's increment into the weights."""
@@ -553,7 +560,25 @@ class Sampler:
                 self.stopped_at = info.level
 
     def level(self, state: ParticleState, n: int, callback: Optional[Callback]) -> ParticleState:
-        """One annealing level."""
+        """One annealing level; an expert's NaN/inf after a runaway move is the move's setting's (:mod:`.divergence`)."""
+        try:
+            return self._level(state, n, callback)
+        except NonFiniteOutput as e:
+            raise blame(self.last_move, e) from None
+
+    def _moving(self, setting: str, what: str, state: ParticleState) -> None:
+        """Remember the move about to be taken (see :mod:`.divergence`); a run of moves sized by the same
+        setting keeps the scale from before the first, so a runaway over several levels is still seen."""
+        before = largest(state.x)
+        if self.last_move is not None and self.last_move.setting == setting:
+            before = min(before, self.last_move.before)
+        self.last_move = Move(setting, what, getattr(self.settings, setting), before)
+
+    def _moved(self, state: ParticleState) -> ParticleState:
+        self.last_move.check(state.x, self.field.where)
+        return state
+
+    def _level(self, state: ParticleState, n: int, callback: Optional[Callback]) -> ParticleState:
         sigma_from, sigma = float(self.sigmas[n - 1]), float(self.sigmas[n])
         final = n == self.T
         where = self.field.where = self._where(n, sigma)
@@ -576,9 +601,10 @@ class Sampler:
     # -- the loop ------------------------------------------------------------
     def run(self, callback: Optional[Callback] = None) -> Result:
         """Initial particles (level 0), then T levels, then the output."""
-        state = self.initial_state()
         sigma0 = float(self.sigmas[0])
         where = self.field.where = self._where(0, sigma0)
+        state = self.initial_state()
+        self.field.where = where  # the inversion labels its own steps
         state = self.reweight(state, sigma0, final=self.T == 0, where=where)
         weighted, x0 = state, self._x0_hat(state, sigma0)
         state, ess, resampled = self.maybe_resample(state, 0)

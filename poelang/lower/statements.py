@@ -133,6 +133,8 @@ class Statements(LoweringState):
         )
         self.graph.samples.append(node)
         self.spans[name] = statement.span
+        for setting, span in written.value_spans.items():  # a run that diverges blames the setting where it was set
+            self.spans[f"{name}:{setting}"] = span
         self._define(name, Symbol(Val(domain.value_type(), g.Ref(ref=name)), statement.name_span, "sample", used=True))
 
     def lower_save(self, statement: ast.Save) -> None:
