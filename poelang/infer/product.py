@@ -19,11 +19,20 @@ identical results) and composes:
 m_i is the factor's soft mask times its region and its expert's support.
 Coordinates that no expert covers (A = 0) are an error at setup: nothing
 would define them.
+
+Masks are classified where they act: on the grid the expert sees (the
+canvas, or a codec's latent tokens after the interpreter pooled the mask).
+A mask that is exactly 0/1 there on an expert that can give its own
+marginal on the kept coordinates (``restricted``, e.g. a diagonal analytic
+Gaussian) is a region: the factor becomes that expert with the mask as its
+``support``, and the product has a log density and an exact score. Any
+other mask stays a weight on the field, which is then not the score of any
+product; :attr:`ProductField.mask_blockers` says why, naming the factor.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -66,6 +75,25 @@ def _chunks(n: int, max_batch: Optional[int]) -> List[slice]:
     return [slice(k, min(k + max_batch, n)) for k in range(0, n, max_batch)]
 
 
+def as_region(factor: Factor, crop: tuple) -> Tuple[Factor, Optional[str]]:
+    """A factor whose mask is exactly 0/1 on the expert's crop, with its expert's
+    marginal there (``restricted``) as the expert and the mask as its support;
+    else the factor as it is, and why its mask stays a weight (None: no mask)."""
+    if factor.mask is None:
+        return factor, None
+    on_grid = torch.as_tensor(factor.mask)[crop]  # what the expert's crop sees
+    soft = int(((on_grid != 0) & (on_grid != 1)).sum())
+    if soft:
+        return factor, (f"the mask on '{factor.name}' is soft ({soft} of its {on_grid.numel()} values on the "
+                        f"expert's grid lie strictly between 0 and 1)")
+    restrict = getattr(factor.expert, "restricted", None)
+    expert = restrict(on_grid) if restrict is not None else None
+    if expert is None:
+        return factor, (f"the mask on '{factor.name}' is 0/1 but the expert gives no marginal on it (its velocity "
+                        f"depends on the whole canvas; a box region crops it)")
+    return replace(factor, expert=expert, mask=None), None
+
+
 class ProductField:
     """Composes the factors of a problem; counts expert evaluations.
 
@@ -83,8 +111,10 @@ class ProductField:
         max_batch: Optional[int] = None,
         sigma_min: float = 1e-3,
     ) -> None:
-        self.factors = list(factors)
         self.shape = tuple(shape)
+        classified = [as_region(f, self._index(f.region)) for f in factors]
+        self.factors = [f for f, _ in classified]
+        self.mask_blockers = [why for _, why in classified if why]  # why a mask keeps the field from being a score
         self.device = torch.device(device)
         self.dtype = dtype
         self.max_batch = max_batch
@@ -126,7 +156,7 @@ class ProductField:
             )
         self.coverage = coverage  # A_c
         self.has_log_prob = all(self.factor_has_log_prob)
-        self.binary_weights = all(f.mask is None for f in self.factors)
+        self.binary_weights = all(f.mask is None for f in self.factors)  # no mask left as a weight
 
     # -- crops ---------------------------------------------------------------
     def _index(self, region) -> tuple:
