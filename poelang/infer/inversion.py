@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from .errors import SettingsError
 from .product import ProductField
 
 Tensor = torch.Tensor
@@ -45,3 +46,16 @@ def invert(field: ProductField, x0: Tensor, sigmas: Tensor, iters: int = 2) -> T
             y = x + (hi - lo) * field.evaluate(y, hi, score=False).velocity
         x = y
     return x
+
+
+def inversion_input(given, L: int, shape: tuple, what: str, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``settings.invert`` as [1, *shape] (one input for all particles) or [L, *shape] (one each)."""
+    data = torch.as_tensor(given).to(device=device, dtype=dtype)
+    if tuple(data.shape) == tuple(shape):
+        return data.unsqueeze(0)
+    if tuple(data.shape) != (L,) + tuple(shape):
+        raise SettingsError(
+            f"the {what} to invert has shape {tuple(data.shape)}; the experts sample {tuple(shape)} "
+            f"(or give one per particle: {(L,) + tuple(shape)})"
+        )
+    return data
