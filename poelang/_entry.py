@@ -3,7 +3,7 @@
 This module imports nothing heavy, so that an interrupt while the command line
 (typer, pydantic, lark) is still being imported ends like any other: the line
 "interrupted" and exit code 130, never a traceback. (torch is imported with
-Ctrl-C held back, see ``poelang.cli._import_torch``.)
+Ctrl-C held back, see ``poelang.cli.output.import_torch``.)
 """
 from __future__ import annotations
 

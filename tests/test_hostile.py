@@ -338,6 +338,43 @@ def test_each_sample_draws_from_its_own_stream(tmp_path):
     assert torch.equal(alone.samples["a"].samples, a)  # a sample's draws do not depend on its neighbours
 
 
+def test_an_overflowing_exponent_is_blamed_at_its_factor_not_at_an_expert(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[5.0])^1e38 * gaussian(mean=[0.0]) with { levels = 3, particles = 2 }\n"
+                                       "save x to \"x.npy\"\n")
+    code, out, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert "p.poe:1:5: error: the exponent 1e+38 of 'gaussian#1' overflows float32 at level 0 (sigma=1.0000)" in err
+    assert "dtype = float64" in err
+    code, _, _ = run(["run", "-q", str(program), "-o", str(tmp_path / "o"), "--set", "dtype=float64"], capsys)
+    assert code == 0 and np.isfinite(np.load(tmp_path / "o" / "x.npy")).all()
+
+
+@pytest.mark.parametrize("where", ["program", "--set"])
+def test_a_divergence_points_at_the_setting_where_it_was_written(tmp_path, where):
+    """The engine's Divergence names a setting (tests/infer/test_divergence.py); the run points at it."""
+    from poelang import infer
+    from poelang.interpreter import Interpreter, _blamed_span
+
+    setting = "cond_lambda = 0.5, " if where == "program" else ""
+    source = f"a = gaussian(mean=[0.0])\nx ~ a * (gaussian(mean=[1.0]) given a) with {{ {setting}levels = 3 }}\n"
+    program = poelang.parse(source, "p.poe")
+    if where == "--set":
+        program = program.with_settings(cond_lambda=0.5)
+    divergence = infer.Divergence("the sampler diverged at level 2 (sigma=0.3333) after …", setting="cond_lambda")
+    key = _blamed_span("x", divergence, program.spans)
+    assert key == "x:cond_lambda"
+    rendered = Interpreter(program).fail(str(divergence), key).render()
+    assert ("p.poe:2:61" if where == "program" else "<--set cond_lambda>:1:15") in rendered, rendered
+    assert _blamed_span("x", infer.Divergence("…", setting="step_size"), program.spans) == "x"  # not written: the sample
+
+
+def test_fk_noise_and_cond_lambda_beyond_their_ranges_are_check_errors(tmp_path, capsys):
+    for setting, bound in (("fk_noise = 1e200", "must be ≤ 1e+06"), ("cond_lambda = 2", "must be ≤ 1")):
+        program = write(tmp_path, "p.poe", f"x ~ gaussian(mean=[0.0]) with {{ annealing = fk, {setting} }}\n")
+        code, _, err = run(["check", str(program)], capsys)
+        assert code == 1 and bound in err, err
+
+
 def test_out_of_memory_halves_max_batch_once_then_names_the_expert(tmp_path, capsys, monkeypatch):
     """An expert that (like an accelerator) cannot hold more than `limit` particles at once."""
     from stdlib_experts.analytic import GaussianFlow
@@ -357,6 +394,55 @@ def test_out_of_memory_halves_max_batch_once_then_names_the_expert(tmp_path, cap
     limit["n"] = 1
     code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
     assert code == 1 and "not enough memory to sample 'x' at level 0 in 'gaussian#1' with max_batch = 4" in err
+
+
+# --- SIGKILL -------------------------------------------------------------------------------------
+
+_KILLED_WRITER = """
+import sys, time
+from poelang.outputs import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a file")
+    print(tmp, flush=True)
+    time.sleep(60)  # killed here, mid-write
+"""
+
+
+def test_a_sigkilled_writers_temp_file_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL cannot be caught: the killed writer's hidden temp file stays until the next write into the folder."""
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(out / "x.npy")], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    temp = Path(writer.stdout.readline().strip())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert temp.exists() and temp.name.startswith(f".x.npy.poetmp{writer.pid}.")
+    os.utime(temp, (time.time() - 10, time.time() - 10))  # untouched for longer than STALE_AFTER
+    not_ours = [out / ".x.npy.3ycnr9dd.npy", out / "notes.poetmp.txt",  # another tool's temp names, a user's file
+                out / f".y.npy.poetmp{os.getpid()}.abcdefgh.npy"]  # a live writer's (this test process)
+    for path in not_ours:
+        path.write_text("keep me")
+        os.utime(path, (time.time() - 10, time.time() - 10))
+    program = write(tmp_path, "p.poe", 'x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\nsave x to "x.npy"\n')
+    done = subprocess.run([sys.executable, "-m", "poelang", "run", "-q", str(program), "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not temp.exists()
+    assert all(path.read_text() == "keep me" for path in not_ours)
+    assert sorted(p.name for p in out.iterdir()) == sorted(["x.npy", "x.npy.json"] + [p.name for p in not_ours])
+
+
+def test_a_fresh_temp_file_of_a_gone_writer_is_left_for_a_moment(tmp_path):
+    """A writer on another machine sharing the folder has a pid this machine does not know: while it writes
+    (its file touched in the last STALE_AFTER seconds) the file is not removed."""
+    from poelang.outputs import is_stale_temp
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    temp = tmp_path / f".x.png.poetmp{int(gone.stdout)}.abcd_123.png"
+    temp.write_bytes(b"")
+    assert not is_stale_temp(temp)
+    assert is_stale_temp(temp, now=time.time() + 10)
 
 
 # --- Ctrl-C ------------------------------------------------------------------------------------

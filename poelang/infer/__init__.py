@@ -23,7 +23,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time they load on first use
-    from .errors import SamplerError, SettingsError, StopSampling
+    from .errors import Divergence, SamplerError, SettingsError, StopSampling
     from .protocol import Factor, GenerativeExpert, Problem, RewardExpert, RewardFactor
     from .result import LevelInfo, Result
     from .settings import Settings
@@ -37,6 +37,7 @@ _EXPORTS = {
     "FramePath": ("autoregressive", "FramePath"),
     "WindowField": ("autoregressive", "WindowField"),
     "chunk_frames": ("autoregressive", "chunk_frames"),
+    "Divergence": ("errors", "Divergence"),
     "SamplerError": ("errors", "SamplerError"),
     "SettingsError": ("errors", "SettingsError"),
     "StopSampling": ("errors", "StopSampling"),
@@ -45,6 +46,7 @@ _EXPORTS = {
     "velocity_from_score": ("flow", "velocity_from_score"),
     "x0_from_velocity": ("flow", "x0_from_velocity"),
     "invert": ("inversion", "invert"),
+    "reporting_inversion_steps": ("inversion", "reporting_steps"),
     "effective_sample_size": ("numerics", "effective_sample_size"),
     "logsumexp": ("numerics", "logsumexp"),
     "normalized_weights": ("numerics", "normalized_weights"),
@@ -89,6 +91,7 @@ def __dir__():
 
 
 __all__ = [
+    "Divergence",
     "Factor",
     "FieldValues",
     "FramePath",
@@ -117,6 +120,7 @@ __all__ = [
     "make_schedule",
     "normalized_weights",
     "register_resampler",
+    "reporting_inversion_steps",
     "resample",
     "resolve_plan",
     "sample",

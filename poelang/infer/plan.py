@@ -42,8 +42,7 @@ def exactness_blockers(problem: Problem, settings: Settings, field_: ProductFiel
     on any path (the 'ais' path adds: every expert needs a log density)."""
     s = settings
     blockers = []
-    if not field_.binary_weights:
-        blockers.append("a factor has a soft mask")
+    blockers.extend(field_.mask_blockers)
     if any(f.parents for f in problem.factors) and s.cond_updates > 0:
         blockers.append("conditional (Eq. 7) updates are on")
     if not isinstance(s.init, str):
@@ -82,8 +81,8 @@ def resolve_plan(problem: Problem, settings: Settings, field_: ProductField, sig
         )
     if kernel in ("mala", "hmc") and not field_.binary_weights:
         raise SettingsError(
-            f"kernel '{kernel}' needs a log density of the product, which a soft mask does not "
-            f"define: use region= or the expert's support, or kernel='langevin'"
+            f"kernel '{kernel}' needs a log density of the product, which a mask left as a weight does not "
+            f"define ({'; '.join(field_.mask_blockers)}): use region= or the expert's support, or kernel='langevin'"
         )
 
     mh = annealing == "ais" and kernel in ("mala", "hmc")

@@ -55,7 +55,8 @@ from typing import Callable, Iterator, List, Optional
 import torch
 
 from .autoregressive import FramePath
-from .errors import SamplerError, SettingsError, StopSampling
+from .divergence import Move, blame
+from .errors import NonFiniteOutput, SamplerError, SettingsError, StopSampling
 from .kernels import make_kernel
 from .numerics import log_mean_exp, logsumexp
 from .plan import resolve_plan
@@ -83,10 +84,14 @@ PATHS = {"joint": JointPath, "autoregressive": FramePath}
 
 
 def level(run: "Sampler", state: SamplerState, steps: tuple[Step, ...]) -> SamplerState:
-    """One level: ``steps`` in order, each from the state the one before returned."""
+    """One level: ``steps`` in order, each from the state the one before returned.
+    An expert's NaN/inf after a runaway move is the move's setting's (:mod:`.divergence`)."""
     run.field.where = run.window.label(state.n, run.sigma(state.n))
-    for step in steps:
-        state = step(run, state)
+    try:
+        for step in steps:
+            state = step(run, state)
+    except NonFiniteOutput as e:
+        raise blame(run.last_move, e) from None
     return state
 
 
@@ -129,6 +134,9 @@ class Sampler:
         self.resample_levels = {int(round(f * self.T)) for f in settings.resample_times}
         acc = settings.target_accept
         self.target_accept = acc if acc is not None else getattr(self.kernel, "default_accept", None)
+        # the move that last changed the particles, for what an error says (like
+        # field.where, it changes no result; :mod:`.divergence`)
+        self.last_move: Optional[Move] = None
         self._started = False
 
     # -- what the steps read ---------------------------------------------------
@@ -167,6 +175,8 @@ class Sampler:
     def start(self, previous: Optional[SamplerState]) -> SamplerState:
         """Level 0 of the current window: the initial particles (carrying the
         weights of the window before), weighed and maybe resampled."""
+        self.field.where = self.window.label(0, self.sigma(0))  # an inversion labels its own steps
+        self.last_move = None  # new particles: no move has thrown them out
         particles = initial_particles(self)
         state = SamplerState(particles) if previous is None else previous.next_window(particles)
         return level(self, state, START_ORDER)

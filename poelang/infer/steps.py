@@ -4,7 +4,9 @@ the paper's Eq. 7 updates and the simulator updates.
 
 Each step is ``step(run, state) -> state``: ``run`` is the
 :class:`~.smc.Sampler` (settings, plan, field, generators), ``state`` the
-:class:`~.state.SamplerState` entering the step. The sampler strings them
+:class:`~.state.SamplerState` entering the step. A step that moves the
+particles first says so (:func:`moving`), so that a divergence is blamed on
+the setting that sized the move. The sampler strings them
 together with :mod:`.weighting`'s steps in the order its plan names
 (:data:`.smc.PAPER_ORDER`, :data:`.smc.SMC_ORDER`).
 """
@@ -17,6 +19,7 @@ import torch
 
 from . import fk
 from .conditional import conditional_updates, simulator_updates
+from .divergence import Move, largest
 from .kernels import euler_step, gaussian_noise
 from .product import FieldValues
 from .state import ParticleState, SamplerState
@@ -54,7 +57,9 @@ def fk_transition(run: Sampler, p: ParticleState, sigma_from: float, sigma_to: f
     W = p.velocity * A  # the velocity sum, sum_i a_i m_i v_i
     rate = fk.log_weight_rate(p.x, W, p.velocity_sq, A, sigma_from)
     noise = gaussian_noise(tuple(p.x.shape), run.move_gen, p.x)
+    watched = moving(run, "fk_noise", "the fk transport", p)
     x = fk.transport(p.x, W, A, run.settings.fk_noise, sigma_from, sigma_to, noise)
+    watched.check(x, run.field.where)
     return p.moved(x).with_(log_weights=p.log_weights + (sigma_from - sigma_to) * rate)
 
 
@@ -77,11 +82,14 @@ def move(run: Sampler, state: SamplerState) -> SamplerState:
     p, here = state.particles, _known_field(run, state.particles)
     target = _target(run, p, sigma, state.temper)
     eta = run.settings.step_size * state.step_scale * sigma * sigma / run.field.coverage  # per coordinate (see Settings)
+    scaled = f", adapted ×{state.step_scale:.3g}" if state.step_scale != 1.0 else ""
+    watched = moving(run, "step_size", f"the {run.plan.kernel} move{scaled}", p)
     x, rates = p.x, []
     for _ in range(run.settings.mcmc_steps):
         x, here, rate = run.kernel.step(x, here, target, eta[None], run.move_gen)
         if rate is not None:
             rates.append(rate)
+    watched.check(x, run.field.where)
     accept = sum(rates) / len(rates) if rates else None
     return state.with_(particles=_moved(run, p, x, here), accept=accept,
                        step_scale=_adapted(run, state.step_scale, accept))
@@ -136,7 +144,9 @@ def conditional(run: Sampler, state: SamplerState) -> SamplerState:
     s, sigma = run.settings, run.sigma(state.n)
     if not run.children or s.cond_updates == 0 or sigma <= 0:
         return state
+    watched = moving(run, "cond_lambda", "the conditional updates", state.particles)
     x = conditional_updates(run.field, state.particles.x, sigma, run.children, s.cond_lambda, s.cond_updates)
+    watched.check(x, run.field.where)
     return state.with_(particles=state.particles.moved(x))
 
 
@@ -145,5 +155,20 @@ def simulator(run: Sampler, state: SamplerState) -> SamplerState:
     s, sigma = run.settings, run.sigma(state.n)
     if s.sim_updates == 0 or sigma <= 0:
         return state
+    watched = moving(run, "sim_lambda", "the simulator updates", state.particles)
     x = simulator_updates(run.field, state.particles.x, sigma, run.sims, s.sim_lambda, s.sim_updates)
+    watched.check(x, run.field.where)
     return state.with_(particles=state.particles.moved(x))
+
+
+def moving(run: Sampler, setting: str, what: str, p: ParticleState) -> Move:
+    """Remember the move about to be taken: an expert's NaN/inf after it is the
+    setting's fault if the move threw the particles out (:mod:`.divergence`).
+    A run of moves sized by the same setting keeps the scale from before the
+    first, so a runaway over several levels is still seen."""
+    before = largest(p.x)
+    last = run.last_move
+    if last is not None and last.setting == setting:
+        before = min(before, last.before)
+    run.last_move = Move(setting, what, getattr(run.settings, setting), before)
+    return run.last_move

@@ -20,6 +20,8 @@ class SettingsLowering(LoweringState):
     """A sample's `with { ... }` settings: a part of :class:`poelang.lower.Lowerer`."""
 
     def lower_settings(self, statement: ast.Sample) -> tuple[g.SamplerSettings | None, WrittenSettings]:
+        """A sample's settings, from its `with { ... }` and the `--set` overrides that target it (or every sample),
+        validated by the one schema; None after an error. ``WrittenSettings`` keeps where each value was written."""
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}  # whole settings: `name = value`
         written = WrittenSettings()
