@@ -396,6 +396,55 @@ def test_out_of_memory_halves_max_batch_once_then_names_the_expert(tmp_path, cap
     assert code == 1 and "not enough memory to sample 'x' at level 0 in 'gaussian#1' with max_batch = 4" in err
 
 
+# --- SIGKILL -------------------------------------------------------------------------------------
+
+_KILLED_WRITER = """
+import sys, time
+from poelang.outputs import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a file")
+    print(tmp, flush=True)
+    time.sleep(60)  # killed here, mid-write
+"""
+
+
+def test_a_sigkilled_writers_temp_file_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL cannot be caught: the killed writer's hidden temp file stays until the next write into the folder."""
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(out / "x.npy")], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    temp = Path(writer.stdout.readline().strip())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert temp.exists() and temp.name.startswith(f".x.npy.poetmp{writer.pid}.")
+    os.utime(temp, (time.time() - 10, time.time() - 10))  # untouched for longer than STALE_AFTER
+    not_ours = [out / ".x.npy.3ycnr9dd.npy", out / "notes.poetmp.txt",  # another tool's temp names, a user's file
+                out / f".y.npy.poetmp{os.getpid()}.abcdefgh.npy"]  # a live writer's (this test process)
+    for path in not_ours:
+        path.write_text("keep me")
+        os.utime(path, (time.time() - 10, time.time() - 10))
+    program = write(tmp_path, "p.poe", 'x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\nsave x to "x.npy"\n')
+    done = subprocess.run([sys.executable, "-m", "poelang", "run", "-q", str(program), "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not temp.exists()
+    assert all(path.read_text() == "keep me" for path in not_ours)
+    assert sorted(p.name for p in out.iterdir()) == sorted(["x.npy", "x.npy.json"] + [p.name for p in not_ours])
+
+
+def test_a_fresh_temp_file_of_a_gone_writer_is_left_for_a_moment(tmp_path):
+    """A writer on another machine sharing the folder has a pid this machine does not know: while it writes
+    (its file touched in the last STALE_AFTER seconds) the file is not removed."""
+    from poelang.outputs import is_stale_temp
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    temp = tmp_path / f".x.png.poetmp{int(gone.stdout)}.abcd_123.png"
+    temp.write_bytes(b"")
+    assert not is_stale_temp(temp)
+    assert is_stale_temp(temp, now=time.time() + 10)
+
+
 # --- Ctrl-C ------------------------------------------------------------------------------------
 
 
