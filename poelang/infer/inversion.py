@@ -36,7 +36,7 @@ from typing import Callable, Iterator, Optional
 import torch
 
 from .divergence import Move, blame, largest
-from .errors import NonFiniteOutput
+from .errors import NonFiniteOutput, SettingsError
 from .product import ProductField
 
 Tensor = torch.Tensor
@@ -85,3 +85,16 @@ def invert(field: ProductField, x0: Tensor, sigmas: Tensor, iters: int = 2,
         for hook in hooks:
             hook(done, steps)
     return x
+
+
+def inversion_input(given, L: int, shape: tuple, what: str, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``settings.invert`` as [1, *shape] (one input for all particles) or [L, *shape] (one each)."""
+    data = torch.as_tensor(given).to(device=device, dtype=dtype)
+    if tuple(data.shape) == tuple(shape):
+        return data.unsqueeze(0)
+    if tuple(data.shape) != (L,) + tuple(shape):
+        raise SettingsError(
+            f"the {what} to invert has shape {tuple(data.shape)}; the experts sample {tuple(shape)} "
+            f"(or give one per particle: {(L,) + tuple(shape)})"
+        )
+    return data
