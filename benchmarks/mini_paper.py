@@ -31,6 +31,7 @@ half; rewards' cost is not counted (it is small beside the generators' here).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -287,24 +288,33 @@ def insertion_cases(n: int, seed: int) -> list[InsertionCase]:
     return cases
 
 
+PAPER_SETTINGS = """
+    particles = 1
+    mcmc_steps = 1
+    cond_updates = {cond}
+    cond_lambda = 0.02"""
+FK_SETTINGS = """
+    particles = {particles}
+    annealing = fk
+    mcmc = none"""
 INSERTION = {
-    "PoE (fill × depth given fill)": "fill * (depth given fill)[hole]",
-    "PoE without conditioning": "fill * depth[hole]",
-    "fill alone": "fill",
+    "PoE (fill × depth given fill)": ("fill * (depth given fill)[hole]", PAPER_SETTINGS.format(cond=2)),
+    "PoE without conditioning": ("fill * depth[hole]", PAPER_SETTINGS.format(cond=0)),
+    "fill alone": ("fill", PAPER_SETTINGS.format(cond=0)),
+}
+INSERTION_FK = {  # --fk: the product without Eq. 7 (it has no Feynman-Kac weight) on annealing = fk
+    "PoE fk (fill × depth), L = 1": ("fill * depth[hole]", FK_SETTINGS.format(particles=1)),
+    "PoE fk (fill × depth), L = 4": ("fill * depth[hole]", FK_SETTINGS.format(particles=4)),
 }
 
 
-def insertion_program(case_dir: Path, text: str, product: str, levels: int) -> str:
+def insertion_program(case_dir: Path, text: str, product: str, levels: int, settings: str) -> str:
     return f"""bg = load_image("{case_dir}/background.png")
 hole = dilate(load_mask("{case_dir}/mask.png"), 1px)
 fill = mini_flux_fill(prompt="{text}", image=bg, mask=hole)
 depth = mini_flux_depth(prompt="{text}", depth=load_depth("{case_dir}/depth.png"))
 x ~ {product} with {{
-    levels = {levels}
-    particles = 1
-    mcmc_steps = 1
-    cond_updates = {2 if "given" in product else 0}
-    cond_lambda = 0.02
+    levels = {levels}{settings}
 }}"""
 
 
@@ -342,34 +352,74 @@ def insertion_metrics(image: torch.Tensor, case: InsertionCase) -> tuple[float, 
     return bg_mse, iou, fg_mse
 
 
-def task_b(n: int, levels: int, seed: int) -> None:
+def task_b(n: int, levels: int, seed: int, fk: bool = False, shard: tuple[int, int] = (0, 1),
+           records: Path | None = None) -> None:
+    """Insertion metrics per method on n held-out scenes; ``shard`` and ``records`` as in task (a)."""
+    import json
     import tempfile
 
     from PIL import Image
 
-    results: dict[str, list] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    if records is None:
+        records = Path(tempfile.mkdtemp()) / "task_b.jsonl"
+    with tempfile.TemporaryDirectory() as tmp, open(records, "a") as out:
         for i, case in enumerate(insertion_cases(n, seed)):
+            if i % shard[1] != shard[0]:
+                continue
             case_dir = Path(tmp) / f"case{i}"
             case_dir.mkdir()
             Image.fromarray(case.background).save(case_dir / "background.png")
             Image.fromarray((case.mask * 255).astype(np.uint8)).save(case_dir / "mask.png")
             Image.fromarray((case.depth * 255).round().astype(np.uint8)).save(case_dir / "depth.png")
-            for name, product in INSERTION.items():
-                images, _ = run(insertion_program(case_dir, case.text, product, levels), seed * 1000 + i)
-                results.setdefault(name, []).append(insertion_metrics(images, case))
-            results.setdefault("SDEdit (render pasted, σ = 0.6)", []).append(
-                insertion_metrics(sdedit(case, levels, seed * 1000 + i), case))
-            print(f"  [{i + 1}/{n}] {case.text}: " + ", ".join(f"{k.split(' (')[0]} IoU={v[-1][1]:.2f}" for k, v in results.items()),
+            results, min_ess = {}, {}
+            for name, (product, settings) in (INSERTION | (INSERTION_FK if fk else {})).items():
+                images, tokens = run(insertion_program(case_dir, case.text, product, levels, settings), seed * 1000 + i)
+                results[name] = insertion_metrics(images, case) + (tokens,)
+                if "fk" in name:
+                    min_ess[name] = LAST_MIN_ESS[0]
+            with TokenCounter() as counter:
+                images = sdedit(case, levels, seed * 1000 + i)
+            results["SDEdit (render pasted, σ = 0.6)"] = insertion_metrics(images, case) + (counter.tokens,)
+            print(f"  [{i + 1}/{n}] {case.text}: " + ", ".join(f"{k.split(' (')[0]} IoU={v[1]:.2f}" for k, v in results.items()),
                   file=sys.stderr, flush=True)
+            out.write(json.dumps({"task": "b", "case": i, "text": case.text, "levels": levels, "results": results,
+                                  "min_ess": min_ess}) + "\n")
+            out.flush()
+    if shard[1] == 1:
+        summarize_b([records])
+
+
+def summarize_b(files: list[Path]) -> None:
+    """The task (b) table from JSON-line records: metrics ± SE per method, paired IoU differences for fk."""
+    import json
+
+    cases = {}
+    for f in files:
+        for line in Path(f).read_text().splitlines():
+            case = json.loads(line)
+            cases[case["case"]] = case
+    cases = [cases[k] for k in sorted(cases)]
+    n = len(cases)
+    results = {name: np.array([c["results"][name] for c in cases], float) for name in cases[0]["results"]}
+    base = results["fill alone"][:, 3].mean()
     rows = []
-    for name, values in results.items():
-        v = np.array(values)
-        se = v.std(0, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.zeros(3)
+    for name, v in results.items():
+        se = v.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(4)
         rows.append((name, f"{v[:, 0].mean():.4f} ± {se[0]:.4f}", f"{v[:, 1].mean():.2f} ± {se[1]:.2f}",
-                     f"{v[:, 2].mean():.4f} ± {se[2]:.4f}"))
-    print_table(f"(b) object insertion, {n} held-out scenes, {levels} levels",
-                ("method", "background MSE ↓", "foreground IoU ↑", "foreground MSE ↓"), rows)
+                     f"{v[:, 2].mean():.4f} ± {se[2]:.4f}", f"{v[:, 3].mean() / base:.1f}"))
+    print_table(f"(b) object insertion, {n} held-out scenes, {cases[0]['levels']} levels",
+                ("method", "background MSE ↓", "foreground IoU ↑", "foreground MSE ↓", "compute (× fill alone)"), rows)
+    for name in cases[0]["min_ess"]:
+        print(f"{name}: min ESS / L over the levels, mean over scenes {np.mean([c['min_ess'][name] for c in cases]):.3f}")
+    if any(name in results for name in INSERTION_FK):
+        paper = results["PoE (fill × depth given fill)"][:, 1]
+        pairs = [(f"{name} − the paper's PoE", results[name][:, 1] - paper) for name in INSERTION_FK]
+        pairs.append(("PoE fk, L = 4 − PoE without conditioning (L = 1)",
+                      results["PoE fk (fill × depth), L = 4"][:, 1] - results["PoE without conditioning"][:, 1]))
+        print_table("Paired differences of foreground IoU (same scenes and seeds): mean ± SE, and the mean in SEs",
+                    ("difference", "mean ± SE", "SEs"),
+                    [(k, f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(n):.3f}",
+                      f"{d.mean() / max(d.std(ddof=1) / np.sqrt(n), 1e-9):.1f}") for k, d in pairs])
 
 
 # --- (c) physics-instructed video --------------------------------------------------------------------------------
@@ -532,22 +582,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--particles", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--weight", type=float, default=2.0, help="(a): the reward's weight w in exp(w · mini_vqa)")
     parser.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "K"),
-                        help="(a): run every K-th caption from the I-th (K processes share the work)")
-    parser.add_argument("--records", type=Path, default=None, help="(a): append each case's results here (JSON lines)")
+                        help="(a, b): run every K-th case from the I-th (K processes share the work)")
+    parser.add_argument("--records", type=Path, default=None, help="(a, b): append each case's results here (JSON lines)")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
-                        help="(a): print the table of these record files and exit")
-    parser.add_argument("--fk", action="store_true", help="(a): also the PoE on annealing = fk (issue #17)")
+                        help="(a, b): print the table of these record files and exit")
+    parser.add_argument("--fk", action="store_true", help="(a, b): also the PoE on annealing = fk (issue #17)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.summarize:
-        summarize_a(args.summarize)
+        first = json.loads(Path(args.summarize[0]).read_text().splitlines()[0])
+        (summarize_b if first.get("task") == "b" else summarize_a)(args.summarize)
         return
     if "a" in args.task:
         task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
                args.fk)
     if "b" in args.task:
-        task_b(args.n, args.levels, args.seed)
+        task_b(args.n, args.levels, args.seed, args.fk, tuple(args.shard), args.records)
     if "c" in args.task:
         task_c(args.n, args.levels, args.seed)
     if "d" in args.task:
