@@ -66,6 +66,15 @@ def engine_settings(s: g.SamplerSettings, invert=None, name: str | None = None):
     return infer.Settings(**{**values, "invert": invert})
 
 
+def _chunks(node: g.SampleNode, problem) -> int:
+    """How many times the sample runs levels 0..T: once, or once per chunk on the autoregressive path."""
+    from poelang import infer
+
+    if node.settings.path != "autoregressive":
+        return 1
+    return len(infer.chunk_frames(problem.shape[0], min(node.settings.chunk, problem.shape[0])))
+
+
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
                  callback: LevelCallback | None = None, reporter: Reporter | None = None,
@@ -132,8 +141,6 @@ class Interpreter:
         """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
         verb = builtin.progress if builtin else ""
         return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
-
-
 
     # --- experts --------------------------------------------------------------
 
@@ -259,9 +266,7 @@ class Interpreter:
             settings = self.settings(node.settings, invert, name=node.id)
         except infer.SettingsError as e:
             raise self.fail(str(e), node.id) from None
-        chunks = 1
-        if node.settings.path == "autoregressive":  # every chunk runs levels 0..T
-            chunks = len(infer.chunk_frames(problem.shape[0], min(node.settings.chunk, problem.shape[0])))
+        chunks = _chunks(node, problem)
         bar = self.reporter.sampling(node.id, node.settings.levels, chunks, inverting=invert is not None)
 
         def on_level(info):
@@ -274,7 +279,8 @@ class Interpreter:
 
         started = time.perf_counter()
         try:
-            result = sample_within_memory(node.id, problem, settings, on_level, self.device)
+            with infer.reporting_inversion_steps(bar.inversion_step):  # init = inversion: a bar of its steps
+                result = sample_within_memory(node.id, problem, settings, on_level, self.device)
         except (infer.SamplerError, infer.SettingsError, OutOfMemory) as e:
             raise self.fail(str(e), _blamed_span(node.id, e, self.program.spans)) from None
         self.result.sample_seconds[node.id] = time.perf_counter() - started

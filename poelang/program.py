@@ -22,10 +22,19 @@ from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
 
-
 @dataclass
 class Program:
-    """A checked program: its graph (when there are no errors) and its diagnostics."""
+    """A checked program: its graph (when there are no errors) and its diagnostics.
+
+    Made by :func:`parse`, :func:`load` or :meth:`poelang.build.ProgramBuilder.compile`; a Program is a
+    value (checking again with other settings or parameters makes a new one, :meth:`with_settings`).
+
+    ``file``, ``source``: where the text came from, and the text; ``module``: its AST (None when it
+    could not be parsed); ``graph``: the typed expert graph, None when there are errors;
+    ``diagnostics``: errors and warnings in source order, rendered against ``sources`` (the program's
+    text and every imported file's); ``spans``: where each graph node was written; ``base_dir``: the
+    folder the program's inputs are read from; ``symbols``: the names it binds.
+    """
 
     file: str
     source: str
@@ -40,16 +49,22 @@ class Program:
 
     @property
     def ok(self) -> bool:
+        """True when the program has a graph and no error (warnings allowed): it can run."""
         return self.graph is not None and not any(d.severity == "error" for d in self.diagnostics)
 
     @property
     def errors(self) -> list[Diagnostic]:
+        """The diagnostics that are errors, without the warnings."""
         return [d for d in self.diagnostics if d.severity == "error"]
 
     def render_diagnostics(self, color: bool = False) -> str:
+        """Every diagnostic as the command line prints it: ``file:line:col: error: …``, the line, a caret
+        (ANSI colours with ``color=True``); an empty string when there are none."""
         return "\n".join(d.render(self.sources, color) for d in self.diagnostics)
 
     def raise_for_errors(self) -> "Program":
+        """The program itself when it is ok (so that calls chain: ``poelang.load(p).raise_for_errors().run()``);
+        otherwise raises :class:`~poelang.diagnostics.PoeError`, whose ``str`` is the rendered errors."""
         if not self.ok:
             raise PoeError(self.errors, self.sources)
         return self
@@ -169,7 +184,15 @@ def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str 
 
 
 def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
-    """Check program text; relative paths in it are read from the current directory."""
+    """Check program text; relative paths in it are read from the current directory.
+
+    Never raises for a mistake in the program: the returned :class:`Program` carries the diagnostics
+    (``program.ok``, ``program.render_diagnostics()``). ``file`` is the name diagnostics show. Keyword
+    arguments: ``base_dir`` (the folder inputs are read from), ``overrides`` (settings as
+    ``poelang run --set`` takes them: ``{"particles": "8", "x.seed": "3"}``), ``params`` (the program's
+    ``param`` values, ``{"prompt": "three dogs"}``), ``allow_outside`` (saves may leave the output
+    directory), ``registry`` (experts other than the installed ones).
+    """
     return compile_source(source, file, **kwargs)
 
 
@@ -181,6 +204,9 @@ def load(path: str | Path, **kwargs: Any) -> Program:
     statements are relative to the output directory, ``Program.run(out_dir=…)``
     (``poelang run -o DIR``; default: the current directory), and must stay
     inside it unless ``allow_outside=True`` (``--allow-outside``).
+
+    A file that cannot be read is a diagnostic too, as for :func:`parse` (whose
+    keyword arguments, but ``base_dir``, this takes).
     """
     path = Path(path)
     try:

@@ -375,25 +375,119 @@ def test_fk_noise_and_cond_lambda_beyond_their_ranges_are_check_errors(tmp_path,
         assert code == 1 and bound in err, err
 
 
-def test_out_of_memory_halves_max_batch_once_then_names_the_expert(tmp_path, capsys, monkeypatch):
-    """An expert that (like an accelerator) cannot hold more than `limit` particles at once."""
-    from stdlib_experts.analytic import GaussianFlow
+class MemoryBoundNet(torch.nn.Module):
+    """A tiny velocity network on a device that holds at most ``limit`` particles at once: above that, its
+    forward raises torch.OutOfMemoryError, the exception torch raises when CUDA (or the CPU allocator) runs out."""
 
-    limit = {"n": 4}
-    original = GaussianFlow._parts  # what velocity, score and log_prob all compute first
+    def __init__(self, dim: int, limit: int, name: str) -> None:
+        super().__init__()
+        self.name, self.limit = name, limit
+        self.layer = torch.nn.Linear(dim + 1, dim)
+        torch.nn.init.zeros_(self.layer.weight)
+        torch.nn.init.zeros_(self.layer.bias)
 
-    def bounded(self, x, sigma):
-        if x.shape[0] > limit["n"]:
-            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0]} particles")
-        return original(self, x, sigma)
+    def forward(self, x, sigma):
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0] * 2} MiB "
+                                         f"(GPU 0; {self.limit} particles fit)")
+        return self.layer(torch.cat([x, sigma[:, None].to(x.dtype)], dim=1))
 
-    monkeypatch.setattr(GaussianFlow, "_parts", bounded)
-    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0, 0.0]) with { levels = 3, particles = 8, mcmc = none }\n")
-    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
-    assert code == 0 and err.count("ran out of memory") == 1 and "retrying with max_batch = 4" in err
-    limit["n"] = 1
-    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
-    assert code == 1 and "not enough memory to sample 'x' at level 0 in 'gaussian#1' with max_batch = 4" in err
+    def velocity(self, x, sigma):
+        return x + self.forward(x, sigma)  # N(0, I)'s velocity plus what the (untrained, zero) layer adds
+
+
+def load_memory_bound_net(args: dict, context):
+    return MemoryBoundNet(context.event_shape[0], int(args["limit"]), context.name)
+
+
+@pytest.fixture
+def memory_bound_net():
+    """`bounded(dim=…, limit=…)`: the network above as a plugin expert (registered the way entry points are)."""
+    from poelang.experts.registry import default_registry
+    from poelang.experts.spec import ExpertSpec, Param
+    from poelang.types import Domain
+
+    registry = default_registry()
+    registry.register(ExpertSpec(
+        "bounded", "generative", "a velocity network that runs out of memory above `limit` particles",
+        (Param("dim", "Int"), Param("limit", "Int")), loader=f"{__name__}:load_memory_bound_net",
+        domain=lambda bound: Domain("vector", (int(bound.values["dim"]),))))
+    yield
+    del registry.experts["bounded"]
+
+
+def test_out_of_memory_halves_max_batch_once_then_names_sample_level_and_expert(tmp_path, capsys, memory_bound_net):
+    source = ("x ~ bounded(dim=2, limit={limit}) with {{ levels = 3, particles = 8, mcmc = none }}\n"
+              'save x to "x.npy"\n')
+    program = write(tmp_path, "p.poe", source.format(limit=4))
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "halved")], capsys)
+    assert code == 0, err
+    assert err.count("ran out of memory") == 1  # said once, then retried at half the batch
+    assert "poelang: 'x' ran out of memory at level 0 in 'bounded#1'; retrying with max_batch = 4 " in err
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "direct"), "--set", "max_batch=4"], capsys)
+    assert code == 0 and "memory" not in err
+    assert np.array_equal(np.load(tmp_path / "halved" / "x.npy"), np.load(tmp_path / "direct" / "x.npy"))
+
+    program = write(tmp_path, "p.poe", source.format(limit=3))  # 8 → 4 → 2 particles at a time
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "quarter")], capsys)
+    assert code == 0 and err.count("ran out of memory") == 1
+    assert np.array_equal(np.load(tmp_path / "quarter" / "x.npy"), np.load(tmp_path / "direct" / "x.npy"))
+
+    program = write(tmp_path, "p.poe", source.format(limit=0))  # not even one particle fits
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "none")], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "none").exists()
+    assert ("p.poe:1:1: error: not enough memory to sample 'x' at level 0 in 'bounded#1', even one particle at a "
+            "time (max_batch = 1)") in err
+    assert err.count("ran out of memory") == 1
+
+
+# --- SIGKILL -------------------------------------------------------------------------------------
+
+_KILLED_WRITER = """
+import sys, time
+from poelang.outputs import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a file")
+    print(tmp, flush=True)
+    time.sleep(60)  # killed here, mid-write
+"""
+
+
+def test_a_sigkilled_writers_temp_file_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL cannot be caught: the killed writer's hidden temp file stays until the next write into the folder."""
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(out / "x.npy")], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    temp = Path(writer.stdout.readline().strip())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert temp.exists() and temp.name.startswith(f".x.npy.poetmp{writer.pid}.")
+    os.utime(temp, (time.time() - 10, time.time() - 10))  # untouched for longer than STALE_AFTER
+    not_ours = [out / ".x.npy.3ycnr9dd.npy", out / "notes.poetmp.txt",  # another tool's temp names, a user's file
+                out / f".y.npy.poetmp{os.getpid()}.abcdefgh.npy"]  # a live writer's (this test process)
+    for path in not_ours:
+        path.write_text("keep me")
+        os.utime(path, (time.time() - 10, time.time() - 10))
+    program = write(tmp_path, "p.poe", 'x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\nsave x to "x.npy"\n')
+    done = subprocess.run([sys.executable, "-m", "poelang", "run", "-q", str(program), "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not temp.exists()
+    assert all(path.read_text() == "keep me" for path in not_ours)
+    assert sorted(p.name for p in out.iterdir()) == sorted(["x.npy", "x.npy.json"] + [p.name for p in not_ours])
+
+
+def test_a_fresh_temp_file_of_a_gone_writer_is_left_for_a_moment(tmp_path):
+    """A writer on another machine sharing the folder has a pid this machine does not know: while it writes
+    (its file touched in the last STALE_AFTER seconds) the file is not removed."""
+    from poelang.outputs import is_stale_temp
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    temp = tmp_path / f".x.png.poetmp{int(gone.stdout)}.abcd_123.png"
+    temp.write_bytes(b"")
+    assert not is_stale_temp(temp)
+    assert is_stale_temp(temp, now=time.time() + 10)
 
 
 # --- Ctrl-C ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The particle system as ONE container (after BlackJAX's SMCState).
+"""The particle system as ONE container (after BlackJAX's SMCState), and the
+sampler's state between levels around it.
 
 Resampling must move everything that belongs to a particle together --
 its position, weight, last rewards, cached field values, ancestry -- or the
@@ -80,5 +81,50 @@ class ParticleState:
         return replace(self, x=x, velocity=None, score=None, log_density=None, velocity_sq=None)
 
     def with_(self, **changes) -> "ParticleState":
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SamplerState:
+    """Everything that changes from level to level, in one immutable value
+    (after BlackJAX's ``TemperedSMCState``); each step of a level returns a new one.
+
+    particles     the particle system after the step.
+    n             the level within the current window (0: the initial particles).
+    step_scale    the adapted factor on the MCMC step size (MALA/HMC).
+    temper        the rewards' tempering factor lambda (1 unless adaptive).
+    log_evidence  the sum of log mean weights at each resampling (exact weighting).
+
+    and what level n saw, for its record (:class:`~.result.LevelInfo`):
+
+    weighted      the particles as weighted, before this level's resampling.
+    ess           the effective sample size of ``weighted``.
+    resampled     whether the particles were resampled at this level.
+    accept        the mean MH acceptance of this level's moves, else None.
+    """
+
+    particles: ParticleState
+    n: int = 0
+    step_scale: float = 1.0
+    temper: float = 1.0
+    log_evidence: float = 0.0
+    weighted: Optional[ParticleState] = None
+    ess: float = 0.0
+    resampled: bool = False
+    accept: Optional[float] = None
+
+    def at(self, n: int) -> "SamplerState":
+        """The state entering level n: nothing seen there yet."""
+        return replace(self, n=n, weighted=None, ess=0.0, resampled=False, accept=None)
+
+    def next_window(self, particles: ParticleState) -> "SamplerState":
+        """Level 0 of the next window (the autoregressive path's next chunk):
+        new particles carrying these particles' weights, the step size and
+        the evidence so far; the rewards' tempering starts again at 1."""
+        carried = particles.with_(log_weights=particles.log_weights + self.particles.log_weights)
+        return SamplerState(carried, step_scale=self.step_scale, log_evidence=self.log_evidence)
+
+    def with_(self, **changes) -> "SamplerState":
         """A copy with some fields replaced."""
         return replace(self, **changes)

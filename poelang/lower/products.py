@@ -26,6 +26,8 @@ class Products(LoweringState):
         return val.product
 
     def check_product(self, product: ProductVal, statement: ast.Sample) -> Domain | None:
+        """The canvas of a product (the domain its unrestricted experts share), after checking that there is one,
+        that regions fit it, exponents and weights are sane and rewards score its kind; None after an error."""
         if not product.factors:
             self.diag.error("nothing to sample: the product has no generative expert, only rewards", statement.value.span)
             return None

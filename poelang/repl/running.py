@@ -99,6 +99,8 @@ class Runner:
         return path
 
     def save(self, program: Program, name: str, path: str) -> str:
+        """`:save NAME PATH`: write a value or sample (computed now unless the session is unchanged since the
+        last run) in the format PATH's suffix names, with its provenance; returns the path written."""
         from poelang import provenance, writers
         from poelang.graph import FILE_FORMATS
 
@@ -173,6 +175,7 @@ def _run_value(text: str) -> Any:
 
 
 def describe(value: Any) -> str:
+    """A one-line description of a run's value for the REPL: its type and shape (``Tensor 4×2``), or its repr, cut."""
     shape = getattr(value, "shape", None)
     if shape is not None:
         try:
