@@ -153,7 +153,8 @@ FK = """
 
 
 def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: float = 2.0,
-           shard: tuple[int, int] = (0, 1), records: Path | None = None, fk: bool = False) -> None:
+           shard: tuple[int, int] = (0, 1), records: Path | None = None, fk: bool = False,
+           fk_particles: tuple[int, ...] = ()) -> None:
     """Success per method on n held-out captions; best-of-N beside each L at that L's generative compute.
 
     ``shard`` (i, k) runs every k-th caption from the i-th, so that k processes share the work; each writes its
@@ -196,6 +197,12 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
                                  f"    levels = {levels}\n    particles = {best_of}\n    mcmc_steps = 0\n"
                                  "    cond_updates = 0\n    resample = none\n    weighting = greedy\n}", case_seed)
             record(f"best-of-{best_of} (L = {L}'s compute)", images, tokens, started)
+        for L in fk_particles:  # fk alone at more particles (e.g. the compute of the paper's path at fewer)
+            started = time.perf_counter()
+            images, fk_tokens = run(regional_product(text, weight) +
+                                    f" with {{\n    levels = {levels}\n    particles = {L}{FK}\n}}", case_seed)
+            record(f"PoE fk, L = {L}", images, fk_tokens, started)
+            fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
         print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[0])}" for k, v in results.items()),
               file=sys.stderr, flush=True)
         out.write(json.dumps({"case": i, "caption": text, "levels": levels, "weight": weight, "results": results,
@@ -206,21 +213,29 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
         summarize_a([records])
 
 
+def method(name: str) -> str:
+    """best-of-N's N varies by caption; the key names it by the L whose compute it matches."""
+    return "best-of-N (" + name.split("(")[1] if name.startswith("best-of-") else name
+
+
 def summarize_a(files: list[Path]) -> None:
     """The task (a) table from JSON-line records: success ± SE per method, paired differences ± SE for the claims."""
     import json
 
     cases = {}
-    for f in files:
+    for f in files:  # files may hold different methods of the same captions: merged per caption
         for line in Path(f).read_text().splitlines():
             case = json.loads(line)
-            cases[case["case"]] = case
+            if case["case"] in cases:
+                cases[case["case"]]["results"].update(case["results"])
+                cases[case["case"]].setdefault("fk_min_ess", {}).update(case.get("fk_min_ess", {}))
+            else:
+                cases[case["case"]] = case
     cases = [cases[k] for k in sorted(cases)]
+    methods = [{method(k) for k in c["results"]} for c in cases]
+    cases = [c for c, m in zip(cases, methods) if m == set.union(*methods)]  # the captions that have every method
     n = len(cases)
-    names = list(cases[0]["results"])
 
-    def method(name):  # best-of-N's N varies by caption; the key names it by the L whose compute it matches
-        return "best-of-N (" + name.split("(")[1] if name.startswith("best-of-") else name
 
     table: dict[str, np.ndarray] = {}
     for case in cases:
@@ -242,6 +257,14 @@ def summarize_a(files: list[Path]) -> None:
         pairs.append((f"PoE L = {L} − PoE L = {ls[0]}", table[f"PoE, L = {L}"][:, 0] - table[f"PoE, L = {ls[0]}"][:, 0]))
     for L in ls:
         pairs.append((f"PoE L = {L} − best-of-N at its compute", table[f"PoE, L = {L}"][:, 0] - table[f"best-of-N (L = {L}'s compute)"][:, 0]))
+    for name in sorted((k for k in table if k.startswith("PoE fk, L")), key=lambda k: int(k.split("= ")[1])):
+        L, fk_success = int(name.split("= ")[1]), table[name][:, 0]
+        for poe in (L, L // 2):  # the paper's path at the same particles, and at about the same compute
+            if f"PoE, L = {poe}" in table:
+                pairs.append((f"PoE fk L = {L} − PoE L = {poe}", fk_success - table[f"PoE, L = {poe}"][:, 0]))
+                pairs.append((f"PoE fk L = {L} − best-of-N at PoE L = {poe}'s compute",
+                              fk_success - table[f"best-of-N (L = {poe}'s compute)"][:, 0]))
+        pairs.append((f"PoE fk L = {L} − vanilla", fk_success - table["vanilla mini_flux"][:, 0]))
     for name in cases[0].get("fk_min_ess", {}):
         print(f"{name}: min ESS / L over the levels, mean over captions "
               f"{np.mean([c['fk_min_ess'][name] for c in cases]):.3f}")
@@ -579,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=50, help="held-out cases per task")
     parser.add_argument("--levels", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--particles", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--particles", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--weight", type=float, default=2.0, help="(a): the reward's weight w in exp(w · mini_vqa)")
     parser.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "K"),
                         help="(a, b): run every K-th case from the I-th (K processes share the work)")
@@ -587,6 +610,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="(a, b): print the table of these record files and exit")
     parser.add_argument("--fk", action="store_true", help="(a, b): also the PoE on annealing = fk (issue #17)")
+    parser.add_argument("--fk-particles", type=int, nargs="*", default=[],
+                        help="(a): the PoE on annealing = fk alone at these particle counts (no paper's path beside)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -596,7 +621,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if "a" in args.task:
         task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
-               args.fk)
+               args.fk, tuple(args.fk_particles))
     if "b" in args.task:
         task_b(args.n, args.levels, args.seed, args.fk, tuple(args.shard), args.records)
     if "c" in args.task:
