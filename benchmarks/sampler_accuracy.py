@@ -374,6 +374,9 @@ def widths_table(seeds: int, L: int) -> None:
         big = 10 * L  # is it the particles? the wide mode holds < 1e-4 of the mass at sigma = 0.2-0.3 in 4-D
         rows.append(widths_cell(target, f"ais  T=80 K=2, L={big}", lambda s: widths_engine(target, "ais", 80, 2, big, s), seeds))
         rows.append(widths_cell(target, f"fk   T=240, L={big}", lambda s: widths_engine(target, "fk", 240, 0, big, s), seeds))
+        cubic = [float(u) ** 3 for u in torch.linspace(1, 0, 241)]  # levels dense near sigma = 0, where the needle is stiff
+        rows.append(widths_cell(target, f"fk   T=240 sigma=u^3, L={big}",
+                                lambda s: widths_engine(target, "fk", 240, 0, big, s, schedule=cubic), seeds))
     print(f"\nmodes of very different widths (needle sd 0.02, wide sd 1) exchanging mass below sigma = 0.1: "
           f"the needle's mass, {seeds} runs per row, L = {L}; ais/flow: T levels x (K + 1) calls per expert, "
           f"fk: T levels x 1 call (equal calls to the ais row above it); adaptive: a pilot at half the levels "
