@@ -501,7 +501,8 @@ def test_ctrl_c_at_any_moment_says_interrupted_and_leaves_no_partial_file(tmp_pa
                     + "".join(f'save x to "x{i}.png"\n' for i in range(50)))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "poelang", "run", "-q", str(program), "-o", str(tmp_path / "o")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even when pytest runs in the background
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
