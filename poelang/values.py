@@ -29,13 +29,10 @@ class Box:
     y1: tuple[float, str]
 
     def pixels(self, h: int, w: int) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) in pixels on an h × w canvas."""
+        """(x0, y0, x1, y1) in pixels on an h × w canvas (:func:`poelang.types.box_pixels`)."""
+        from poelang.types import box_pixels
 
-        def resolve(coord: tuple[float, str], extent: int) -> int:
-            value, unit = coord
-            return int(round(value / 100 * extent)) if unit == "%" else int(round(value))
-
-        return resolve(self.x0, w), resolve(self.y0, h), resolve(self.x1, w), resolve(self.y1, h)
+        return box_pixels((self.x0, self.y0, self.x1, self.y1), h, w)
 
 
 @dataclass(frozen=True)
