@@ -120,6 +120,7 @@ class Sampler:
         shift = resolved_shift(settings.shift, problem.factors[0].expert if problem.factors else None)
         self.sigmas = make_schedule(settings.schedule, settings.levels, shift)
         self.T = self.sigmas.shape[0] - 1
+        self._sigma_values = self.sigmas.tolist()  # read by every step: a list is faster to index than a tensor
         self.window = self.path.window(0, None)
         self.rewards = RewardSet(problem.rewards, settings.max_batch)
         self.plan = resolve_plan(problem, settings, self.field, self.sigmas)
@@ -150,7 +151,8 @@ class Sampler:
         return self.settings.weighting == "exact"
 
     def sigma(self, n: int) -> float:
-        return float(self.sigmas[n])
+        """sigma_n, the noise level of level n."""
+        return self._sigma_values[n]
 
     def is_final(self, n: int) -> bool:
         """Whether level n is the run's last (the rewards' raw values are paid there)."""
