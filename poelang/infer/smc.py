@@ -60,6 +60,7 @@ from .errors import NonFiniteOutput, SamplerError, SettingsError, StopSampling
 from .kernels import make_kernel
 from .numerics import log_mean_exp, logsumexp
 from .plan import resolve_plan
+from .product import ProductField
 from .protocol import Problem
 from .resampling import multinomial
 from .result import LevelInfo, Result
@@ -142,7 +143,7 @@ class Sampler:
 
     # -- what the steps read ---------------------------------------------------
     @property
-    def field(self):
+    def field(self) -> ProductField:
         """The product's field over the current window."""
         return self.window.field
 
@@ -155,7 +156,8 @@ class Sampler:
         return self._sigma_values[n]
 
     def is_final(self, n: int) -> bool:
-        """Whether level n is the run's last (the rewards' raw values are paid there)."""
+        """Whether level n ends the window's schedule: the rewards' raw values are
+        paid there, not softened (level 0 only if it is also the run's end)."""
         return n == self.T and (n > 0 or self.window.last)
 
     # -- the driver ----------------------------------------------------------------
