@@ -92,8 +92,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
+    """UTF-8 text; a character UTF-8 cannot hold (a file name's undecodable byte, which Python carries as a
+    lone surrogate) is written as '?' rather than failing the write."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="replace")
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -119,10 +119,14 @@ def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, so
     """`key=value` pairs from the command line or Python, as settings. `x.key` targets sample x."""
     parsed: list[tuple[str | None, ast.Setting]] = []
     for key, text in overrides.items():
-        target, _, name = key.rpartition(".")
+        target, dot, name = key.rpartition(".")
         line = f"{name} = {text}"  # read as a binding, shown as it was typed
         where = f"<--set {key}>"
         sources.add(where, line)
+        if dot and not target:
+            diagnostics.error(f"--set {key}: a sample's name goes before the dot (x.{name}); without one the setting "
+                              f"is every sample's ({name})", Span(where, 1, 1, 1, len(name) + 1))
+            continue
         module, errors = parse_module(line, where)
         if errors or module is None or len(module.statements) != 1 or not isinstance(module.statements[0], ast.Let):
             diagnostics.extend(errors) if errors else diagnostics.error(

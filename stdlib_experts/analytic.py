@@ -318,6 +318,7 @@ class MixtureFlow:
         v = (v * torch.ones_like(mu)).reshape(K, -1)
         if float(v.min()) <= 0:
             raise ValueError("mixture variances must be positive")
+        w = w / w.max()  # weights as large as 1e308 would sum to inf
         self.weights = w / w.sum()
         self.means = mu.reshape(K, -1)
         self.vars = v

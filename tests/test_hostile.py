@@ -375,25 +375,70 @@ def test_fk_noise_and_cond_lambda_beyond_their_ranges_are_check_errors(tmp_path,
         assert code == 1 and bound in err, err
 
 
-def test_out_of_memory_halves_max_batch_once_then_names_the_expert(tmp_path, capsys, monkeypatch):
-    """An expert that (like an accelerator) cannot hold more than `limit` particles at once."""
-    from stdlib_experts.analytic import GaussianFlow
+class MemoryBoundNet(torch.nn.Module):
+    """A tiny velocity network on a device that holds at most ``limit`` particles at once: above that, its
+    forward raises torch.OutOfMemoryError, the exception torch raises when CUDA (or the CPU allocator) runs out."""
 
-    limit = {"n": 4}
-    original = GaussianFlow._parts  # what velocity, score and log_prob all compute first
+    def __init__(self, dim: int, limit: int, name: str) -> None:
+        super().__init__()
+        self.name, self.limit = name, limit
+        self.layer = torch.nn.Linear(dim + 1, dim)
+        torch.nn.init.zeros_(self.layer.weight)
+        torch.nn.init.zeros_(self.layer.bias)
 
-    def bounded(self, x, sigma):
-        if x.shape[0] > limit["n"]:
-            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0]} particles")
-        return original(self, x, sigma)
+    def forward(self, x, sigma):
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0] * 2} MiB "
+                                         f"(GPU 0; {self.limit} particles fit)")
+        return self.layer(torch.cat([x, sigma[:, None].to(x.dtype)], dim=1))
 
-    monkeypatch.setattr(GaussianFlow, "_parts", bounded)
-    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0, 0.0]) with { levels = 3, particles = 8, mcmc = none }\n")
-    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
-    assert code == 0 and err.count("ran out of memory") == 1 and "retrying with max_batch = 4" in err
-    limit["n"] = 1
-    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
-    assert code == 1 and "not enough memory to sample 'x' at level 0 in 'gaussian#1' with max_batch = 4" in err
+    def velocity(self, x, sigma):
+        return x + self.forward(x, sigma)  # N(0, I)'s velocity plus what the (untrained, zero) layer adds
+
+
+def load_memory_bound_net(args: dict, context):
+    return MemoryBoundNet(context.event_shape[0], int(args["limit"]), context.name)
+
+
+@pytest.fixture
+def memory_bound_net():
+    """`bounded(dim=…, limit=…)`: the network above as a plugin expert (registered the way entry points are)."""
+    from poelang.experts.registry import default_registry
+    from poelang.experts.spec import ExpertSpec, Param
+    from poelang.types import Domain
+
+    registry = default_registry()
+    registry.register(ExpertSpec(
+        "bounded", "generative", "a velocity network that runs out of memory above `limit` particles",
+        (Param("dim", "Int"), Param("limit", "Int")), loader=f"{__name__}:load_memory_bound_net",
+        domain=lambda bound: Domain("vector", (int(bound.values["dim"]),))))
+    yield
+    del registry.experts["bounded"]
+
+
+def test_out_of_memory_halves_max_batch_once_then_names_sample_level_and_expert(tmp_path, capsys, memory_bound_net):
+    source = ("x ~ bounded(dim=2, limit={limit}) with {{ levels = 3, particles = 8, mcmc = none }}\n"
+              'save x to "x.npy"\n')
+    program = write(tmp_path, "p.poe", source.format(limit=4))
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "halved")], capsys)
+    assert code == 0, err
+    assert err.count("ran out of memory") == 1  # said once, then retried at half the batch
+    assert "poelang: 'x' ran out of memory at level 0 in 'bounded#1'; retrying with max_batch = 4 " in err
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "direct"), "--set", "max_batch=4"], capsys)
+    assert code == 0 and "memory" not in err
+    assert np.array_equal(np.load(tmp_path / "halved" / "x.npy"), np.load(tmp_path / "direct" / "x.npy"))
+
+    program = write(tmp_path, "p.poe", source.format(limit=3))  # 8 → 4 → 2 particles at a time
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "quarter")], capsys)
+    assert code == 0 and err.count("ran out of memory") == 1
+    assert np.array_equal(np.load(tmp_path / "quarter" / "x.npy"), np.load(tmp_path / "direct" / "x.npy"))
+
+    program = write(tmp_path, "p.poe", source.format(limit=0))  # not even one particle fits
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "none")], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "none").exists()
+    assert ("p.poe:1:1: error: not enough memory to sample 'x' at level 0 in 'bounded#1', even one particle at a "
+            "time (max_batch = 1)") in err
+    assert err.count("ran out of memory") == 1
 
 
 # --- SIGKILL -------------------------------------------------------------------------------------
@@ -467,3 +512,74 @@ def test_ctrl_c_at_any_moment_says_interrupted_and_leaves_no_partial_file(tmp_pa
     written = {Path(line.removeprefix("wrote ")).name for line in out.splitlines()}
     on_disk = {p.name for p in (tmp_path / "o").glob("*")} if (tmp_path / "o").exists() else set()
     assert on_disk == written  # every file said, nothing half-written or hidden left behind
+
+
+# --- A second round of hostile inputs (not in the issue's appendix) ----------------------------
+
+def test_a_device_name_with_a_space_is_a_diagnostic_not_a_traceback(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program), "--device", "cpu "], capsys)
+    assert code == 1 and "Traceback" not in err and "unknown device 'cpu '" in err
+
+
+def test_set_with_a_dot_but_no_sample_name_is_an_error(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program), "--set", ".levels=3"], capsys)
+    assert code == 1 and "--set .levels: a sample's name goes before the dot (x.levels)" in err
+
+
+def test_mixture_weights_near_the_float_limit_are_normalised_without_overflow(tmp_path):
+    from poelang import infer
+    from stdlib_experts.analytic import MixtureFlow
+
+    huge = MixtureFlow([1e308, 1e308], [[0.0], [1.0]])
+    assert torch.allclose(huge.weights, torch.tensor([0.5, 0.5], dtype=huge.weights.dtype))
+    result = infer.sample(infer.Problem(shape=(1,), factors=[infer.Factor(huge)]),
+                          infer.Settings(levels=2, particles=4, keep_trace=False))
+    assert bool(torch.isfinite(result.samples).all())
+
+
+def test_a_box_the_check_accepts_has_the_size_the_run_crops(tmp_path):
+    """box(5%, 0%, 45%, 100%) of 8 px: the run rounds each edge (0.4 → 0, 3.6 → 4), so the expert is 4 wide."""
+    source = "x ~ gaussian(mean=0.0, size=(8, 8)) * gaussian(mean=1.0, size=(8, 4))[box(5%, 0%, 45%, 100%)] " \
+             "with { levels = 2, particles = 2 }\n"
+    result = poelang.parse(source).run()
+    assert tuple(result.samples["x"].samples.shape[-2:]) == (8, 8)
+
+
+def test_an_undecodable_program_name_does_not_break_the_trace(tmp_path, capsys):
+    name = tmp_path / "p\udcff.poe"  # a file name with the byte 0xff, as Python carries it
+    name.write_text("x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\nsave trace(x) to \"t\"\n")
+    code, _, err = run(["run", "-q", str(name), "-o", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "o" / "t" / "trace.json").read_text())["sample"] == "x"
+    assert "p?.poe" in (tmp_path / "o" / "t" / "trace.html").read_text(encoding="utf-8")
+
+
+def test_a_symbolic_link_in_the_output_directory_does_not_lead_saves_out(tmp_path, capsys):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir(), elsewhere.mkdir()
+    (out / "link").symlink_to(elsewhere)
+    (out / "y.npy").symlink_to(elsewhere / "target.npy")  # a link as the file's own name is replaced, not followed
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n"
+                                       'save x to "y.npy"\nsave x to "link/x.npy"\n')
+    code, _, err = run(["run", "-q", str(program), "-o", str(out)], capsys)
+    assert code == 1 and "p.poe:3:1: error: cannot write" in err and "a symbolic link leads it out" in err
+    assert list(elsewhere.iterdir()) == [] and not (out / "y.npy").is_symlink()
+    code, _, err = run(["run", "-q", str(program), "-o", str(out), "--allow-outside"], capsys)
+    assert code == 0 and (elsewhere / "x.npy").exists()
+
+
+def test_sweep_options_and_tables_that_used_to_crash_or_pass(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "param n = 2\nx ~ gaussian(mean=[0.0]) with { levels = n, particles = 2 }\n")
+    table = write(tmp_path, "t.csv", "n\n2\n")
+    write(tmp_path, "file", "not a folder")
+    code, _, err = run(["sweep", str(program), str(table), "-o", str(tmp_path / "file")], capsys)
+    said = " ".join(line.strip("│ ") for line in err.splitlines())
+    assert code == 2 and "Traceback" not in err and "is a file; give a folder" in said
+    code, _, err = run(["sweep", str(program), str(table), "-o", str(tmp_path / "o"), "--devices", "cpu,cuda:7"], capsys)
+    said = " ".join(line.strip("│ ") for line in err.splitlines())
+    assert code == 2 and "internal error" not in err and "cuda:7: no CUDA device" in said and not (tmp_path / "o").exists()
+    twice = write(tmp_path, "t.jsonl", '{"n": 2, "n": 3}\n')
+    code, _, err = run(["sweep", str(program), str(twice), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "t.jsonl:1:10: error: not a JSON object: key 'n' appears twice" in err

@@ -30,6 +30,15 @@ def sweep(
     if devices and workers:
         raise typer.BadParameter("give --devices or --workers, not both", param_hint="--workers")
     device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise typer.BadParameter(f"{out_dir} is a file; give a folder (created if missing)", param_hint="-o")
+    if backend == "local":
+        from poelang.devices import device_problem
+
+        for device in device_list or ():
+            problem = device_problem(device)
+            if problem:
+                raise typer.BadParameter(f"{device}: {problem}", param_hint="--devices")
     plan = check_sweep(file, table)
     if plan.diagnostics:
         typer.echo(plan.render(color=color()), err=True)
@@ -47,6 +56,9 @@ def sweep(
         raise typer.Exit(130)
     except RuntimeError as e:  # Ray missing or unreachable, a worker that cannot start
         typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1)
+    except OSError as e:  # the output folder cannot be made or written
+        typer.echo(f"error: cannot write in {out_dir}: {e.strerror or e}", err=True)
         raise typer.Exit(1)
     failed = [r for r in records if r["status"] != "ok"]
     for r in failed:
