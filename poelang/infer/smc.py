@@ -60,6 +60,7 @@ from .errors import NonFiniteOutput, SamplerError, SettingsError, StopSampling
 from .kernels import make_kernel
 from .numerics import log_mean_exp, logsumexp
 from .plan import resolve_plan
+from .product import ProductField
 from .protocol import Problem
 from .resampling import multinomial
 from .result import LevelInfo, Result
@@ -120,6 +121,7 @@ class Sampler:
         shift = resolved_shift(settings.shift, problem.factors[0].expert if problem.factors else None)
         self.sigmas = make_schedule(settings.schedule, settings.levels, shift)
         self.T = self.sigmas.shape[0] - 1
+        self._sigma_values = self.sigmas.tolist()  # read by every step: a list is faster to index than a tensor
         self.window = self.path.window(0, None)
         self.rewards = RewardSet(problem.rewards, settings.max_batch)
         self.plan = resolve_plan(problem, settings, self.field, self.sigmas)
@@ -141,7 +143,7 @@ class Sampler:
 
     # -- what the steps read ---------------------------------------------------
     @property
-    def field(self):
+    def field(self) -> ProductField:
         """The product's field over the current window."""
         return self.window.field
 
@@ -150,10 +152,12 @@ class Sampler:
         return self.settings.weighting == "exact"
 
     def sigma(self, n: int) -> float:
-        return float(self.sigmas[n])
+        """sigma_n, the noise level of level n."""
+        return self._sigma_values[n]
 
     def is_final(self, n: int) -> bool:
-        """Whether level n is the run's last (the rewards' raw values are paid there)."""
+        """Whether level n ends the window's schedule: the rewards' raw values are
+        paid there, not softened (level 0 only if it is also the run's end)."""
         return n == self.T and (n > 0 or self.window.last)
 
     # -- the driver ----------------------------------------------------------------

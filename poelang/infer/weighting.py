@@ -127,12 +127,11 @@ def resample(run: Sampler, state: SamplerState) -> SamplerState:
     """Resample the whole particle container when the rule says so; remember
     the particles as weighted, for the level's record."""
     p = state.particles
-    kept = state.with_(particles=p.with_(ancestors=torch.arange(p.size)), weighted=p, resampled=False)
     if run.window.skips_equal_weights and bool((p.log_weights == p.log_weights[0]).all()):
-        return kept.with_(ess=float(p.size))  # nothing to select
+        return _kept(state, float(p.size))  # nothing to select
     ess = effective_sample_size(p.log_weights)
     if not should_resample(run, state.n, ess, p.size):
-        return kept.with_(ess=ess)
+        return _kept(state, ess)
     ancestors = resample_with(run.settings.resample, normalized_weights(p.log_weights), p.size, run.resample_gen)
     log_evidence = state.log_evidence
     moved = p.take(ancestors)
@@ -141,3 +140,9 @@ def resample(run: Sampler, state: SamplerState) -> SamplerState:
         moved = moved.with_(log_weights=torch.zeros_like(moved.log_weights))
     run.window.bind(moved)  # the autoregressive path: the earlier frames moved with their particles
     return state.with_(particles=moved, weighted=p, ess=ess, resampled=True, log_evidence=log_evidence)
+
+
+def _kept(state: SamplerState, ess: float) -> SamplerState:
+    """The particles not resampled: each its own ancestor."""
+    p = state.particles
+    return state.with_(particles=p.with_(ancestors=torch.arange(p.size)), weighted=p, ess=ess, resampled=False)
