@@ -160,6 +160,10 @@ def _open_image(ctx: Context, path: str, size, channels: int, keep_range: bool =
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # PIL's errors for broken or unknown files
         raise ValueError(f"cannot read {path}: {e}") from None
     tensor = torch.from_numpy(pixels)
+    bad = int((~torch.isfinite(tensor)).reshape(tensor.shape[0], tensor.shape[1], -1).any(-1).sum())
+    if bad:  # a float file (a depth sensor's holes): NaN would reach the experts and look like their failure
+        raise ValueError(f"cannot read {path}: {bad} of its pixels are NaN or infinite; an image, mask or depth map "
+                         "must be finite (fill the holes first)")
     return tensor if keep_range else tensor.clamp(0, 1)
 
 
