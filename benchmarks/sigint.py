@@ -40,12 +40,19 @@ PROGRAM = ("x ~ gaussian(mean=0.0, size=(32, 32)) with { levels = 10, particles 
 COMMAND = [sys.executable, "-c", "from poelang._entry import console_main; console_main()"]
 
 
+def as_in_a_terminal() -> None:
+    """SIGINT at its default in the child, as for a command typed at a terminal: a shell starts background
+    jobs with SIGINT ignored, and a child inherits that, which would make every trial meaningless."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def trial(folder: Path, delay: float | None) -> dict:
     out_dir = folder / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     proc = subprocess.Popen([*COMMAND, "run", "-q", str(folder / "p.poe"), "-o", str(out_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=as_in_a_terminal)
     sent = None
     if delay is not None:
         time.sleep(delay)

@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -96,14 +98,17 @@ class Program:
                            decode_x0_hat=decode_x0_hat, out_dir=out_dir, trust_remote_code=trust_remote_code)
 
     def with_settings(self, params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
-                      **overrides: Any) -> "Program":
-        """The program checked again with settings overridden (`particles=8`) and parameters set (`params`)."""
-        settings = {k: _python_to_source(v) for k, v in overrides.items()}
+                      typed: Mapping[str, str] | None = None, **overrides: Any) -> "Program":
+        """The program checked again with settings overridden (`particles=8`, or `typed` as source text, as
+        `--set` and the REPL's `:run` take them: `{"particles": "8"}`) and parameters set (`params`)."""
+        settings = {**{k: _python_to_source(v) for k, v in overrides.items()}, **(typed or {})}
         return compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params,
                               allow_outside=self.allow_outside)
 
 
 def _python_to_source(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a number a program can hold")
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

@@ -501,7 +501,8 @@ def test_ctrl_c_at_any_moment_says_interrupted_and_leaves_no_partial_file(tmp_pa
                     + "".join(f'save x to "x{i}.png"\n' for i in range(50)))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "poelang", "run", "-q", str(program), "-o", str(tmp_path / "o")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even when pytest runs in the background
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
@@ -583,3 +584,32 @@ def test_sweep_options_and_tables_that_used_to_crash_or_pass(tmp_path, capsys):
     twice = write(tmp_path, "t.jsonl", '{"n": 2, "n": 3}\n')
     code, _, err = run(["sweep", str(program), str(twice), "-o", str(tmp_path / "o")], capsys)
     assert code == 1 and "t.jsonl:1:10: error: not a JSON object: key 'n' appears twice" in err
+
+
+@pytest.mark.parametrize("loader", ["load_depth", "load_mask", "load_image"])
+def test_a_float_input_with_nan_or_inf_pixels_is_refused_at_its_call(tmp_path, capsys, loader):
+    """A depth sensor's holes (NaN) used to reach the experts, and the run blamed an expert or the inversion."""
+    from PIL import Image
+
+    values = np.ones((8, 8), dtype=np.float32)
+    values[2, 3], values[4, 4] = np.nan, np.inf
+    Image.fromarray(values).save(tmp_path / "holes.tiff")
+    use = {"load_depth": 'd = load_depth("holes.tiff")\nsave d to "d.png"\n',
+           "load_mask": 'm = load_mask("holes.tiff")\nx ~ gaussian(mean=0.0, size=(8, 8))[m] * gaussian(mean=0.0, size=(8, 8))\n',
+           "load_image": 'img = load_image("holes.tiff")\nx ~ gaussian(mean=0.0, size=(8, 8)) with { init = inversion, invert = img }\n'}
+    program = write(tmp_path, "p.poe", use[loader])
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert "error: cannot read holes.tiff: 2 of its pixels are NaN or infinite" in err and "expert" not in err
+
+
+def test_an_init_or_inversion_tensor_with_nan_is_a_settings_error():
+    from poelang import infer
+    from stdlib_experts.analytic import GaussianFlow
+
+    problem = infer.Problem(shape=(2,), factors=[infer.Factor(GaussianFlow(torch.zeros(2)))])
+    bad = torch.tensor([0.0, float("nan")])
+    with pytest.raises(infer.SettingsError, match="the init tensor holds NaN or infinite values"):
+        infer.sample(problem, infer.Settings(levels=2, particles=2, init=bad))
+    with pytest.raises(infer.SettingsError, match="the canvas to invert holds NaN or infinite values"):
+        infer.sample(problem, infer.Settings(levels=2, particles=2, init="inversion", invert=bad))

@@ -75,8 +75,8 @@ class Move:
 def blame(move: Move | None, error: NonFiniteOutput) -> Exception:
     """The error to report for an expert's NaN/inf: the last move's setting when the move threw the
     particles out, else the expert's own message."""
-    if move is None or not error.input_scale >= RUNAWAY * max(move.before, 1.0):
-        return error
+    if move is None or math.isinf(move.before) or not error.input_scale >= RUNAWAY * max(move.before, 1.0):
+        return error  # (particles already non-finite before the move came from its input, not from the move)
     scale = "NaN/inf" if math.isinf(error.input_scale) else f"|x| = {error.input_scale:.3g}"
     return move.diverged(error.where, f"it threw the particles from |x| ≤ {move.before:.3g} out to {scale}, "
                                       f"where {error.what}")

@@ -90,6 +90,8 @@ def invert(field: ProductField, x0: Tensor, sigmas: Tensor, iters: int = 2,
 def inversion_input(given, L: int, shape: tuple, what: str, device: torch.device, dtype: torch.dtype) -> Tensor:
     """``settings.invert`` as [1, *shape] (one input for all particles) or [L, *shape] (one each)."""
     data = torch.as_tensor(given).to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(data).all()):
+        raise SettingsError(f"the {what} to invert holds NaN or infinite values")
     if tuple(data.shape) == tuple(shape):
         return data.unsqueeze(0)
     if tuple(data.shape) != (L,) + tuple(shape):

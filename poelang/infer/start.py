@@ -71,4 +71,6 @@ def _given(run: Sampler, init, L: int, shape: tuple) -> Tensor:
         x = x.expand((L,) + shape)
     if tuple(x.shape) != (L,) + shape:
         raise SettingsError(f"init tensor has shape {tuple(x.shape)}; expected {shape} or {(L,) + shape}")
+    if not bool(torch.isfinite(x).all()):
+        raise SettingsError("the init tensor holds NaN or infinite values")
     return x.clone()

@@ -8,8 +8,7 @@ from poelang.lower.messages import _a, _hw
 from poelang.lower.state import LoweringState
 from poelang.lower.values import FLOAT32_MAX, FLOAT32_TINY, FactorVal, ProductVal, Val
 from poelang.syntax import ast
-from poelang.types import Domain, Type, same_dims, spatial_size
-from poelang.values import Box
+from poelang.types import Domain, Type, box_pixels, same_dims, spatial_size
 
 
 class Products(LoweringState):
@@ -100,7 +99,7 @@ class Products(LoweringState):
         if pixels[2] > W or pixels[3] > H:
             self.diag.error(f"region reaches ({pixels[2]:g}, {pixels[3]:g}) px, outside the {_hw((H, W))} canvas", f.span)
             return False
-        px0, py0, px1, py1 = Box(*zip((x0, y0, x1, y1), units)).pixels(H, W)  # the run's own rounding
+        px0, py0, px1, py1 = box_pixels(tuple(zip((x0, y0, x1, y1), units)), H, W)  # the run's own rounding
         crop = (py1 - py0, px1 - px0)
         if 0 in crop:
             self.diag.error(f"the box covers no whole pixel of the {_hw((H, W))} canvas (it rounds to {_hw(crop)}); "

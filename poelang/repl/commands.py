@@ -198,6 +198,11 @@ class Repl:
             return self.write("usage: :load FILE")
         path = Path(arg.strip().strip('"').strip("'")).expanduser()
         full = path if path.is_absolute() else self.session.base_dir / path
+        from poelang.builtins import input_file_problem
+
+        problem = "only .poe programs can be loaded" if full.suffix != ".poe" else input_file_problem(full)
+        if problem:  # as for import: never echo another file's lines, never block on a pipe
+            return self._fail(f"cannot read {path}: {problem}")
         try:
             text = full.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
