@@ -377,6 +377,8 @@ def run_program(program, device: str = "cpu", trace_dir: str | None = None, outp
     from poelang.devices import device_problem
 
     program.raise_for_errors()
+    if not isinstance(device, str) and hasattr(device, "type") and hasattr(device, "index"):
+        device = str(device)  # a torch.device
     problem = device_problem(device)
     if problem:
         raise RunError([Diagnostic("error", f"--device {device}: {problem}", Span("<command line>", 0, 0, 0, 0))])

@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import math
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +91,7 @@ class Program:
 
         program = self
         if overrides or seed is not None or params:
-            program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": int(seed)}))
+            program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": seed}))
         program.raise_for_errors()
         return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write,
                            decode_x0_hat=decode_x0_hat, out_dir=out_dir, trust_remote_code=trust_remote_code)
@@ -107,17 +106,15 @@ class Program:
 
 
 def _python_to_source(value: Any) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value} is not a number a program can hold")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
+    """A setting's Python value as source: a name stays a name (`mcmc="langevin"`), a tuple is a list
+    (`schedule=(1.0, 0.0)`); the rest as for parameters (:func:`poelang.params.python_to_source`)."""
+    from poelang.params import python_to_source
+
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_python_to_source(v) for v in value) + "]"
-    if isinstance(value, str):
-        return value if value.isidentifier() else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
+    if isinstance(value, str) and value.isidentifier():
+        return value
+    return python_to_source(value)
 
 
 def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, sources: SourceMap) -> list[tuple[str | None, ast.Setting]]:
@@ -202,6 +199,9 @@ def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
     ``param`` values, ``{"prompt": "three dogs"}``), ``allow_outside`` (saves may leave the output
     directory), ``registry`` (experts other than the installed ones).
     """
+    if not isinstance(source, str):
+        raise TypeError(f"poelang.parse takes a program's text (a str), not {type(source).__name__}; "
+                        "poelang.load reads a file")
     return compile_source(source, file, **kwargs)
 
 

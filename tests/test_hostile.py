@@ -613,3 +613,24 @@ def test_an_init_or_inversion_tensor_with_nan_is_a_settings_error():
         infer.sample(problem, infer.Settings(levels=2, particles=2, init=bad))
     with pytest.raises(infer.SettingsError, match="the canvas to invert holds NaN or infinite values"):
         infer.sample(problem, infer.Settings(levels=2, particles=2, init="inversion", invert=bad))
+
+
+def test_python_values_a_program_cannot_hold_are_python_errors_that_say_so(tmp_path):
+    program = poelang.parse("param n = 2.0\nx ~ gaussian(mean=[n]) with { levels = 2, particles = 2 }\n")
+    with pytest.raises(ValueError, match="nan is not a number a program can hold"):
+        program.run(particles=float("nan"))  # was: setting 'particles': expected an integer, got 'nan'
+    with pytest.raises(ValueError, match="inf is not a number"):
+        program.run(params={"n": float("inf")})  # was: undefined name 'inf'
+    with pytest.raises(TypeError, match="not Tensor"):
+        program.run(schedule=torch.tensor([1.0, 0.0]))  # was: unknown function or expert 'tensor'
+    with pytest.raises(TypeError, match="poelang.parse takes a program's text"):
+        poelang.parse(3)  # was: AttributeError deep in the parser
+    with pytest.raises(ValueError, match="nan is not a number"):
+        poelang.sweep(write(tmp_path, "p.poe", "param n = 2.0\n"), [{"n": float("nan")}], tmp_path / "o")
+    with pytest.raises(TypeError, match="row 1 is a str"):
+        poelang.sweep(tmp_path / "p.poe", ["n=3"], tmp_path / "o")
+    with pytest.raises(poelang.PoeError, match="setting 'seed': expected an integer, got 1.5"):
+        program.run(seed=1.5)  # was truncated to 1 silently
+    import numpy
+
+    assert program.run(levels=numpy.int64(2), device=torch.device("cpu")).samples["x"].samples.shape == (1, 1)
