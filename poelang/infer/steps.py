@@ -4,11 +4,11 @@ the paper's Eq. 7 updates and the simulator updates.
 
 Each step is ``step(run, state) -> state``: ``run`` is the
 :class:`~.smc.Sampler` (settings, plan, field, generators), ``state`` the
-:class:`~.state.SamplerState` entering the step. A step that moves the
-particles first says so (:func:`moving`), so that a divergence is blamed on
-the setting that sized the move. The sampler strings them
+:class:`~.state.SamplerState` entering the step. The sampler strings them
 together with :mod:`.weighting`'s steps in the order its plan names
-(:data:`.smc.PAPER_ORDER`, :data:`.smc.SMC_ORDER`).
+(:data:`.smc.PAPER_ORDER`, :data:`.smc.SMC_ORDER`). A step that moves the
+particles first says so (:func:`moving`), so that a divergence is blamed on
+the setting that sized the move.
 """
 from __future__ import annotations
 
@@ -122,6 +122,7 @@ def _known_field(run: Sampler, p: ParticleState) -> Optional[FieldValues]:
 
 
 def _moved(run: Sampler, p: ParticleState, x: Tensor, here: Optional[FieldValues]) -> ParticleState:
+    """The particles at their new positions, with what the kernel learnt there."""
     if here is None:  # Langevin: nothing known at the new positions
         return p.moved(x)
     moved = p.moved(x).with_(velocity=here.velocity, score=here.score, log_density=here.log_density)
