@@ -647,3 +647,33 @@ def test_fmt_writes_through_a_symbolic_link_and_keeps_the_files_mode(tmp_path, c
     assert code == 0, err
     assert link.is_symlink() and real.read_text() == "x ~ gaussian(mean=[0.0]) with {\n    levels = 2\n}\n"
     assert real.stat().st_mode & 0o777 == 0o640
+
+
+def test_meshes_and_scene_values_the_simulator_cannot_take(tmp_path, capsys):
+    """A one-triangle mesh used to end in qhull's traceback inside genesis; 1e30 m/s in the renderer's
+    'zfar must be >0 and >znear'."""
+    pytest.importorskip("trimesh")
+    write(tmp_path, "flat.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    write(tmp_path, "far.obj", "v 1e30 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n")
+    for mesh, message in (("flat.obj", "it is flat (its vertices lie in one plane)"),
+                          ("far.obj", "a vertex lies 1e+30 m from the origin")):
+        program = write(tmp_path, "p.poe", f'm = mesh("{mesh}")\nr = render([m], camera=camera())\nsave r.rgb to "r.png"\n')
+        code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+        assert code == 1 and "Traceback" not in err and message in err, err
+    program = write(tmp_path, "p.poe", "b = sphere(velocity=(1e30, 0.0, 0.0))\nr = render([b], camera=camera())\n"
+                                       'save r.rgb to "r.png"\n')
+    code, _, err = run(["check", str(program)], capsys)
+    assert code == 1 and "velocity 1e+30 m/s is beyond the simulator's range" in err
+
+
+def test_a_simulator_backend_error_becomes_a_value_error():
+    from stdlib_experts.scene_builtins import _backend
+
+    class QhullError(RuntimeError):  # the kind of exception genesis lets through from its libraries
+        pass
+
+    def fails():
+        raise QhullError("QH6214 qhull input error: not enough points\nWhile executing: | qhull i QJ")
+
+    with pytest.raises(ValueError, match=r"the simulator could not handle this scene \(QhullError: QH6214 .*points\)$"):
+        _backend(fails)
