@@ -634,3 +634,16 @@ def test_python_values_a_program_cannot_hold_are_python_errors_that_say_so(tmp_p
     import numpy
 
     assert program.run(levels=numpy.int64(2), device=torch.device("cpu")).samples["x"].samples.shape == (1, 1)
+
+
+def test_fmt_writes_through_a_symbolic_link_and_keeps_the_files_mode(tmp_path, capsys):
+    """fmt used to replace a link with a formatted copy (the real program unformatted, the link gone) and to
+    reset a 0640 program to 0644."""
+    real = write(tmp_path, "real.poe", "x ~ gaussian(mean=[0.0])   with {levels=2}\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.poe"
+    link.symlink_to(real)
+    code, _, err = run(["fmt", str(link)], capsys)
+    assert code == 0, err
+    assert link.is_symlink() and real.read_text() == "x ~ gaussian(mean=[0.0]) with {\n    levels = 2\n}\n"
+    assert real.stat().st_mode & 0o777 == 0o640

@@ -105,9 +105,12 @@ def _formatted(text: str, name: str) -> str | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Rewrite the program in place; a symbolic link is written through (to the file it names), not replaced."""
+    import os
+
     from poelang.outputs import write_text_atomic
 
-    write_text_atomic(path, text)
+    write_text_atomic(os.path.realpath(path), text)
 
 
 @app.command()
