@@ -677,3 +677,9 @@ def test_a_simulator_backend_error_becomes_a_value_error():
 
     with pytest.raises(ValueError, match=r"the simulator could not handle this scene \(QhullError: QH6214 .*points\)$"):
         _backend(fails)
+
+
+def test_a_setting_given_twice_on_the_command_line_is_a_usage_error(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program), "--set", "levels=2", "--set", "levels=3"], capsys)
+    assert code == 2 and "levels is set twice (2 and 3)" in " ".join(line.strip("│ ") for line in err.splitlines())

@@ -15,6 +15,9 @@ def _parse_sets(sets: List[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise typer.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
+        if key.strip() in overrides and overrides[key.strip()] != value.strip():
+            raise typer.BadParameter(f"{key.strip()} is set twice ({overrides[key.strip()]} and {value.strip()})",
+                                     param_hint="--set")
         overrides[key.strip()] = value.strip()
     return overrides
 
