@@ -683,3 +683,9 @@ def test_a_setting_given_twice_on_the_command_line_is_a_usage_error(tmp_path, ca
     program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n")
     code, _, err = run(["run", "-q", str(program), "--set", "levels=2", "--set", "levels=3"], capsys)
     assert code == 2 and "levels is set twice (2 and 3)" in " ".join(line.strip("│ ") for line in err.splitlines())
+
+
+def test_fmt_says_a_missing_file_as_run_and_check_say_it(tmp_path, capsys):
+    missing = str(tmp_path / "nope.poe")
+    said = [run([command, missing], capsys)[2].strip() for command in ("fmt", "check")]
+    assert said[0] == said[1] == f"{missing}: error: cannot read file: No such file or directory"

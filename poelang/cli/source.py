@@ -56,8 +56,9 @@ def fmt(
         name = "<stdin>" if stdin else str(file)
         try:
             text = sys.stdin.read() if stdin else file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            typer.echo(f"{name}: error: cannot read file: {e}", err=True)
+        except (OSError, UnicodeDecodeError) as e:  # worded as run and check word it
+            typer.echo(f"{name}: error: cannot read file: {e.strerror if isinstance(e, OSError) and e.strerror else e}",
+                       err=True)
             failed = True
             continue
         formatted = _formatted(text, name)
