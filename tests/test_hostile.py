@@ -7,6 +7,7 @@ need files, flags, a run, or a signal.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -689,3 +690,52 @@ def test_fmt_says_a_missing_file_as_run_and_check_say_it(tmp_path, capsys):
     missing = str(tmp_path / "nope.poe")
     said = [run([command, missing], capsys)[2].strip() for command in ("fmt", "check")]
     assert said[0] == said[1] == f"{missing}: error: cannot read file: No such file or directory"
+
+
+class CubicNet(torch.nn.Module):
+    """A velocity network that is linear near the data and cubic far out (a network outside its training range)."""
+
+    def __init__(self, dim: int, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.cubic = torch.nn.Parameter(torch.tensor(0.05), requires_grad=False)
+
+    def velocity(self, x, sigma):
+        d = x - 1.0
+        return d + self.cubic * d ** 3
+
+
+def load_cubic_net(args: dict, context):
+    return CubicNet(context.event_shape[0], context.name)
+
+
+@pytest.fixture
+def cubic_net():
+    from poelang.experts.registry import default_registry
+    from poelang.experts.spec import ExpertSpec, Param
+    from poelang.types import Domain
+
+    registry = default_registry()
+    registry.register(ExpertSpec(
+        "cubic", "generative", "a velocity network that grows like x³ far from its data", (Param("dim", "Int"),),
+        loader=f"{__name__}:load_cubic_net", domain=lambda bound: Domain("vector", (int(bound.values["dim"]),))))
+    yield
+    del registry.experts["cubic"]
+
+
+@pytest.mark.parametrize("where", ["program", "--set"])
+def test_a_runaway_conditional_update_stops_the_run_at_cond_lambda(tmp_path, capsys, cubic_net, where):
+    """End to end: the run's diagnostic names cond_lambda, the level and σ, and points where it was written."""
+    setting = "cond_lambda = 1, " if where == "program" else ""
+    program = write(tmp_path, "p.poe", "prior = gaussian(mean=[0.0, 0.0])\n"
+                    f"x ~ prior * (cubic(dim=2) given prior) with {{ {setting}cond_updates = 4, mcmc = none, "
+                    "levels = 6, particles = 8 }\nsave x to \"x.npy\"\n")
+    extra = ["--set", "cond_lambda=1"] if where == "--set" else []
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o"), *extra], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert re.search(r"error: the sampler diverged at level \d \(sigma=0\.\d{4}\) after the conditional updates "
+                     r"\(cond_lambda = 1\)", err), err
+    assert ("p.poe:2:" if where == "program" else "<--set cond_lambda>:1:15") in err
+    assert ("cond_lambda = 1, cond_updates" if where == "program" else "cond_lambda = 1\n") in err
+    code, _, _ = run(["run", "-q", str(program), "-o", str(tmp_path / "o"), "--set", "cond_lambda=0.001"], capsys)
+    assert code == 0 and np.isfinite(np.load(tmp_path / "o" / "x.npy")).all()
