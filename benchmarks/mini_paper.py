@@ -35,6 +35,7 @@ half; rewards' cost is not counted (it is small beside the generators' here).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ FK = """
 
 def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: float = 2.0,
            shard: tuple[int, int] = (0, 1), records: Path | None = None, fk: bool = False,
-           smc: str = smc_settings(), with_best_of: bool = True) -> None:
+           fk_particles: tuple[int, ...] = (), smc: str = smc_settings(), with_best_of: bool = True) -> None:
     """Success per method on n held-out captions; best-of-N beside each L at that L's generative compute.
 
     ``shard`` (i, k) runs every k-th caption from the i-th, so that k processes share the work; each writes its
@@ -200,9 +201,15 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
                                         f" with {{\n    levels = {levels}\n    particles = {L}{FK}\n}}", case_seed)
                 record(f"PoE fk, L = {L}", images, fk_tokens, started)
                 fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
-        if with_best_of:
+        if with_best_of and particles:
             results.update(best_of_n(text, weight, levels, case_seed,
                                      {L: max(1, round(poe_tokens[L] / vanilla_tokens)) for L in particles}))
+        for L in fk_particles:  # fk alone at more particles (e.g. the compute of the paper's path at fewer)
+            started = time.perf_counter()
+            images, fk_tokens = run(regional_product(text, weight) +
+                                    f" with {{\n    levels = {levels}\n    particles = {L}{FK}\n}}", case_seed)
+            record(f"PoE fk, L = {L}", images, fk_tokens, started)
+            fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
         print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[0])}" for k, v in results.items()),
               file=sys.stderr, flush=True)
         out.write(json.dumps({"case": i, "caption": text, "levels": levels, "weight": weight,
@@ -234,8 +241,6 @@ def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[in
 
 def load_records(files: list[Path]) -> dict[int, dict]:
     """Task (a) records by case number."""
-    import json
-
     return {case["case"]: case for f in files for case in map(json.loads, Path(f).read_text().splitlines())}
 
 
@@ -253,15 +258,28 @@ def compare_a(files: list[Path], against: list[Path]) -> None:
                 ("method", "mean ± SE", "SEs"), rows)
 
 
+def method(name: str) -> str:
+    """best-of-N's N varies by caption; the key names it by the L whose compute it matches."""
+    return "best-of-N (" + name.split("(")[1] if name.startswith("best-of-") else name
+
+
 def summarize_a(files: list[Path]) -> None:
     """The task (a) table from JSON-line records: success ± SE per method, paired differences ± SE for the claims."""
-    cases = load_records(files)
-    cases = [cases[k] for k in sorted(cases)]
-    n = len(cases)
-    names = list(cases[0]["results"])
+    import json
 
-    def method(name):  # best-of-N's N varies by caption; the key names it by the L whose compute it matches
-        return "best-of-N (" + name.split("(")[1] if name.startswith("best-of-") else name
+    cases = {}
+    for f in files:  # files may hold different methods of the same captions: merged per caption
+        for line in Path(f).read_text().splitlines():
+            case = json.loads(line)
+            if case["case"] in cases:
+                cases[case["case"]]["results"].update(case["results"])
+                cases[case["case"]].setdefault("fk_min_ess", {}).update(case.get("fk_min_ess", {}))
+            else:
+                cases[case["case"]] = case
+    cases = [cases[k] for k in sorted(cases)]
+    methods = [{method(k) for k in c["results"]} for c in cases]
+    cases = [c for c, m in zip(cases, methods) if m == set.union(*methods)]  # the captions that have every method
+    n = len(cases)
 
     table: dict[str, np.ndarray] = {}
     for case in cases:
@@ -274,8 +292,9 @@ def summarize_a(files: list[Path]) -> None:
         rows.append((name, f"{v[:, 0].mean():.2f} ± {v[:, 0].std(ddof=1) / np.sqrt(n):.2f}",
                      f"{v[:, 1].mean() / vanilla:.1f}", f"{v[:, 2].mean():.1f}"))
     print_table(f"(a) regional text-to-image, {n} held-out captions, {cases[0]['levels']} levels, reward weight "
-                f"{cases[0]['weight']}, {cases[0].get('smc', 'median at 0.25, 0.5, 0.75')}: success by the rule checker (best-of-N: N ODE samples of mini_flux at the "
-                "compute of PoE with L particles, the best by mini_vqa)",
+                f"{cases[0]['weight']}, {cases[0].get('smc', 'median at 0.25, 0.5, 0.75')}: success by the rule "
+                "checker (best-of-N: N ODE samples of mini_flux at the compute of PoE with L particles, the best by "
+                "mini_vqa)",
                 ("method", "success", "compute (× vanilla)", "s / caption"), rows)
     pairs = []
     ls = sorted(int(k.split("= ")[1]) for k in table if k.startswith("PoE, L"))
@@ -283,6 +302,15 @@ def summarize_a(files: list[Path]) -> None:
         pairs.append((f"PoE L = {L} − PoE L = {ls[0]}", table[f"PoE, L = {L}"][:, 0] - table[f"PoE, L = {ls[0]}"][:, 0]))
     for L in (L for L in ls if f"best-of-N (L = {L}'s compute)" in table):
         pairs.append((f"PoE L = {L} − best-of-N at its compute", table[f"PoE, L = {L}"][:, 0] - table[f"best-of-N (L = {L}'s compute)"][:, 0]))
+    for name in sorted((k for k in table if k.startswith("PoE fk, L")), key=lambda k: int(k.split("= ")[1])):
+        L, fk_success = int(name.split("= ")[1]), table[name][:, 0]
+        for poe in (L, L // 2):  # the paper's path at the same particles, and at about the same compute
+            if f"PoE, L = {poe}" in table:
+                pairs.append((f"PoE fk L = {L} − PoE L = {poe}", fk_success - table[f"PoE, L = {poe}"][:, 0]))
+            if f"best-of-N (L = {poe}'s compute)" in table:
+                pairs.append((f"PoE fk L = {L} − best-of-N at PoE L = {poe}'s compute",
+                              fk_success - table[f"best-of-N (L = {poe}'s compute)"][:, 0]))
+        pairs.append((f"PoE fk L = {L} − vanilla", fk_success - table["vanilla mini_flux"][:, 0]))
     for name in cases[0].get("fk_min_ess", {}):
         print(f"{name}: min ESS / L over the levels, mean over captions "
               f"{np.mean([c['fk_min_ess'][name] for c in cases]):.3f}")
@@ -331,24 +359,33 @@ def insertion_cases(n: int, seed: int) -> list[InsertionCase]:
     return cases
 
 
+PAPER_SETTINGS = """
+    particles = 1
+    mcmc_steps = 1
+    cond_updates = {cond}
+    cond_lambda = 0.02"""
+FK_SETTINGS = """
+    particles = {particles}
+    annealing = fk
+    mcmc = none"""
 INSERTION = {
-    "PoE (fill × depth given fill)": "fill * (depth given fill)[hole]",
-    "PoE without conditioning": "fill * depth[hole]",
-    "fill alone": "fill",
+    "PoE (fill × depth given fill)": ("fill * (depth given fill)[hole]", PAPER_SETTINGS.format(cond=2)),
+    "PoE without conditioning": ("fill * depth[hole]", PAPER_SETTINGS.format(cond=0)),
+    "fill alone": ("fill", PAPER_SETTINGS.format(cond=0)),
+}
+INSERTION_FK = {  # --fk: the product without Eq. 7 (it has no Feynman-Kac weight) on annealing = fk
+    "PoE fk (fill × depth), L = 1": ("fill * depth[hole]", FK_SETTINGS.format(particles=1)),
+    "PoE fk (fill × depth), L = 4": ("fill * depth[hole]", FK_SETTINGS.format(particles=4)),
 }
 
 
-def insertion_program(case_dir: Path, text: str, product: str, levels: int) -> str:
+def insertion_program(case_dir: Path, text: str, product: str, levels: int, settings: str) -> str:
     return f"""bg = load_image("{case_dir}/background.png")
 hole = dilate(load_mask("{case_dir}/mask.png"), 1px)
 fill = mini_flux_fill(prompt="{text}", image=bg, mask=hole)
 depth = mini_flux_depth(prompt="{text}", depth=load_depth("{case_dir}/depth.png"))
 x ~ {product} with {{
-    levels = {levels}
-    particles = 1
-    mcmc_steps = 1
-    cond_updates = {2 if "given" in product else 0}
-    cond_lambda = 0.02
+    levels = {levels}{settings}
 }}"""
 
 
@@ -386,34 +423,74 @@ def insertion_metrics(image: torch.Tensor, case: InsertionCase) -> tuple[float, 
     return bg_mse, iou, fg_mse
 
 
-def task_b(n: int, levels: int, seed: int) -> None:
+def task_b(n: int, levels: int, seed: int, fk: bool = False, shard: tuple[int, int] = (0, 1),
+           records: Path | None = None) -> None:
+    """Insertion metrics per method on n held-out scenes; ``shard`` and ``records`` as in task (a)."""
+    import json
     import tempfile
 
     from PIL import Image
 
-    results: dict[str, list] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    if records is None:
+        records = Path(tempfile.mkdtemp()) / "task_b.jsonl"
+    with tempfile.TemporaryDirectory() as tmp, open(records, "a") as out:
         for i, case in enumerate(insertion_cases(n, seed)):
+            if i % shard[1] != shard[0]:
+                continue
             case_dir = Path(tmp) / f"case{i}"
             case_dir.mkdir()
             Image.fromarray(case.background).save(case_dir / "background.png")
             Image.fromarray((case.mask * 255).astype(np.uint8)).save(case_dir / "mask.png")
             Image.fromarray((case.depth * 255).round().astype(np.uint8)).save(case_dir / "depth.png")
-            for name, product in INSERTION.items():
-                images, _ = run(insertion_program(case_dir, case.text, product, levels), seed * 1000 + i)
-                results.setdefault(name, []).append(insertion_metrics(images, case))
-            results.setdefault("SDEdit (render pasted, σ = 0.6)", []).append(
-                insertion_metrics(sdedit(case, levels, seed * 1000 + i), case))
-            print(f"  [{i + 1}/{n}] {case.text}: " + ", ".join(f"{k.split(' (')[0]} IoU={v[-1][1]:.2f}" for k, v in results.items()),
+            results, min_ess = {}, {}
+            for name, (product, settings) in (INSERTION | (INSERTION_FK if fk else {})).items():
+                images, tokens = run(insertion_program(case_dir, case.text, product, levels, settings), seed * 1000 + i)
+                results[name] = insertion_metrics(images, case) + (tokens,)
+                if "fk" in name:
+                    min_ess[name] = LAST_MIN_ESS[0]
+            with TokenCounter() as counter:
+                images = sdedit(case, levels, seed * 1000 + i)
+            results["SDEdit (render pasted, σ = 0.6)"] = insertion_metrics(images, case) + (counter.tokens,)
+            print(f"  [{i + 1}/{n}] {case.text}: " + ", ".join(f"{k.split(' (')[0]} IoU={v[1]:.2f}" for k, v in results.items()),
                   file=sys.stderr, flush=True)
+            out.write(json.dumps({"task": "b", "case": i, "text": case.text, "levels": levels, "results": results,
+                                  "min_ess": min_ess}) + "\n")
+            out.flush()
+    if shard[1] == 1:
+        summarize_b([records])
+
+
+def summarize_b(files: list[Path]) -> None:
+    """The task (b) table from JSON-line records: metrics ± SE per method, paired IoU differences for fk."""
+    import json
+
+    cases = {}
+    for f in files:
+        for line in Path(f).read_text().splitlines():
+            case = json.loads(line)
+            cases[case["case"]] = case
+    cases = [cases[k] for k in sorted(cases)]
+    n = len(cases)
+    results = {name: np.array([c["results"][name] for c in cases], float) for name in cases[0]["results"]}
+    base = results["fill alone"][:, 3].mean()
     rows = []
-    for name, values in results.items():
-        v = np.array(values)
-        se = v.std(0, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.zeros(3)
+    for name, v in results.items():
+        se = v.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(4)
         rows.append((name, f"{v[:, 0].mean():.4f} ± {se[0]:.4f}", f"{v[:, 1].mean():.2f} ± {se[1]:.2f}",
-                     f"{v[:, 2].mean():.4f} ± {se[2]:.4f}"))
-    print_table(f"(b) object insertion, {n} held-out scenes, {levels} levels",
-                ("method", "background MSE ↓", "foreground IoU ↑", "foreground MSE ↓"), rows)
+                     f"{v[:, 2].mean():.4f} ± {se[2]:.4f}", f"{v[:, 3].mean() / base:.1f}"))
+    print_table(f"(b) object insertion, {n} held-out scenes, {cases[0]['levels']} levels",
+                ("method", "background MSE ↓", "foreground IoU ↑", "foreground MSE ↓", "compute (× fill alone)"), rows)
+    for name in cases[0]["min_ess"]:
+        print(f"{name}: min ESS / L over the levels, mean over scenes {np.mean([c['min_ess'][name] for c in cases]):.3f}")
+    if any(name in results for name in INSERTION_FK):
+        paper = results["PoE (fill × depth given fill)"][:, 1]
+        pairs = [(f"{name} − the paper's PoE", results[name][:, 1] - paper) for name in INSERTION_FK]
+        pairs.append(("PoE fk, L = 4 − PoE without conditioning (L = 1)",
+                      results["PoE fk (fill × depth), L = 4"][:, 1] - results["PoE without conditioning"][:, 1]))
+        print_table("Paired differences of foreground IoU (same scenes and seeds): mean ± SE, and the mean in SEs",
+                    ("difference", "mean ± SE", "SEs"),
+                    [(k, f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(n):.3f}",
+                      f"{d.mean() / max(d.std(ddof=1) / np.sqrt(n), 1e-9):.1f}") for k, d in pairs])
 
 
 # --- (c) physics-instructed video --------------------------------------------------------------------------------
@@ -573,33 +650,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=50, help="held-out cases per task")
     parser.add_argument("--levels", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--particles", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--particles", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--weight", type=float, default=2.0, help="(a): the reward's weight w in exp(w · mini_vqa)")
     parser.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "K"),
-                        help="(a): run every K-th caption from the I-th (K processes share the work)")
-    parser.add_argument("--records", type=Path, default=None, help="(a): append each case's results here (JSON lines)")
+                        help="(a, b): run every K-th case from the I-th (K processes share the work)")
+    parser.add_argument("--records", type=Path, default=None, help="(a, b): append each case's results here (JSON lines)")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
-                        help="(a): print the table of these record files and exit")
+                        help="(a, b): print the table of these record files and exit")
     parser.add_argument("--resample-times", type=float, nargs="+", default=[0.25, 0.5, 0.75],
                         help="(a): the PoE's resampling times, fractions of the schedule")
     parser.add_argument("--resample", default="median", help="(a): the PoE's resampling scheme (median, systematic, none)")
     parser.add_argument("--skip-best-of", action="store_true", help="(a): PoE only (to compare PoE settings)")
     parser.add_argument("--against", type=Path, nargs="+", default=None,
                         help="(a): with --summarize, the paired differences to these records (other settings)")
-    parser.add_argument("--fk", action="store_true", help="(a): also the PoE on annealing = fk (issue #17)")
+    parser.add_argument("--fk", action="store_true", help="(a, b): also the PoE on annealing = fk (issue #17)")
+    parser.add_argument("--fk-particles", type=int, nargs="*", default=[],
+                        help="(a): the PoE on annealing = fk alone at these particle counts (no paper's path beside)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.summarize:
-        summarize_a(args.summarize)
+        first = json.loads(Path(args.summarize[0]).read_text().splitlines()[0])
+        (summarize_b if first.get("task") == "b" else summarize_a)(args.summarize)
         if args.against:
             compare_a(args.summarize, args.against)
         return
     if "a" in args.task:
         task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
-               args.fk, smc_settings(tuple(args.resample_times), args.resample), not args.skip_best_of)
+               args.fk, tuple(args.fk_particles), smc_settings(tuple(args.resample_times), args.resample),
+               not args.skip_best_of)
     if "b" in args.task:
-        task_b(args.n, args.levels, args.seed)
+        task_b(args.n, args.levels, args.seed, args.fk, tuple(args.shard), args.records)
     if "c" in args.task:
         task_c(args.n, args.levels, args.seed)
     if "d" in args.task:

@@ -2,6 +2,7 @@
 
     python benchmarks/sampler_accuracy.py            # the full table (a few minutes, 2 cores)
     python benchmarks/sampler_accuracy.py --quick    # smaller budgets, for a smoke run
+    python benchmarks/sampler_accuracy.py --widths --seeds 8   # modes of different widths (about 5 minutes)
 
 Targets (closed-form products, so exact samples and mode weights are known):
 
@@ -11,6 +12,12 @@ Targets (closed-form products, so exact samples and mode weights are known):
 * ``mix2d×hs`` the 2-D product times a hard half-space constraint x + y <= 1,
                which keeps 7 % of the heaviest mode (truncated: masses 0.87,
                0.02, 0.02, 0.09).
+* ``widths``   (``--widths``, its own table) a needle (sd 0.02) and a wide mode
+               (sd 1) times an expert that pulls mass between them late in the
+               annealing, in 2-D and 4-D: the needle's mass against the closed
+               form, per run, for ais / fk / flow / the baselines at several
+               levels and MCMC steps, and with an adaptive schedule (a pilot
+               run places the levels where its weight increments spread).
 
 Methods, all run by the same engine (``poelang.infer``) with different settings:
 
@@ -256,12 +263,145 @@ def outputs(run: Run, n: int, seed: int) -> torch.Tensor:
     return run.x[idx]
 
 
+# -- modes of very different widths that exchange mass late (--widths) ----------------------
+
+def widths(D: int) -> Target:
+    """A = 0.5 N(-2, 0.02^2 I) + 0.5 N(2, I) (a needle and a wide mode) times B = N(-1, 0.3^2 I).
+
+    The product has a needle mode at -2 and a wide one near -0.75 (per coordinate), with masses
+    0.42 / 0.58 (D = 2) and 0.35 / 0.65 (D = 4). Along the annealing the needle holds almost all the
+    mass in the middle (0.994 at sigma = 0.3 for D = 2; within 1e-4 of 1 at sigma = 0.2-0.3 for D = 4)
+    and gives most of it to the wide mode only below sigma = 0.1, where the two are far apart for
+    every move: the weights must carry the exchange."""
+    e = torch.ones(D, dtype=torch.float64)
+    a = MixtureFlow([0.5, 0.5], torch.stack([-2 * e, 2 * e]), var=torch.stack([0.02**2 * e, e]), name="needle_wide")
+    b = MixtureFlow([1.0], (-1.0 * e)[None], var=(0.09 * e)[None], name="pull")
+    prod = mixture_product([a, b])
+    return Target(f"widths {D}-D", [a, b], [], lambda n, g: prod.sample_x0(n, g), prod.weights, prod)
+
+
+def needle_mass(target: Target, run: Run) -> float:
+    resp = torch.softmax(target.product.component_log_prob(run.x), dim=1)
+    return float((run.w[:, None] * resp).sum(0)[0])
+
+
+def min_ess(result, L: int) -> float:
+    return min(info.ess for info in result.trace) / L
+
+
+def increment_spread(result) -> torch.Tensor:
+    """Per level, the std of the log-weight increment over the particles (from the trace)."""
+    out, prev, prev_resampled = [], None, True
+    for info in result.trace[1:]:
+        inc = info.log_weights if prev_resampled else info.log_weights - prev
+        out.append(float(inc[torch.isfinite(inc)].std()) if inc.numel() > 1 else 0.0)
+        prev, prev_resampled = info.log_weights, info.resampled
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def adaptive_sigmas(pilot, levels: int, floor: float = 0.5) -> list:
+    """``levels`` sigmas placed by the pilot: each new level takes an equal share of the
+    cumulative spread of the log-weight increments (more levels where ESS falls), mixed with a
+    uniform share ``floor`` so that no stretch is left without levels. Exactness is unchanged:
+    it is only a schedule (a list of sigmas)."""
+    sig = pilot.sigmas.double()
+    spread = increment_spread(pilot)
+    density = floor / len(spread) + (1 - floor) * spread / spread.sum().clamp_min(1e-12)
+    cum = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(density, 0)])
+    cum = cum / cum[-1]
+    u = torch.linspace(0, 1, levels + 1, dtype=torch.float64)
+    # invert the piecewise-linear map level-position -> cumulative share
+    idx = torch.searchsorted(cum, u, right=True).clamp(1, len(cum) - 1)
+    t = (u - cum[idx - 1]) / (cum[idx] - cum[idx - 1]).clamp_min(1e-12)
+    out = sig[idx - 1] + t * (sig[idx] - sig[idx - 1])
+    out[0], out[-1] = 1.0, 0.0
+    return [float(v) for v in torch.cummin(out, 0).values]
+
+
+def widths_engine(target, path, T, K, L, seed, schedule="linear"):
+    """One engine run on the widths target: ('ais' | 'fk' | 'flow', levels, MCMC steps)."""
+    wrap = (lambda e: e) if path == "ais" else VelocityOnly
+    problem = Problem(target.shape, [Factor(wrap(e)) for e in target.experts])
+    settings = Settings(levels=T, particles=L, seed=seed, keep_trace="scores", schedule=schedule,
+                        mcmc_steps=K, kernel={"ais": "mala", "fk": "none", "flow": "langevin"}[path],
+                        annealing="auto" if path == "ais" else path)
+    result = sample(problem, settings)
+    run = Run(result.particles.double().reshape(L, -1), result.weights.double(), evaluations(result, L))
+    return run, result
+
+
+def widths_cell(target, name, runner, seeds):
+    masses, ess, calls = [], [], []
+    for s in range(seeds):
+        run, result = runner(s)
+        masses.append(needle_mass(target, run))
+        ess.append(min_ess(result, result.particles.shape[0]) if result is not None else float("nan"))
+        calls.append(run.evals)
+    m = torch.tensor(masses, dtype=torch.float64)
+    exact = float(target.masses[0])
+    se = float(m.std() / math.sqrt(seeds)) if seeds > 1 else float("nan")
+    rms = float(((m - exact) ** 2).mean().sqrt())
+    worst = max(float(m.max()) / exact, (1 - float(m.min())) / (1 - exact))  # the most over-weighted mode, one run
+    return (target.name, name, sum(calls) / len(calls), float(m.mean()), se,
+            float(m.min()), float(m.max()), rms, worst, sum(ess) / len(ess))
+
+
+def widths_table(seeds: int, L: int) -> None:
+    """Mode masses on the widths targets: every path against the closed form, several budgets,
+    and what an adaptive schedule (pilot run -> more levels where the increments spread) buys."""
+    rows = []
+    for D, cells in ((2, [(10, 1), (20, 2), (40, 2), (80, 2), (40, 8)]), (4, [(20, 2), (80, 2)])):
+        target = widths(D)
+        E = len(target.experts)
+        for T, K in cells:
+            budget = T * (K + 1) * E
+            rows.append(widths_cell(target, f"ais  T={T} K={K}", lambda s: widths_engine(target, "ais", T, K, L, s), seeds))
+            rows.append(widths_cell(target, f"fk   T={T * (K + 1)}", lambda s: widths_engine(target, "fk", T * (K + 1), 0, L, s), seeds))
+            rows.append(widths_cell(target, f"flow T={T} K={K}", lambda s: widths_engine(target, "flow", T, K, L, s), seeds))
+
+            def adaptive(path, levels, k):
+                def runner(s):
+                    pilot_run, pilot = widths_engine(target, path, max(2, levels // 2), k, L, 10_000 + s)
+                    run, result = widths_engine(target, path, levels, k, L, s, schedule=adaptive_sigmas(pilot, levels))
+                    run.evals += pilot_run.evals  # the pilot's compute counts
+                    return run, result
+                return runner
+            rows.append(widths_cell(target, f"ais  adaptive T={T}+{T // 2} K={K}", adaptive("ais", T, K), seeds))
+            rows.append(widths_cell(target, f"fk   adaptive T={T * (K + 1)}+{T * (K + 1) // 2}",
+                                    adaptive("fk", T * (K + 1), 0), seeds))
+            for base in ("composable", "best-of-N", "fk-smc"):
+                rows.append(widths_cell(target, f"{base}", lambda s: (METHODS[base](target, budget, L, s), None), seeds))
+        big = 10 * L  # is it the particles? the wide mode holds < 1e-4 of the mass at sigma = 0.2-0.3 in 4-D
+        rows.append(widths_cell(target, f"ais  T=80 K=2, L={big}", lambda s: widths_engine(target, "ais", 80, 2, big, s), seeds))
+        rows.append(widths_cell(target, f"fk   T=240, L={big}", lambda s: widths_engine(target, "fk", 240, 0, big, s), seeds))
+        cubic = [float(u) ** 3 for u in torch.linspace(1, 0, 241)]  # levels dense near sigma = 0, where the needle is stiff
+        rows.append(widths_cell(target, f"fk   T=240 sigma=u^3, L={big}",
+                                lambda s: widths_engine(target, "fk", 240, 0, big, s, schedule=cubic), seeds))
+    print(f"\nmodes of very different widths (needle sd 0.02, wide sd 1) exchanging mass below sigma = 0.1: "
+          f"the needle's mass, {seeds} runs per row, L = {L}; ais/flow: T levels x (K + 1) calls per expert, "
+          f"fk: T levels x 1 call (equal calls to the ais row above it); adaptive: a pilot at half the levels "
+          f"places the levels (its calls counted)\n")
+    header = (f"{'target':10} {'method':32} {'calls':>6} {'needle':>7} {'exact':>6} {'± s.e.':>7} {'min':>6} "
+              f"{'max':>6} {'run RMS':>8} {'worst x':>8} {'minESS/L':>9}")
+    print(header)
+    print("-" * len(header))
+    exact = {t.name: float(t.masses[0]) for t in (widths(2), widths(4))}
+    for tname, name, calls, mean, se, lo, hi, rms, worst, ess in rows:
+        print(f"{tname:10} {name:32} {calls:6.0f} {mean:7.3f} {exact[tname]:6.3f} {se:7.3f} {lo:6.3f} {hi:6.3f} "
+              f"{rms:8.3f} {worst:8.2f} {ess:9.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small budgets (smoke run)")
     parser.add_argument("--seeds", type=int, default=2, help="independent runs averaged per cell")
+    parser.add_argument("--widths", action="store_true",
+                        help="only the modes-of-different-widths table (issue #17 item 5; use --seeds 8)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny tensors: one thread is faster and stable
+    if args.widths:
+        widths_table(args.seeds, 1000)
+        return
     budgets = [60, 240] if args.quick else [60, 240, 960]
     targets = [mix2d(), mix64d(), mix2d_halfspace()]
     rows = []

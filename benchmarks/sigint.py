@@ -11,6 +11,15 @@ hit. A trial is clean when it exits 130 with the last stderr line
 exactly the files it listed as written, with no hidden temporary file. The
 table compares the time from SIGINT to exit with an uninterrupted run of the
 same program, measured in the same session.
+
+An unclean trial is put in one of two phases: "interpreter startup" when the
+SIGINT came before poelang's first line ran (stderr empty and killed by the
+signal, before Python installs its own handler; or a traceback with no frame of
+poelang's code, from ``site``, the environment's ``.pth`` files or importlib),
+else "poelang". The first phase is outside poelang's reach; the second table
+measures how long it lasts: the median time from spawning the interpreter to
+its first line of code, bare (``-S``, no ``site``), with ``site``, and to
+``poelang._entry`` imported (Ctrl-C caught from there on).
 """
 from __future__ import annotations
 
@@ -31,12 +40,19 @@ PROGRAM = ("x ~ gaussian(mean=0.0, size=(32, 32)) with { levels = 10, particles 
 COMMAND = [sys.executable, "-c", "from poelang._entry import console_main; console_main()"]
 
 
+def as_in_a_terminal() -> None:
+    """SIGINT at its default in the child, as for a command typed at a terminal: a shell starts background
+    jobs with SIGINT ignored, and a child inherits that, which would make every trial meaningless."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def trial(folder: Path, delay: float | None) -> dict:
     out_dir = folder / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     proc = subprocess.Popen([*COMMAND, "run", "-q", str(folder / "p.poe"), "-o", str(out_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=as_in_a_terminal)
     sent = None
     if delay is not None:
         time.sleep(delay)
@@ -48,11 +64,38 @@ def trial(folder: Path, delay: float | None) -> dict:
     on_disk = {p.name for p in out_dir.iterdir()} if out_dir.exists() else set()
     lines = err.strip().splitlines()
     return {
+        "phase": _phase(proc.returncode, err),
         "code": proc.returncode, "traceback": "Traceback" in err, "said": bool(lines) and lines[-1] == "interrupted",
         "unlisted": len(on_disk - listed), "hidden": sum(1 for name in on_disk if name.startswith(".")),
         "seconds": ended - (sent if sent is not None else started), "written": len(listed), "delay": delay,
         "stderr": err.strip()[-300:],
     }
+
+
+def _phase(code: int, err: str) -> str:
+    """Where an interrupt landed: before poelang's first line (the interpreter's startup) or in poelang."""
+    ours = [line for line in err.splitlines() if 'File "' in line and "/poelang/" in line and "__editable__" not in line]
+    if ours or code in (0, 130):
+        return "poelang"
+    return "interpreter startup" if (code == -signal.SIGINT and not err.strip()) or "KeyboardInterrupt" in err \
+        or "Remainder of file ignored" in err else "poelang"
+
+
+def startup_window(runs: int = 15) -> dict[str, float]:
+    """Median ms from spawning the interpreter to its first line: bare, with site, with poelang._entry imported."""
+    import statistics
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    stamp = "import time; print(time.time())"
+    ways = {"bare interpreter (-S)": ["-S", "-c", stamp], "with site (.pth files)": ["-c", stamp],
+            "poelang._entry imported": ["-c", "from poelang._entry import console_main; " + stamp]}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(runs):
+        for name, args in ways.items():
+            started = time.time()
+            out = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env).stdout
+            times[name].append((float(out) - started) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,10 +130,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(r['hidden'] for r in results)} | {len(clean)} | {median_quit / baseline['seconds']:.3f} |")
     if other:
         print("exit codes:", dict(outcomes))
-    for r in results:
-        if r not in clean:
-            print(f"not clean: SIGINT after {r['delay']:.2f} s, exit {r['code']}, stderr {r['stderr']!r}")
-    return 0 if len(clean) == len(results) else 1
+    unclean = [r for r in results if r not in clean]
+    in_poelang = [r for r in unclean if r["phase"] == "poelang"]
+    print(f"unclean: {len(unclean) - len(in_poelang)} during the interpreter's startup (before poelang's first "
+          f"line), {len(in_poelang)} in poelang")
+    for r in unclean:
+        print(f"not clean ({r['phase']}): SIGINT after {r['delay']:.3f} s, exit {r['code']}, stderr {r['stderr']!r}")
+    window = startup_window()
+    bare = window["bare interpreter (-S)"]
+    print("\n| from spawn to | median ms | × bare interpreter |\n|---|---|---|")
+    for name, ms in window.items():
+        print(f"| {name} | {ms:.1f} | {ms / bare:.2f} |")
+    return 0 if not in_poelang else 1
 
 
 if __name__ == "__main__":

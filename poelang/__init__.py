@@ -14,11 +14,12 @@ program once per row of a table (docs/sweep.md).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from poelang.version import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `poelang` starts before Ctrl-C is caught
 if TYPE_CHECKING:
+    from typing import Any
+
     from poelang.diagnostics import Diagnostic, PoeError
     from poelang.graph import Graph
     from poelang.infer.errors import StopSampling
@@ -39,8 +40,8 @@ _HOMES = {"Diagnostic": "poelang.diagnostics", "PoeError": "poelang.diagnostics"
 def __getattr__(name: str) -> Any:
     if name not in _HOMES:
         raise AttributeError(f"module 'poelang' has no attribute '{name}'")
-    import importlib
+    from importlib import import_module
 
-    value = getattr(importlib.import_module(_HOMES[name]), name)
+    value = getattr(import_module(_HOMES[name]), name)
     globals()[name] = value
     return value

@@ -86,6 +86,7 @@ class Expr:
         return Expr(ast.Subscript(NO_SPAN, self.node, lift(region).node))
 
     def given(self, parent: object) -> "Expr":
+        """`self given parent`: a conditional expert given another sample (the language's ``given``)."""
         return _bin("given", self, parent)
 
     def __call__(self, *args: object, **kwargs: object) -> "Expr":
@@ -167,32 +168,40 @@ class ProgramBuilder:
         self.base_dir = Path(base_dir)
 
     def let(self, binding: str, value: object) -> Expr:
+        """`binding = value`; returns the name, to use in later statements."""
         self.statements.append(ast.Let(NO_SPAN, binding, NO_SPAN, lift(value).node))
         return name(binding)
 
     def sample(self, binding: str, product: object, **settings: object) -> Expr:
+        """`binding ~ product with { settings }` (a symbol is a plain string: ``mcmc="mala"``); returns the name."""
         block = [ast.Setting(NO_SPAN, k, NO_SPAN, _setting(v).node) for k, v in settings.items()]
         self.statements.append(ast.Sample(NO_SPAN, binding, NO_SPAN, lift(product).node, block))
         return name(binding)
 
     def save(self, value: object, path: str, **options: object) -> None:
+        """`save value to "path" with { options }` (e.g. ``fps=8``)."""
         block = [ast.Setting(NO_SPAN, k, NO_SPAN, lift(v).node) for k, v in options.items()]
         self.statements.append(ast.Save(NO_SPAN, lift(value).node, path, NO_SPAN, block))
 
     def imports(self, path: str, alias: str | None = None) -> Expr | None:
+        """`import "path"` (its names join this program's) or `import "path" as alias`; returns the alias's name."""
         self.statements.append(ast.Import(NO_SPAN, path, NO_SPAN, alias))
         return name(alias) if alias else None
 
     def source(self) -> str:
+        """The program as canonical `.poe` text (what ``poelang fmt`` would write)."""
         return format_source(ast.Module("<python>", "", self.statements, []))
 
     def compile(self, **kwargs: Any) -> "Program":
+        """The checked :class:`~poelang.program.Program`, with diagnostics as for a file; keyword arguments
+        as :func:`poelang.parse` takes them (``overrides``, ``params``, ``allow_outside``)."""
         from poelang.program import compile_source
 
         return compile_source(self.source(), "<python>", base_dir=self.base_dir, **kwargs)
 
     @property
     def graph(self) -> "Graph":
+        """The typed expert graph; raises :class:`~poelang.diagnostics.PoeError` when the program has errors."""
         graph = self.compile().raise_for_errors().graph
         assert graph is not None  # a program without errors has a graph
         return graph

@@ -13,9 +13,9 @@ def device_problem(name: str) -> str | None:
     """
     import torch
 
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z]+(:\d+)?", name.strip()):
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z]+(:\d+)?", name):  # the name torch is given, as is
         return f"unknown device '{name}': use cpu, cuda, cuda:N or mps"
-    kind, _, index = name.strip().partition(":")
+    kind, _, index = name.partition(":")
     if kind == "cpu":
         return None if not index or index == "0" else f"there is one CPU device: use cpu, not '{name}'"
     if kind == "cuda":

@@ -66,6 +66,15 @@ def engine_settings(s: g.SamplerSettings, invert=None, name: str | None = None):
     return infer.Settings(**{**values, "invert": invert})
 
 
+def _chunks(node: g.SampleNode, problem) -> int:
+    """How many times the sample runs levels 0..T: once, or once per chunk on the autoregressive path."""
+    from poelang import infer
+
+    if node.settings.path != "autoregressive":
+        return 1
+    return len(infer.chunk_frames(problem.shape[0], min(node.settings.chunk, problem.shape[0])))
+
+
 class Interpreter:
     def __init__(self, program, device: str = "cpu", progress: bool = False,
                  callback: LevelCallback | None = None, reporter: Reporter | None = None,
@@ -132,8 +141,6 @@ class Interpreter:
         """A progress line for the builtins that take a while (their spec's ``progress`` verb), nothing for the rest."""
         verb = builtin.progress if builtin else ""
         return self.reporter.step(f"{verb} {node_id}") if verb else nullcontext()
-
-
 
     # --- experts --------------------------------------------------------------
 
@@ -259,9 +266,7 @@ class Interpreter:
             settings = self.settings(node.settings, invert, name=node.id)
         except infer.SettingsError as e:
             raise self.fail(str(e), node.id) from None
-        chunks = 1
-        if node.settings.path == "autoregressive":  # every chunk runs levels 0..T
-            chunks = len(infer.chunk_frames(problem.shape[0], min(node.settings.chunk, problem.shape[0])))
+        chunks = _chunks(node, problem)
         bar = self.reporter.sampling(node.id, node.settings.levels, chunks, inverting=invert is not None)
 
         def on_level(info):
@@ -274,9 +279,10 @@ class Interpreter:
 
         started = time.perf_counter()
         try:
-            result = sample_within_memory(node.id, problem, settings, on_level, self.device)
+            with infer.reporting_inversion_steps(bar.inversion_step):  # init = inversion: a bar of its steps
+                result = sample_within_memory(node.id, problem, settings, on_level, self.device)
         except (infer.SamplerError, infer.SettingsError, OutOfMemory) as e:
-            raise self.fail(str(e), node.id) from None
+            raise self.fail(str(e), _blamed_span(node.id, e, self.program.spans)) from None
         self.result.sample_seconds[node.id] = time.perf_counter() - started
         if codec is not None:
             result = _decode_result(result, codec)
@@ -316,6 +322,16 @@ class Interpreter:
         Saver(self).save(outputs, given, output_dir, every_sample, trace_dir)
         self.result.seconds = time.perf_counter() - started
         return self.result
+
+
+def _blamed_span(sample: str, error: Exception, spans: dict) -> str:
+    """Where a sampling error points: the setting a divergence blames where the program (or --set) wrote it,
+    the factor whose exponent overflowed, else the sample."""
+    setting, factor = getattr(error, "setting", None), getattr(error, "factor", None)
+    if setting:
+        key = f"{sample}:{g.ENGINE_TO_PROGRAM.get(setting, setting)}"
+        return key if key in spans else sample
+    return factor if factor in spans else sample
 
 
 def _override_output(outputs: list[g.OutputNode], path: str, graph: g.Graph) -> tuple[list[g.OutputNode], int]:
@@ -361,6 +377,8 @@ def run_program(program, device: str = "cpu", trace_dir: str | None = None, outp
     from poelang.devices import device_problem
 
     program.raise_for_errors()
+    if not isinstance(device, str) and hasattr(device, "type") and hasattr(device, "index"):
+        device = str(device)  # a torch.device
     problem = device_problem(device)
     if problem:
         raise RunError([Diagnostic("error", f"--device {device}: {problem}", Span("<command line>", 0, 0, 0, 0))])

@@ -1,12 +1,13 @@
-"""Ctrl-C, said the same way everywhere: the line "interrupted" and exit code 130."""
+"""Ctrl-C, said the same way everywhere: the line "interrupted" and exit code 130.
+
+This module is imported by the executable's first line (:mod:`poelang._entry`), before anything else of
+poelang, so it imports only what the interpreter has already loaded at startup (``os``, ``sys``); the
+``signal`` and ``threading`` modules are imported when :func:`held` is first used.
+"""
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
-from contextlib import contextmanager
-from typing import Iterator
 
 EXIT_INTERRUPTED = 130  # the shell's 128 + SIGINT
 
@@ -22,21 +23,30 @@ def interrupted() -> int:
     return EXIT_INTERRUPTED
 
 
-@contextmanager
-def held() -> Iterator[None]:
+class held:
     """Hold Ctrl-C back until the block is done, then raise KeyboardInterrupt: for work that must not be
-    cut in the middle (importing torch, writing and listing one output). Only the main thread sees signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pending:
-        raise KeyboardInterrupt
+    cut in the middle (importing torch, writing and listing one output). Only the main thread sees signals.
+
+        with held():
+            ...
+    """
+
+    def __enter__(self) -> None:
+        import signal
+        import threading
+
+        self.pending: list[int] = []
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, lambda signum, frame: self.pending.append(signum))
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 def exit_with(code: int) -> None:
@@ -50,5 +60,7 @@ def exit_with(code: int) -> None:
             except (OSError, ValueError):
                 pass
         os._exit(code)
+    import signal
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)

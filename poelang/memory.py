@@ -1,5 +1,6 @@
-"""Sampling within the device's memory: when it runs out, halve ``max_batch`` and try once more (saying so
-on stderr), then stop with a message that names the expert and the level."""
+"""Sampling within the device's memory: when it runs out, halve ``max_batch`` and try again (saying so once on
+stderr), down to one particle at a time; then stop with a message that names the sample, the level and the expert.
+Batches give identical results, so a retried sample is the sample the smaller batch would have given."""
 from __future__ import annotations
 
 import gc
@@ -7,11 +8,12 @@ import sys
 
 
 class OutOfMemory(Exception):
-    """Sampling ran out of memory even in smaller batches; the message says where."""
+    """Sampling ran out of memory even one particle at a time; the message says where."""
 
 
 def sample_within_memory(sample_id: str, problem, settings, on_level, device):
-    """``infer.sample`` with one retry at half the batch after running out of memory (OutOfMemory after that)."""
+    """``infer.sample``, retried with ``max_batch`` halved each time the device runs out of memory
+    (OutOfMemory when even a batch of one does not fit)."""
     from poelang import infer
 
     last_level = [-1]
@@ -20,7 +22,8 @@ def sample_within_memory(sample_id: str, problem, settings, on_level, device):
         last_level[0] = info.level
         return on_level(info)  # False stops the run
 
-    for attempt in (0, 1):
+    said = False
+    while True:
         try:
             return infer.sample(problem, settings, callback=tracked, device=device)
         except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
@@ -29,17 +32,17 @@ def sample_within_memory(sample_id: str, problem, settings, on_level, device):
             culprit = _expert_in_traceback(e.__traceback__, problem)
             batch = settings.max_batch or settings.particles
             where = f"at level {last_level[0] + 1}" + (f" in '{culprit}'" if culprit else "")
-            if attempt == 0 and batch > 1:
-                print(f"poelang: '{sample_id}' ran out of memory {where}; retrying with max_batch = {batch // 2}",
-                      file=sys.stderr)
-                settings = settings.replace(max_batch=batch // 2)
-                last_level[0] = -1
-                _free_memory()
-                continue
-            message = (f"not enough memory to sample '{sample_id}' {where} with max_batch = {batch}: "
-                       "lower particles or the canvas size, or use a device with more memory")
-        gc.collect()
-        raise OutOfMemory(message)
+            if batch <= 1:
+                gc.collect()
+                raise OutOfMemory(f"not enough memory to sample '{sample_id}' {where}, even one particle at a time "
+                                  "(max_batch = 1): lower the canvas size, or use a device with more memory") from None
+            if not said:
+                print(f"poelang: '{sample_id}' ran out of memory {where}; retrying with max_batch = {batch // 2} "
+                      "(halved again while it does not fit)", file=sys.stderr)
+                said = True
+            settings = settings.replace(max_batch=batch // 2)
+            last_level[0] = -1
+            _free_memory()
 
 
 def _out_of_memory(error: BaseException) -> bool:

@@ -12,6 +12,8 @@ a CSV cell `three dogs` both mean the string "three dogs".
 """
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -75,7 +77,17 @@ def python_to_source(value: Any) -> str:
         from poelang.syntax.fmt import quote
 
         return quote(value)
-    return repr(value)
+    import numbers
+
+    if isinstance(value, numbers.Integral):  # numpy's integers too
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{number} is not a number a program can hold")
+        return repr(number)
+    raise TypeError(f"a program takes numbers, strings, booleans, none and lists or tuples of them, "
+                    f"not {type(value).__name__}")
 
 
 def parse_value(text: str, at: Span) -> tuple[ast.Expr | None, list[Diagnostic]]:

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -22,10 +23,19 @@ from poelang.syntax import ast
 from poelang.syntax.parser import parse_module
 
 
-
 @dataclass
 class Program:
-    """A checked program: its graph (when there are no errors) and its diagnostics."""
+    """A checked program: its graph (when there are no errors) and its diagnostics.
+
+    Made by :func:`parse`, :func:`load` or :meth:`poelang.build.ProgramBuilder.compile`; a Program is a
+    value (checking again with other settings or parameters makes a new one, :meth:`with_settings`).
+
+    ``file``, ``source``: where the text came from, and the text; ``module``: its AST (None when it
+    could not be parsed); ``graph``: the typed expert graph, None when there are errors;
+    ``diagnostics``: errors and warnings in source order, rendered against ``sources`` (the program's
+    text and every imported file's); ``spans``: where each graph node was written; ``base_dir``: the
+    folder the program's inputs are read from; ``symbols``: the names it binds.
+    """
 
     file: str
     source: str
@@ -40,16 +50,22 @@ class Program:
 
     @property
     def ok(self) -> bool:
+        """True when the program has a graph and no error (warnings allowed): it can run."""
         return self.graph is not None and not any(d.severity == "error" for d in self.diagnostics)
 
     @property
     def errors(self) -> list[Diagnostic]:
+        """The diagnostics that are errors, without the warnings."""
         return [d for d in self.diagnostics if d.severity == "error"]
 
     def render_diagnostics(self, color: bool = False) -> str:
+        """Every diagnostic as the command line prints it: ``file:line:col: error: …``, the line, a caret
+        (ANSI colours with ``color=True``); an empty string when there are none."""
         return "\n".join(d.render(self.sources, color) for d in self.diagnostics)
 
     def raise_for_errors(self) -> "Program":
+        """The program itself when it is ok (so that calls chain: ``poelang.load(p).raise_for_errors().run()``);
+        otherwise raises :class:`~poelang.diagnostics.PoeError`, whose ``str`` is the rendered errors."""
         if not self.ok:
             raise PoeError(self.errors, self.sources)
         return self
@@ -75,39 +91,44 @@ class Program:
 
         program = self
         if overrides or seed is not None or params:
-            program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": int(seed)}))
+            program = self.with_settings(params=params, **overrides, **({} if seed is None else {"seed": seed}))
         program.raise_for_errors()
         return run_program(program, device=device, trace_dir=trace_dir, callback=callback, write=write,
                            decode_x0_hat=decode_x0_hat, out_dir=out_dir, trust_remote_code=trust_remote_code)
 
     def with_settings(self, params: Mapping[str, Any] | Sequence[ParamOverride] | None = None,
-                      **overrides: Any) -> "Program":
-        """The program checked again with settings overridden (`particles=8`) and parameters set (`params`)."""
-        settings = {k: _python_to_source(v) for k, v in overrides.items()}
+                      typed: Mapping[str, str] | None = None, **overrides: Any) -> "Program":
+        """The program checked again with settings overridden (`particles=8`, or `typed` as source text, as
+        `--set` and the REPL's `:run` take them: `{"particles": "8"}`) and parameters set (`params`)."""
+        settings = {**{k: _python_to_source(v) for k, v in overrides.items()}, **(typed or {})}
         return compile_source(self.source, self.file, base_dir=self.base_dir, overrides=settings, params=params,
                               allow_outside=self.allow_outside)
 
 
 def _python_to_source(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
+    """A setting's Python value as source: a name stays a name (`mcmc="langevin"`), a tuple is a list
+    (`schedule=(1.0, 0.0)`); the rest as for parameters (:func:`poelang.params.python_to_source`)."""
+    from poelang.params import python_to_source
+
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_python_to_source(v) for v in value) + "]"
-    if isinstance(value, str):
-        return value if value.isidentifier() else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
+    if isinstance(value, str) and value.isidentifier():
+        return value
+    return python_to_source(value)
 
 
 def parse_overrides(overrides: Mapping[str, str], diagnostics: DiagnosticBag, sources: SourceMap) -> list[tuple[str | None, ast.Setting]]:
     """`key=value` pairs from the command line or Python, as settings. `x.key` targets sample x."""
     parsed: list[tuple[str | None, ast.Setting]] = []
     for key, text in overrides.items():
-        target, _, name = key.rpartition(".")
+        target, dot, name = key.rpartition(".")
         line = f"{name} = {text}"  # read as a binding, shown as it was typed
         where = f"<--set {key}>"
         sources.add(where, line)
+        if dot and not target:
+            diagnostics.error(f"--set {key}: a sample's name goes before the dot (x.{name}); without one the setting "
+                              f"is every sample's ({name})", Span(where, 1, 1, 1, len(name) + 1))
+            continue
         module, errors = parse_module(line, where)
         if errors or module is None or len(module.statements) != 1 or not isinstance(module.statements[0], ast.Let):
             diagnostics.extend(errors) if errors else diagnostics.error(
@@ -169,7 +190,18 @@ def compile_source(source: str, file: str = "<string>", *, base_dir: Path | str 
 
 
 def parse(source: str, file: str = "<string>", **kwargs: Any) -> Program:
-    """Check program text; relative paths in it are read from the current directory."""
+    """Check program text; relative paths in it are read from the current directory.
+
+    Never raises for a mistake in the program: the returned :class:`Program` carries the diagnostics
+    (``program.ok``, ``program.render_diagnostics()``). ``file`` is the name diagnostics show. Keyword
+    arguments: ``base_dir`` (the folder inputs are read from), ``overrides`` (settings as
+    ``poelang run --set`` takes them: ``{"particles": "8", "x.seed": "3"}``), ``params`` (the program's
+    ``param`` values, ``{"prompt": "three dogs"}``), ``allow_outside`` (saves may leave the output
+    directory), ``registry`` (experts other than the installed ones).
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"poelang.parse takes a program's text (a str), not {type(source).__name__}; "
+                        "poelang.load reads a file")
     return compile_source(source, file, **kwargs)
 
 
@@ -181,6 +213,9 @@ def load(path: str | Path, **kwargs: Any) -> Program:
     statements are relative to the output directory, ``Program.run(out_dir=…)``
     (``poelang run -o DIR``; default: the current directory), and must stay
     inside it unless ``allow_outside=True`` (``--allow-outside``).
+
+    A file that cannot be read is a diagnostic too, as for :func:`parse` (whose
+    keyword arguments, but ``base_dir``, this takes).
     """
     path = Path(path)
     try:

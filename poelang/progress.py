@@ -153,7 +153,27 @@ class Reporter:
 
     def sampling(self, name: str, levels: int, chunks: int = 1, inverting: bool = False) -> "LevelBar":
         """The bar for one `~` statement: ``levels`` per chunk (the autoregressive path runs levels 0..T per chunk)."""
-        return LevelBar(self._progress, name, levels, chunks, inverting)
+        width = None if self._progress is None or isinstance(self._progress, _Lines) else self._progress.console.width
+        return LevelBar(self._progress, name, levels, chunks, inverting,
+                        info_width=None if width is None else width - _fixed_width(width))
+
+
+# The live display's columns: a spinner, the description, the bar, the elapsed time (0:00:00), then the
+# one column that gives way, the level's numbers; Rich puts one space between columns.
+_SPINNER, _ELAPSED, _GAPS = 1, 7, 4
+
+
+def _description_width(width: int) -> int:
+    return min(28, max(16, width - 56))  # 24 at 80 columns: "loading judge (mini_vqa)" whole
+
+
+def _bar_width(width: int) -> int:
+    return 16 if width >= 120 else 8  # a narrow terminal keeps the numbers, not the bar
+
+
+def _fixed_width(width: int) -> int:
+    """The columns left of the numbers, at a terminal `width` columns wide."""
+    return _SPINNER + _description_width(width) + _bar_width(width) + _ELAPSED + _GAPS
 
 
 def _live(console):
@@ -161,12 +181,16 @@ def _live(console):
     from rich.table import Column
 
     fixed = lambda width: Column(width=width, no_wrap=True)  # noqa: E731
-    bar = 16 if console.width >= 120 else 8  # a narrow terminal keeps the numbers, not the bar
+    bar = _bar_width(console.width)
     return Progress(
-        SpinnerColumn(finished_text="[green]✓", table_column=fixed(1)),
-        TextColumn("{task.description}", table_column=Column(max_width=28, no_wrap=True, overflow="ellipsis")),
-        _SamplingBar(bar_width=bar, table_column=fixed(bar)), TimeElapsedColumn(table_column=fixed(7)),
-        TextColumn("{task.fields[info]}", table_column=Column(overflow="fold")),  # the one column that gives way
+        SpinnerColumn(finished_text="[green]✓", table_column=fixed(_SPINNER)),
+        TextColumn("{task.description}", table_column=Column(max_width=_description_width(console.width),
+                                                              no_wrap=True, overflow="ellipsis")),
+        _SamplingBar(bar_width=bar, table_column=fixed(bar)), TimeElapsedColumn(table_column=fixed(_ELAPSED)),
+        # the numbers never wrap and are the column that gives way: LevelBar fits them to the width, what it
+        # cannot (a terminal narrower than 60 columns, or resized) ends in …
+        TextColumn("{task.fields[info]}", table_column=Column(max_width=max(1, console.width - _fixed_width(console.width)),
+                                                              no_wrap=True, overflow="ellipsis")),
         console=console, transient=False)
 
 
@@ -215,26 +239,57 @@ def _SamplingBar(**kwargs):
 
 
 class LevelBar:
-    """Level, σ, ESS and best score of a running sampler; "chunk k/K" on the autoregressive path."""
+    """Level, σ, ESS and best score of a running sampler ("chunk k/K" on the autoregressive path), and a bar
+    of its steps while ``init = inversion`` inverts the input (see :meth:`inversion_step`).
 
-    def __init__(self, progress, name: str, levels: int, chunks: int, inverting: bool):
+    ``info_width``: the columns the numbers may take (None: any); narrower, σ goes first, then the ESS.
+    """
+
+    def __init__(self, progress, name: str, levels: int, chunks: int, inverting: bool,
+                 info_width: int | None = None):
         self.progress, self.levels, self.chunks, self.inverting = progress, levels, chunks, inverting
+        self.name, self.info_width = name, info_width
         self.total = chunks * (levels + 1) - 1  # the trace numbers levels 0..T of every chunk on from the last
-        if progress is not None:
-            from rich.markup import escape
+        self.task = self.inversion_task = None
+        self.level = -1  # the last level shown
+        if progress is not None and not inverting:  # an inversion's line comes first, the levels' when they start
+            self.task = self._add(self.total, "starting")
 
-            first = "inverting the input" if inverting else "starting"
-            self.task = progress.add_task(escape(f"{name} ~"), total=self.total, info=first, bar=True)
+    def _add(self, total: int, info: str):
+        from rich.markup import escape
+
+        return self.progress.add_task(escape(f"{self.name} ~"), total=total, info=info, bar=True)
 
     def text(self, info) -> str:
         chunk, level = divmod(info.level, self.levels + 1)
         best = float(info.scores.max()) if info.scores.numel() else float("nan")
-        where = f"chunk {chunk + 1}/{self.chunks}  level {level}/{self.levels}" if self.chunks > 1 \
-            else f"level {level}/{self.levels}"
+        where = [f"chunk {chunk + 1}/{self.chunks}"] * (self.chunks > 1) + [f"level {level}/{self.levels}"]
         if self.inverting and level == self.levels and chunk + 1 < self.chunks:
-            return f"{where}  inverting chunk {chunk + 2}"
-        return f"{where}  σ={info.sigma:.3f}  ESS={info.ess:.1f}  best={best:.3g}"
+            return _fit(where + [f"inverting chunk {chunk + 2}"], [], self.info_width)
+        return _fit(where, [f"σ={info.sigma:.3f}", f"ESS={info.ess:.1f}", f"best={best:.3g}"], self.info_width)
 
     def update(self, info) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=info.level, info=self.text(info))
+        self.level = info.level
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.task = self._add(self.total, "")
+        self.progress.update(self.task, completed=info.level, info=self.text(info))
+
+    def inversion_step(self, done: int, total: int) -> None:
+        """The hook :func:`poelang.infer.inversion.invert` calls: ``done`` of ``total`` steps (0: a new inversion,
+        one per chunk on the autoregressive path)."""
+        if self.progress is None:
+            return
+        chunk = (self.level + 1) // (self.levels + 1) + 1  # the chunk about to start
+        where = ["inverting"] + [f"chunk {chunk}/{self.chunks}"] * (self.chunks > 1) + [f"step {done}/{total}"]
+        if done == 0 or self.inversion_task is None:
+            self.inversion_task = self._add(total, "")
+        self.progress.update(self.inversion_task, completed=done, info=_fit(where, [], self.info_width))
+
+
+def _fit(where: list[str], stats: list[str], width: int | None) -> str:
+    """``where`` and ``stats`` joined by two spaces; where that is wider than ``width``, by one, then without
+    the first stats (σ, then the ESS: the schedule fixes σ, the best score says most)."""
+    candidates = ["  ".join(where + stats)] + [" ".join(where + stats[k:]) for k in range(min(len(stats), 2) + 1)]
+    return next((text for text in candidates if width is None or len(text) <= width), candidates[-1])

@@ -59,6 +59,10 @@ class Saver:
 
         return writers.write_trace(folder, sample_id, self.traced(sample_id), provenance.record(self.program, sample_id))
 
+    def _is_trace(self, index: int) -> bool:
+        outputs = self.interp.graph.outputs
+        return index < len(outputs) and outputs[index].format == "trace"
+
     def _write(self, path: str, target: str, write: Callable[[str], list[str]], index: int | None,
                runner_path: bool = False) -> None:
         """Write one output; a program's save path resolves against the output directory, a path the
@@ -66,6 +70,12 @@ class Saver:
         from poelang.interrupts import held
 
         full = path if runner_path else str(self.interp.out_dir / path)
+        if not runner_path and not self.program.allow_outside:
+            outside = _leaves_through_a_link(self.interp.out_dir, full, folder=index is not None and self._is_trace(index))
+            if outside:
+                span_id = f"save:{index}" if index is not None and f"save:{index}" in self.program.spans else target
+                raise self.interp.fail(f"cannot write {full}: a symbolic link leads it out of the output directory "
+                                       f"(to {outside}); the runner can allow it with --allow-outside", span_id)
         try:
             with held():  # Ctrl-C lands between outputs: each is written, renamed and listed, or not begun
                 for written in write(full):
@@ -76,3 +86,14 @@ class Saver:
             reason = getattr(e, "strerror", None) or str(e)
             span_id = f"save:{index}" if index is not None and f"save:{index}" in self.program.spans else target
             raise self.interp.fail(f"cannot write {full}: {reason}", span_id) from None
+
+
+def _leaves_through_a_link(out_dir: Path, full: str, folder: bool) -> str | None:
+    """Where a save path really leads when a symbolic link on the way takes it out of the output directory
+    (the path itself is checked to stay inside; a link already there is the only way out), else None.
+    A file's own name is not followed: the write replaces a link there rather than writing through it."""
+    import os
+
+    root = os.path.realpath(out_dir)
+    where = os.path.realpath(full if folder else os.path.dirname(full) or ".")
+    return None if os.path.commonpath([root, where]) == root else where

@@ -17,6 +17,18 @@ def _dims(*dims: Dim) -> str:
     return ",".join("?" if d is None else str(d) for d in dims)
 
 
+def box_pixels(coords, h: int, w: int) -> tuple[int, int, int, int]:
+    """A box's (x0, y0, x1, y1) in whole pixels of an h × w canvas, from (value, unit) pairs with unit "px"
+    or "%": each edge rounded on its own. The one rule for `check` and for the run's crop."""
+
+    def resolve(coord, extent: int) -> int:
+        value, unit = coord
+        return int(round(value / 100 * extent)) if unit == "%" else int(round(value))
+
+    x0, y0, x1, y1 = coords
+    return resolve(x0, w), resolve(y0, h), resolve(x1, w), resolve(y1, h)
+
+
 def same_dims(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> bool:
     """Sizes agree where both are known."""
     return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))

@@ -29,13 +29,10 @@ class Box:
     y1: tuple[float, str]
 
     def pixels(self, h: int, w: int) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) in pixels on an h × w canvas."""
+        """(x0, y0, x1, y1) in pixels on an h × w canvas (:func:`poelang.types.box_pixels`)."""
+        from poelang.types import box_pixels
 
-        def resolve(coord: tuple[float, str], extent: int) -> int:
-            value, unit = coord
-            return int(round(value / 100 * extent)) if unit == "%" else int(round(value))
-
-        return resolve(self.x0, w), resolve(self.y0, h), resolve(self.x1, w), resolve(self.y1, h)
+        return box_pixels((self.x0, self.y0, self.x1, self.y1), h, w)
 
 
 @dataclass(frozen=True)
@@ -163,6 +160,10 @@ def _open_image(ctx: Context, path: str, size, channels: int, keep_range: bool =
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # PIL's errors for broken or unknown files
         raise ValueError(f"cannot read {path}: {e}") from None
     tensor = torch.from_numpy(pixels)
+    bad = int((~torch.isfinite(tensor)).reshape(tensor.shape[0], tensor.shape[1], -1).any(-1).sum())
+    if bad:  # a float file (a depth sensor's holes): NaN would reach the experts and look like their failure
+        raise ValueError(f"cannot read {path}: {bad} of its pixels are NaN or infinite; an image, mask or depth map "
+                         "must be finite (fill the holes first)")
     return tensor if keep_range else tensor.clamp(0, 1)
 
 

@@ -26,6 +26,7 @@ that ``poelang check`` never pays for it.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Sequence
 
@@ -201,6 +202,20 @@ class GaussianFlow:
             terms = terms * p["sup"]
         return terms.sum(dim=1)
 
+    def restricted(self, keep):
+        """This expert's marginal on the coordinates where ``keep`` (0/1, its
+        event shape) is 1, as the same expert with that ``support``: exact for
+        a diagonal covariance, whose coordinates are independent. None for a
+        full covariance (the engine then keeps the mask as a weight)."""
+        if self._full:
+            return None
+        keep = _as64(keep).reshape(self.event_shape)
+        support = keep if self.support is None else keep * self.support
+        marginal = copy.copy(self)
+        marginal.support = support
+        marginal._p = _Cast(mu=self._mu, lam=self._lam, U=None, sup=support.reshape(-1))
+        return marginal
+
     def sample_x0(self, n: int, generator=None):
         """n exact draws of x0 (float64, CPU)."""
         eps = torch.randn(n, self.dim, dtype=torch.float64, generator=generator)
@@ -303,6 +318,7 @@ class MixtureFlow:
         v = (v * torch.ones_like(mu)).reshape(K, -1)
         if float(v.min()) <= 0:
             raise ValueError("mixture variances must be positive")
+        w = w / w.max()  # weights as large as 1e308 would sum to inf
         self.weights = w / w.sum()
         self.means = mu.reshape(K, -1)
         self.vars = v
@@ -450,6 +466,12 @@ class VelocityOnly:
 
     def velocity(self, x, sigma):
         return self._expert.velocity(x, sigma)
+
+    def restricted(self, keep):
+        """The inner expert's marginal (when it has one), still velocity-only."""
+        inner = getattr(self._expert, "restricted", None)
+        marginal = inner(keep) if inner is not None else None
+        return None if marginal is None else VelocityOnly(marginal)
 
     def __getattr__(self, name):  # name, event_shape, mean, covariance, ... for the closed forms
         if name in ("log_prob", "velocity_and_log_prob", "score"):

@@ -21,6 +21,9 @@ from poelang.values import Context, Quantity
 
 # --- typing rules ------------------------------------------------------------------------------------------------
 
+SCENE_EXTENT = 1e4  # m: a scene is meters across; far beyond, the renderer's depth range and float32 physics fail
+SCENE_SPEED = 1e3  # m/s: faster, an object leaves any scene within one frame
+
 
 def _scene_object(size_param: str | None):
     """The rule of sphere/cube/mesh: a positive size, a known colour, a mesh file the renderer reads."""
@@ -43,6 +46,12 @@ def _scene_object(size_param: str | None):
         name = bound.values.get("name")
         if isinstance(name, str) and not name:
             bound.error("an object's name is not empty", "name")
+        for vector, limit, unit in (("position", SCENE_EXTENT, "m"), ("velocity", SCENE_SPEED, "m/s")):
+            value = bound.values.get(vector)
+            numbers = [v for v in value if isinstance(v, (int, float))] if isinstance(value, (list, tuple)) else []
+            if any(abs(v) > limit for v in numbers):
+                bound.error(f"{vector} {max(abs(v) for v in numbers):g} {unit} is beyond the simulator's range "
+                            f"(at most {limit:g} {unit} per axis)", vector)
         return ObjectT()
 
     return rule
@@ -134,11 +143,25 @@ def camera(ctx: Context, position, lookat, fov):
 
 
 def simulate(ctx: Context, objects, camera, frames, fps, size):
-    return _scene().simulate(objects, camera, int(frames), float(fps), (int(size[0]), int(size[1])))
+    scene = _scene()
+    return _backend(lambda: scene.simulate(objects, camera, int(frames), float(fps), (int(size[0]), int(size[1]))))
 
 
 def render(ctx: Context, objects, camera, size):
-    return _scene().render(objects, camera, (int(size[0]), int(size[1])))
+    scene = _scene()
+    return _backend(lambda: scene.render(objects, camera, (int(size[0]), int(size[1]))))
+
+
+def _backend(work):
+    """Run genesis (and trimesh, qhull, the renderer under it): their own exception types for a scene they
+    cannot handle become a ValueError, which the run reports at the call, never a traceback."""
+    try:
+        return work()
+    except (ValueError, FileNotFoundError, ExpertUnavailable, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - a third-party backend's errors are many and undocumented
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(f"the simulator could not handle this scene ({type(e).__name__}: {first})") from None
 
 
 def object_mask(ctx: Context, sim, name):

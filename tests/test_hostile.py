@@ -7,6 +7,7 @@ need files, flags, a run, or a signal.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -338,25 +339,156 @@ def test_each_sample_draws_from_its_own_stream(tmp_path):
     assert torch.equal(alone.samples["a"].samples, a)  # a sample's draws do not depend on its neighbours
 
 
-def test_out_of_memory_halves_max_batch_once_then_names_the_expert(tmp_path, capsys, monkeypatch):
-    """An expert that (like an accelerator) cannot hold more than `limit` particles at once."""
-    from stdlib_experts.analytic import GaussianFlow
+def test_an_overflowing_exponent_is_blamed_at_its_factor_not_at_an_expert(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[5.0])^1e38 * gaussian(mean=[0.0]) with { levels = 3, particles = 2 }\n"
+                                       "save x to \"x.npy\"\n")
+    code, out, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert "p.poe:1:5: error: the exponent 1e+38 of 'gaussian#1' overflows float32 at level 0 (sigma=1.0000)" in err
+    assert "dtype = float64" in err
+    code, _, _ = run(["run", "-q", str(program), "-o", str(tmp_path / "o"), "--set", "dtype=float64"], capsys)
+    assert code == 0 and np.isfinite(np.load(tmp_path / "o" / "x.npy")).all()
 
-    limit = {"n": 4}
-    original = GaussianFlow._parts  # what velocity, score and log_prob all compute first
 
-    def bounded(self, x, sigma):
-        if x.shape[0] > limit["n"]:
-            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0]} particles")
-        return original(self, x, sigma)
+@pytest.mark.parametrize("where", ["program", "--set"])
+def test_a_divergence_points_at_the_setting_where_it_was_written(tmp_path, where):
+    """The engine's Divergence names a setting (tests/infer/test_divergence.py); the run points at it."""
+    from poelang import infer
+    from poelang.interpreter import Interpreter, _blamed_span
 
-    monkeypatch.setattr(GaussianFlow, "_parts", bounded)
-    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0, 0.0]) with { levels = 3, particles = 8, mcmc = none }\n")
-    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
-    assert code == 0 and err.count("ran out of memory") == 1 and "retrying with max_batch = 4" in err
-    limit["n"] = 1
-    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path)], capsys)
-    assert code == 1 and "not enough memory to sample 'x' at level 0 in 'gaussian#1' with max_batch = 4" in err
+    setting = "cond_lambda = 0.5, " if where == "program" else ""
+    source = f"a = gaussian(mean=[0.0])\nx ~ a * (gaussian(mean=[1.0]) given a) with {{ {setting}levels = 3 }}\n"
+    program = poelang.parse(source, "p.poe")
+    if where == "--set":
+        program = program.with_settings(cond_lambda=0.5)
+    divergence = infer.Divergence("the sampler diverged at level 2 (sigma=0.3333) after …", setting="cond_lambda")
+    key = _blamed_span("x", divergence, program.spans)
+    assert key == "x:cond_lambda"
+    rendered = Interpreter(program).fail(str(divergence), key).render()
+    assert ("p.poe:2:61" if where == "program" else "<--set cond_lambda>:1:15") in rendered, rendered
+    assert _blamed_span("x", infer.Divergence("…", setting="step_size"), program.spans) == "x"  # not written: the sample
+
+
+def test_fk_noise_and_cond_lambda_beyond_their_ranges_are_check_errors(tmp_path, capsys):
+    for setting, bound in (("fk_noise = 1e200", "must be ≤ 1e+06"), ("cond_lambda = 2", "must be ≤ 1")):
+        program = write(tmp_path, "p.poe", f"x ~ gaussian(mean=[0.0]) with {{ annealing = fk, {setting} }}\n")
+        code, _, err = run(["check", str(program)], capsys)
+        assert code == 1 and bound in err, err
+
+
+class MemoryBoundNet(torch.nn.Module):
+    """A tiny velocity network on a device that holds at most ``limit`` particles at once: above that, its
+    forward raises torch.OutOfMemoryError, the exception torch raises when CUDA (or the CPU allocator) runs out."""
+
+    def __init__(self, dim: int, limit: int, name: str) -> None:
+        super().__init__()
+        self.name, self.limit = name, limit
+        self.layer = torch.nn.Linear(dim + 1, dim)
+        torch.nn.init.zeros_(self.layer.weight)
+        torch.nn.init.zeros_(self.layer.bias)
+
+    def forward(self, x, sigma):
+        if x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {x.shape[0] * 2} MiB "
+                                         f"(GPU 0; {self.limit} particles fit)")
+        return self.layer(torch.cat([x, sigma[:, None].to(x.dtype)], dim=1))
+
+    def velocity(self, x, sigma):
+        return x + self.forward(x, sigma)  # N(0, I)'s velocity plus what the (untrained, zero) layer adds
+
+
+def load_memory_bound_net(args: dict, context):
+    return MemoryBoundNet(context.event_shape[0], int(args["limit"]), context.name)
+
+
+@pytest.fixture
+def memory_bound_net():
+    """`bounded(dim=…, limit=…)`: the network above as a plugin expert (registered the way entry points are)."""
+    from poelang.experts.registry import default_registry
+    from poelang.experts.spec import ExpertSpec, Param
+    from poelang.types import Domain
+
+    registry = default_registry()
+    registry.register(ExpertSpec(
+        "bounded", "generative", "a velocity network that runs out of memory above `limit` particles",
+        (Param("dim", "Int"), Param("limit", "Int")), loader=f"{__name__}:load_memory_bound_net",
+        domain=lambda bound: Domain("vector", (int(bound.values["dim"]),))))
+    yield
+    del registry.experts["bounded"]
+
+
+def test_out_of_memory_halves_max_batch_once_then_names_sample_level_and_expert(tmp_path, capsys, memory_bound_net):
+    source = ("x ~ bounded(dim=2, limit={limit}) with {{ levels = 3, particles = 8, mcmc = none }}\n"
+              'save x to "x.npy"\n')
+    program = write(tmp_path, "p.poe", source.format(limit=4))
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "halved")], capsys)
+    assert code == 0, err
+    assert err.count("ran out of memory") == 1  # said once, then retried at half the batch
+    assert "poelang: 'x' ran out of memory at level 0 in 'bounded#1'; retrying with max_batch = 4 " in err
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "direct"), "--set", "max_batch=4"], capsys)
+    assert code == 0 and "memory" not in err
+    assert np.array_equal(np.load(tmp_path / "halved" / "x.npy"), np.load(tmp_path / "direct" / "x.npy"))
+
+    program = write(tmp_path, "p.poe", source.format(limit=3))  # 8 → 4 → 2 particles at a time
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "quarter")], capsys)
+    assert code == 0 and err.count("ran out of memory") == 1
+    assert np.array_equal(np.load(tmp_path / "quarter" / "x.npy"), np.load(tmp_path / "direct" / "x.npy"))
+
+    program = write(tmp_path, "p.poe", source.format(limit=0))  # not even one particle fits
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "none")], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "none").exists()
+    assert ("p.poe:1:1: error: not enough memory to sample 'x' at level 0 in 'bounded#1', even one particle at a "
+            "time (max_batch = 1)") in err
+    assert err.count("ran out of memory") == 1
+
+
+# --- SIGKILL -------------------------------------------------------------------------------------
+
+_KILLED_WRITER = """
+import sys, time
+from poelang.outputs import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a file")
+    print(tmp, flush=True)
+    time.sleep(60)  # killed here, mid-write
+"""
+
+
+def test_a_sigkilled_writers_temp_file_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL cannot be caught: the killed writer's hidden temp file stays until the next write into the folder."""
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(out / "x.npy")], stdout=subprocess.PIPE,
+                              text=True, env=env)
+    temp = Path(writer.stdout.readline().strip())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert temp.exists() and temp.name.startswith(f".x.npy.poetmp{writer.pid}.")
+    os.utime(temp, (time.time() - 10, time.time() - 10))  # untouched for longer than STALE_AFTER
+    not_ours = [out / ".x.npy.3ycnr9dd.npy", out / "notes.poetmp.txt",  # another tool's temp names, a user's file
+                out / f".y.npy.poetmp{os.getpid()}.abcdefgh.npy"]  # a live writer's (this test process)
+    for path in not_ours:
+        path.write_text("keep me")
+        os.utime(path, (time.time() - 10, time.time() - 10))
+    program = write(tmp_path, "p.poe", 'x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\nsave x to "x.npy"\n')
+    done = subprocess.run([sys.executable, "-m", "poelang", "run", "-q", str(program), "-o", str(out)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not temp.exists()
+    assert all(path.read_text() == "keep me" for path in not_ours)
+    assert sorted(p.name for p in out.iterdir()) == sorted(["x.npy", "x.npy.json"] + [p.name for p in not_ours])
+
+
+def test_a_fresh_temp_file_of_a_gone_writer_is_left_for_a_moment(tmp_path):
+    """A writer on another machine sharing the folder has a pid this machine does not know: while it writes
+    (its file touched in the last STALE_AFTER seconds) the file is not removed."""
+    from poelang.outputs import is_stale_temp
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    temp = tmp_path / f".x.png.poetmp{int(gone.stdout)}.abcd_123.png"
+    temp.write_bytes(b"")
+    assert not is_stale_temp(temp)
+    assert is_stale_temp(temp, now=time.time() + 10)
 
 
 # --- Ctrl-C ------------------------------------------------------------------------------------
@@ -370,7 +502,8 @@ def test_ctrl_c_at_any_moment_says_interrupted_and_leaves_no_partial_file(tmp_pa
                     + "".join(f'save x to "x{i}.png"\n' for i in range(50)))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "poelang", "run", "-q", str(program), "-o", str(tmp_path / "o")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even when pytest runs in the background
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
@@ -381,3 +514,228 @@ def test_ctrl_c_at_any_moment_says_interrupted_and_leaves_no_partial_file(tmp_pa
     written = {Path(line.removeprefix("wrote ")).name for line in out.splitlines()}
     on_disk = {p.name for p in (tmp_path / "o").glob("*")} if (tmp_path / "o").exists() else set()
     assert on_disk == written  # every file said, nothing half-written or hidden left behind
+
+
+# --- A second round of hostile inputs (not in the issue's appendix) ----------------------------
+
+def test_a_device_name_with_a_space_is_a_diagnostic_not_a_traceback(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program), "--device", "cpu "], capsys)
+    assert code == 1 and "Traceback" not in err and "unknown device 'cpu '" in err
+
+
+def test_set_with_a_dot_but_no_sample_name_is_an_error(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program), "--set", ".levels=3"], capsys)
+    assert code == 1 and "--set .levels: a sample's name goes before the dot (x.levels)" in err
+
+
+def test_mixture_weights_near_the_float_limit_are_normalised_without_overflow(tmp_path):
+    from poelang import infer
+    from stdlib_experts.analytic import MixtureFlow
+
+    huge = MixtureFlow([1e308, 1e308], [[0.0], [1.0]])
+    assert torch.allclose(huge.weights, torch.tensor([0.5, 0.5], dtype=huge.weights.dtype))
+    result = infer.sample(infer.Problem(shape=(1,), factors=[infer.Factor(huge)]),
+                          infer.Settings(levels=2, particles=4, keep_trace=False))
+    assert bool(torch.isfinite(result.samples).all())
+
+
+def test_a_box_the_check_accepts_has_the_size_the_run_crops(tmp_path):
+    """box(5%, 0%, 45%, 100%) of 8 px: the run rounds each edge (0.4 → 0, 3.6 → 4), so the expert is 4 wide."""
+    source = "x ~ gaussian(mean=0.0, size=(8, 8)) * gaussian(mean=1.0, size=(8, 4))[box(5%, 0%, 45%, 100%)] " \
+             "with { levels = 2, particles = 2 }\n"
+    result = poelang.parse(source).run()
+    assert tuple(result.samples["x"].samples.shape[-2:]) == (8, 8)
+
+
+def test_an_undecodable_program_name_does_not_break_the_trace(tmp_path, capsys):
+    name = tmp_path / "p\udcff.poe"  # a file name with the byte 0xff, as Python carries it
+    name.write_text("x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\nsave trace(x) to \"t\"\n")
+    code, _, err = run(["run", "-q", str(name), "-o", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "o" / "t" / "trace.json").read_text())["sample"] == "x"
+    assert "p?.poe" in (tmp_path / "o" / "t" / "trace.html").read_text(encoding="utf-8")
+
+
+def test_a_symbolic_link_in_the_output_directory_does_not_lead_saves_out(tmp_path, capsys):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir(), elsewhere.mkdir()
+    (out / "link").symlink_to(elsewhere)
+    (out / "y.npy").symlink_to(elsewhere / "target.npy")  # a link as the file's own name is replaced, not followed
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n"
+                                       'save x to "y.npy"\nsave x to "link/x.npy"\n')
+    code, _, err = run(["run", "-q", str(program), "-o", str(out)], capsys)
+    assert code == 1 and "p.poe:3:1: error: cannot write" in err and "a symbolic link leads it out" in err
+    assert list(elsewhere.iterdir()) == [] and not (out / "y.npy").is_symlink()
+    code, _, err = run(["run", "-q", str(program), "-o", str(out), "--allow-outside"], capsys)
+    assert code == 0 and (elsewhere / "x.npy").exists()
+
+
+def test_sweep_options_and_tables_that_used_to_crash_or_pass(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "param n = 2\nx ~ gaussian(mean=[0.0]) with { levels = n, particles = 2 }\n")
+    table = write(tmp_path, "t.csv", "n\n2\n")
+    write(tmp_path, "file", "not a folder")
+    code, _, err = run(["sweep", str(program), str(table), "-o", str(tmp_path / "file")], capsys)
+    said = " ".join(line.strip("│ ") for line in err.splitlines())
+    assert code == 2 and "Traceback" not in err and "is a file; give a folder" in said
+    code, _, err = run(["sweep", str(program), str(table), "-o", str(tmp_path / "o"), "--devices", "cpu,cuda:7"], capsys)
+    said = " ".join(line.strip("│ ") for line in err.splitlines())
+    assert code == 2 and "internal error" not in err and "cuda:7: no CUDA device" in said and not (tmp_path / "o").exists()
+    twice = write(tmp_path, "t.jsonl", '{"n": 2, "n": 3}\n')
+    code, _, err = run(["sweep", str(program), str(twice), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "t.jsonl:1:10: error: not a JSON object: key 'n' appears twice" in err
+
+
+@pytest.mark.parametrize("loader", ["load_depth", "load_mask", "load_image"])
+def test_a_float_input_with_nan_or_inf_pixels_is_refused_at_its_call(tmp_path, capsys, loader):
+    """A depth sensor's holes (NaN) used to reach the experts, and the run blamed an expert or the inversion."""
+    from PIL import Image
+
+    values = np.ones((8, 8), dtype=np.float32)
+    values[2, 3], values[4, 4] = np.nan, np.inf
+    Image.fromarray(values).save(tmp_path / "holes.tiff")
+    use = {"load_depth": 'd = load_depth("holes.tiff")\nsave d to "d.png"\n',
+           "load_mask": 'm = load_mask("holes.tiff")\nx ~ gaussian(mean=0.0, size=(8, 8))[m] * gaussian(mean=0.0, size=(8, 8))\n',
+           "load_image": 'img = load_image("holes.tiff")\nx ~ gaussian(mean=0.0, size=(8, 8)) with { init = inversion, invert = img }\n'}
+    program = write(tmp_path, "p.poe", use[loader])
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert "error: cannot read holes.tiff: 2 of its pixels are NaN or infinite" in err and "expert" not in err
+
+
+def test_an_init_or_inversion_tensor_with_nan_is_a_settings_error():
+    from poelang import infer
+    from stdlib_experts.analytic import GaussianFlow
+
+    problem = infer.Problem(shape=(2,), factors=[infer.Factor(GaussianFlow(torch.zeros(2)))])
+    bad = torch.tensor([0.0, float("nan")])
+    with pytest.raises(infer.SettingsError, match="the init tensor holds NaN or infinite values"):
+        infer.sample(problem, infer.Settings(levels=2, particles=2, init=bad))
+    with pytest.raises(infer.SettingsError, match="the canvas to invert holds NaN or infinite values"):
+        infer.sample(problem, infer.Settings(levels=2, particles=2, init="inversion", invert=bad))
+
+
+def test_python_values_a_program_cannot_hold_are_python_errors_that_say_so(tmp_path):
+    program = poelang.parse("param n = 2.0\nx ~ gaussian(mean=[n]) with { levels = 2, particles = 2 }\n")
+    with pytest.raises(ValueError, match="nan is not a number a program can hold"):
+        program.run(particles=float("nan"))  # was: setting 'particles': expected an integer, got 'nan'
+    with pytest.raises(ValueError, match="inf is not a number"):
+        program.run(params={"n": float("inf")})  # was: undefined name 'inf'
+    with pytest.raises(TypeError, match="not Tensor"):
+        program.run(schedule=torch.tensor([1.0, 0.0]))  # was: unknown function or expert 'tensor'
+    with pytest.raises(TypeError, match="poelang.parse takes a program's text"):
+        poelang.parse(3)  # was: AttributeError deep in the parser
+    with pytest.raises(ValueError, match="nan is not a number"):
+        poelang.sweep(write(tmp_path, "p.poe", "param n = 2.0\n"), [{"n": float("nan")}], tmp_path / "o")
+    with pytest.raises(TypeError, match="row 1 is a str"):
+        poelang.sweep(tmp_path / "p.poe", ["n=3"], tmp_path / "o")
+    with pytest.raises(poelang.PoeError, match="setting 'seed': expected an integer, got 1.5"):
+        program.run(seed=1.5)  # was truncated to 1 silently
+    import numpy
+
+    assert program.run(levels=numpy.int64(2), device=torch.device("cpu")).samples["x"].samples.shape == (1, 1)
+
+
+def test_fmt_writes_through_a_symbolic_link_and_keeps_the_files_mode(tmp_path, capsys):
+    """fmt used to replace a link with a formatted copy (the real program unformatted, the link gone) and to
+    reset a 0640 program to 0644."""
+    real = write(tmp_path, "real.poe", "x ~ gaussian(mean=[0.0])   with {levels=2}\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.poe"
+    link.symlink_to(real)
+    code, _, err = run(["fmt", str(link)], capsys)
+    assert code == 0, err
+    assert link.is_symlink() and real.read_text() == "x ~ gaussian(mean=[0.0]) with {\n    levels = 2\n}\n"
+    assert real.stat().st_mode & 0o777 == 0o640
+
+
+def test_meshes_and_scene_values_the_simulator_cannot_take(tmp_path, capsys):
+    """A one-triangle mesh used to end in qhull's traceback inside genesis; 1e30 m/s in the renderer's
+    'zfar must be >0 and >znear'."""
+    pytest.importorskip("trimesh")
+    write(tmp_path, "flat.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    write(tmp_path, "far.obj", "v 1e30 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n")
+    for mesh, message in (("flat.obj", "it is flat (its vertices lie in one plane)"),
+                          ("far.obj", "a vertex lies 1e+30 m from the origin")):
+        program = write(tmp_path, "p.poe", f'm = mesh("{mesh}")\nr = render([m], camera=camera())\nsave r.rgb to "r.png"\n')
+        code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o")], capsys)
+        assert code == 1 and "Traceback" not in err and message in err, err
+    program = write(tmp_path, "p.poe", "b = sphere(velocity=(1e30, 0.0, 0.0))\nr = render([b], camera=camera())\n"
+                                       'save r.rgb to "r.png"\n')
+    code, _, err = run(["check", str(program)], capsys)
+    assert code == 1 and "velocity 1e+30 m/s is beyond the simulator's range" in err
+
+
+def test_a_simulator_backend_error_becomes_a_value_error():
+    from stdlib_experts.scene_builtins import _backend
+
+    class QhullError(RuntimeError):  # the kind of exception genesis lets through from its libraries
+        pass
+
+    def fails():
+        raise QhullError("QH6214 qhull input error: not enough points\nWhile executing: | qhull i QJ")
+
+    with pytest.raises(ValueError, match=r"the simulator could not handle this scene \(QhullError: QH6214 .*points\)$"):
+        _backend(fails)
+
+
+def test_a_setting_given_twice_on_the_command_line_is_a_usage_error(tmp_path, capsys):
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { levels = 2, particles = 2 }\n")
+    code, _, err = run(["run", "-q", str(program), "--set", "levels=2", "--set", "levels=3"], capsys)
+    assert code == 2 and "levels is set twice (2 and 3)" in " ".join(line.strip("│ ") for line in err.splitlines())
+
+
+def test_fmt_says_a_missing_file_as_run_and_check_say_it(tmp_path, capsys):
+    missing = str(tmp_path / "nope.poe")
+    said = [run([command, missing], capsys)[2].strip() for command in ("fmt", "check")]
+    assert said[0] == said[1] == f"{missing}: error: cannot read file: No such file or directory"
+
+
+class CubicNet(torch.nn.Module):
+    """A velocity network that is linear near the data and cubic far out (a network outside its training range)."""
+
+    def __init__(self, dim: int, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.cubic = torch.nn.Parameter(torch.tensor(0.05), requires_grad=False)
+
+    def velocity(self, x, sigma):
+        d = x - 1.0
+        return d + self.cubic * d ** 3
+
+
+def load_cubic_net(args: dict, context):
+    return CubicNet(context.event_shape[0], context.name)
+
+
+@pytest.fixture
+def cubic_net():
+    from poelang.experts.registry import default_registry
+    from poelang.experts.spec import ExpertSpec, Param
+    from poelang.types import Domain
+
+    registry = default_registry()
+    registry.register(ExpertSpec(
+        "cubic", "generative", "a velocity network that grows like x³ far from its data", (Param("dim", "Int"),),
+        loader=f"{__name__}:load_cubic_net", domain=lambda bound: Domain("vector", (int(bound.values["dim"]),))))
+    yield
+    del registry.experts["cubic"]
+
+
+@pytest.mark.parametrize("where", ["program", "--set"])
+def test_a_runaway_conditional_update_stops_the_run_at_cond_lambda(tmp_path, capsys, cubic_net, where):
+    """End to end: the run's diagnostic names cond_lambda, the level and σ, and points where it was written."""
+    setting = "cond_lambda = 1, " if where == "program" else ""
+    program = write(tmp_path, "p.poe", "prior = gaussian(mean=[0.0, 0.0])\n"
+                    f"x ~ prior * (cubic(dim=2) given prior) with {{ {setting}cond_updates = 4, mcmc = none, "
+                    "levels = 6, particles = 8 }\nsave x to \"x.npy\"\n")
+    extra = ["--set", "cond_lambda=1"] if where == "--set" else []
+    code, _, err = run(["run", "-q", str(program), "-o", str(tmp_path / "o"), *extra], capsys)
+    assert code == 1 and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert re.search(r"error: the sampler diverged at level \d \(sigma=0\.\d{4}\) after the conditional updates "
+                     r"\(cond_lambda = 1\)", err), err
+    assert ("p.poe:2:" if where == "program" else "<--set cond_lambda>:1:15") in err
+    assert ("cond_lambda = 1, cond_updates" if where == "program" else "cond_lambda = 1\n") in err
+    code, _, _ = run(["run", "-q", str(program), "-o", str(tmp_path / "o"), "--set", "cond_lambda=0.001"], capsys)
+    assert code == 0 and np.isfinite(np.load(tmp_path / "o" / "x.npy")).all()

@@ -545,7 +545,7 @@ def test_run_gives_parameters_their_values(monkeypatch):
     monkeypatch.setattr(Program, "with_settings", spy)
     status, out = drive('param mean = 1.0', 'x ~ gaussian(mean=[mean, 0.0]) with { levels = 2 }',
                         ':run mean=2.5 particles=2')
-    assert seen["particles"] == 2
+    assert seen["typed"] == {"particles": "2"}  # settings as typed, read as --set reads them
     [override] = seen["params"]
     assert (override.name, override.text) == ("mean", "2.5")
     assert "x: Tensor 1×2" in out
@@ -556,3 +556,17 @@ def test_run_reports_a_parameter_of_the_wrong_type():
                         ':run mean=true')
     assert "<:run mean>:1:6: error: parameter 'mean' takes a number (its default is 1), got true" in out
     assert "Traceback" not in out
+
+
+def test_run_reads_settings_as_set_does_and_load_takes_programs_only(tmp_path):
+    """`:run particles=1e999` used to say "got 'inf'" (read as a Python float, written back as a name);
+    `:load` of any text file echoed its lines, and of a FIFO blocked."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.poe")
+    status, out = drive('x ~ gaussian(mean=[0.0]) with { levels = 2 }', ":run particles=1e999",
+                        ":load /etc/passwd", f":load {tmp_path / 'pipe.poe'}")
+    assert status == 0
+    assert "number 1e999 is too large" in out and "'inf'" not in out
+    assert "cannot read /etc/passwd: only .poe programs can be loaded" in out and "/bin/bash" not in out
+    assert "pipe.poe: not a regular file" in out

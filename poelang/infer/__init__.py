@@ -11,27 +11,33 @@ Language-independent: it takes torch objects (experts that duck-type
 Modules: ``flow`` (velocity/score/x0 conversions), ``schedules``,
 ``product`` (composition of experts), ``kernels`` (Euler, Langevin, MALA,
 HMC), ``conditional`` (Eq. 7), ``rewards``, ``resampling``, ``numerics``
-(logsumexp, ESS), ``state`` (the particle container), ``smc`` (the loop),
-``result``, ``inversion`` (flow-ODE inversion of an input, for
+(logsumexp, ESS), ``state`` (the particle container and the sampler's state
+between levels), ``plan`` (what a run really is), ``smc`` (the level recipe
+and the driver), ``steps`` and ``weighting`` (the steps of a level),
+``start`` (level 0's particles), ``window`` (the joint path: one window, the
+whole canvas), ``result``, ``inversion`` (flow-ODE inversion of an input, for
 ``init='inversion'``), ``autoregressive`` (``path='autoregressive'``: a video
-chunk by chunk, paper App. C).
+chunk by chunk, paper App. C, as windows given to the same driver).
 """
 import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the names as type checkers see them; at run time they load on first use
-    from .errors import SamplerError, SettingsError, StopSampling
+    from .errors import Divergence, SamplerError, SettingsError, StopSampling
     from .protocol import Factor, GenerativeExpert, Problem, RewardExpert, RewardFactor
     from .result import LevelInfo, Result
     from .settings import Settings
+    from .plan import Plan, resolve_plan
     from .smc import Sampler, sample
+    from .state import ParticleState, SamplerState
 
 # Names load on first use (PEP 562), so that `poelang check` can validate
 # settings (:mod:`.settings` imports no torch) without importing the engine.
 _EXPORTS = {
-    "AutoregressiveSampler": ("autoregressive", "AutoregressiveSampler"),
+    "FramePath": ("autoregressive", "FramePath"),
     "WindowField": ("autoregressive", "WindowField"),
     "chunk_frames": ("autoregressive", "chunk_frames"),
+    "Divergence": ("errors", "Divergence"),
     "SamplerError": ("errors", "SamplerError"),
     "SettingsError": ("errors", "SettingsError"),
     "StopSampling": ("errors", "StopSampling"),
@@ -40,6 +46,7 @@ _EXPORTS = {
     "velocity_from_score": ("flow", "velocity_from_score"),
     "x0_from_velocity": ("flow", "x0_from_velocity"),
     "invert": ("inversion", "invert"),
+    "reporting_inversion_steps": ("inversion", "reporting_steps"),
     "effective_sample_size": ("numerics", "effective_sample_size"),
     "logsumexp": ("numerics", "logsumexp"),
     "normalized_weights": ("numerics", "normalized_weights"),
@@ -58,11 +65,12 @@ _EXPORTS = {
     "Result": ("result", "Result"),
     "make_schedule": ("schedules", "make_schedule"),
     "Settings": ("settings", "Settings"),
-    "Plan": ("smc", "Plan"),
+    "Plan": ("plan", "Plan"),
     "Sampler": ("smc", "Sampler"),
-    "resolve_plan": ("smc", "resolve_plan"),
+    "resolve_plan": ("plan", "resolve_plan"),
     "sample": ("smc", "sample"),
     "ParticleState": ("state", "ParticleState"),
+    "SamplerState": ("state", "SamplerState"),
 }
 
 
@@ -83,9 +91,10 @@ def __dir__():
 
 
 __all__ = [
-    "AutoregressiveSampler",
+    "Divergence",
     "Factor",
     "FieldValues",
+    "FramePath",
     "GenerativeExpert",
     "LevelInfo",
     "ParticleState",
@@ -98,6 +107,7 @@ __all__ = [
     "RewardFactor",
     "SamplerError",
     "Sampler",
+    "SamplerState",
     "Settings",
     "SettingsError",
     "WindowField",
@@ -110,6 +120,7 @@ __all__ = [
     "make_schedule",
     "normalized_weights",
     "register_resampler",
+    "reporting_inversion_steps",
     "resample",
     "resolve_plan",
     "sample",

@@ -14,16 +14,18 @@ through ``chunk_velocity(x, sigma, context)``; any other expert must be
 separable over frames (the simulator's Gaussian, diagonal analytic experts),
 so that its conditional is its own marginal on the chunk's frames.
 
-Each chunk runs the joint path's levels unchanged (:class:`Sampler.level`:
-Euler or AIS transition, MCMC, Eq. 7, simulator updates, reweighting,
-resampling), with the particle's earlier frames carried in
-``ParticleState.context`` so that resampling moves them with the chunk. The
-weights carry over from chunk to chunk and the next chunk's level 0 resamples
-on them.
+This module gives the sampler windows, nothing else: :class:`FramePath` is
+the sequence of chunks, each a :class:`Chunk` (the chunk's
+:class:`WindowField`, bound to the frames before it), and the one driver,
+:class:`~.smc.Sampler`, runs the joint path's levels unchanged on each
+(transition, MCMC, Eq. 7, simulator updates, reweighting, resampling), with
+the particle's earlier frames carried in ``ParticleState.context`` so that
+resampling moves them with the chunk. The weights carry over from chunk to
+chunk and the next chunk's level 0 resamples on them.
 
 With ``init='inversion'`` a chunk starts from the inversion of the input
 video's frames [a, b) along the chunk's field, bound to each particle's own
-earlier frames (:meth:`AutoregressiveSampler.inverted`).
+earlier frames (:meth:`Chunk.invert`).
 
 Why it is exact on analytic experts. By the chain rule the target is
 prod_k gamma_0(x_k | x_<k) (times the rewards). On the 'ais' path a chunk
@@ -41,18 +43,15 @@ log density in play.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 
 from .errors import SamplerError, SettingsError
-from .inversion import invert
+from .inversion import invert, inversion_input
 from .product import ProductField
 from .protocol import Factor, Problem, is_framewise
-from .result import Result
 from .settings import Settings
-from .smc import Callback, Sampler
 from .state import ParticleState
 
 Tensor = torch.Tensor
@@ -181,11 +180,61 @@ def _frames_of(v, a: int, b: int, shape) -> Tensor:
     return v[:, a:b]
 
 
-class AutoregressiveSampler(Sampler):
-    """``path='autoregressive'``: the levels of :class:`Sampler`, once per chunk."""
+class Chunk:
+    """A window of the autoregressive path: frames [a, b) of the video, given
+    the frames before them (each particle's own, carried in
+    ``ParticleState.context``); see :mod:`.window` for what a window tells the
+    sampler."""
 
-    def __init__(self, problem: Problem, settings: Settings, device: str | torch.device = "cpu") -> None:
-        problem.validate()
+    skips_equal_weights = True  # equal weights (a chunk before the rewards, on 'flow'): nothing to select
+
+    def __init__(self, index: int, field: WindowField, canvas_shape: tuple, last: bool) -> None:
+        self.index, self.field, self.last = index, field, last
+        self.frames = field.frames
+        self.canvas_shape = canvas_shape
+        self.shape = field.shape
+
+    @property
+    def context(self) -> Tensor:
+        return self.field.context
+
+    def label(self, n: int, sigma: float) -> str:
+        a, b = self.frames
+        return f"frames {a}-{b - 1}, level {n} (sigma={sigma:.4f})"
+
+    def canvas(self, x: Tensor, context: Tensor) -> Tensor:
+        """The whole video: the particle's earlier frames, the chunk, zeros after."""
+        after = x.new_zeros((x.shape[0], self.canvas_shape[0] - self.frames[1]) + tuple(x.shape[2:]))
+        return torch.cat([context.to(x.dtype), x, after], dim=1)
+
+    def bind(self, particles: ParticleState) -> None:
+        self.field.bind(particles.context)  # the earlier frames moved with their particles
+
+    def invert(self, settings: Settings, sigmas: Tensor, L: int) -> Tensor:
+        """init = inversion: the chunk's frames of ``settings.invert`` (a whole video, one for all particles or
+        one each) inverted along the chunk's field, which is bound to each particle's own earlier frames. The
+        chunk's conditional flow given those frames is the one its levels descend, so where nothing else
+        moves the particles (and the earlier frames came back as the input's) the video is the input again."""
+        field = self.field
+        data = inversion_input(settings.invert, L, self.canvas_shape, "video", field.device, field.dtype)
+        a, b = self.frames
+        if a == 0 and data.shape[0] == 1:  # no earlier frames and one input: one inversion serves every particle
+            context = field.context
+            field.bind(context[:1])
+            try:
+                x = invert(field, data[:, a:b], sigmas, settings.invert_iters)
+            finally:
+                field.bind(context)
+            return x.expand((L,) + self.shape).clone()
+        chunk = data[:, a:b].expand((L,) + self.shape).contiguous()
+        return invert(field, chunk, sigmas, settings.invert_iters)
+
+
+class FramePath:
+    """``path='autoregressive'``: the video's chunks of frames in order, each a
+    window annealed by the same sampler (:class:`~.smc.Sampler`)."""
+
+    def __init__(self, problem: Problem, settings: Settings, device: torch.device, dtype: torch.dtype) -> None:
         canvas = tuple(problem.shape)
         if len(canvas) < 2:
             raise SettingsError(
@@ -202,37 +251,47 @@ class AutoregressiveSampler(Sampler):
                     f"expert '{f.name}' is restricted to part of the frame axis ({region[0]}); on "
                     f"path='autoregressive' regions may restrict a frame's dims only"
                 )
+        self.problem, self.settings, self.device, self.dtype = problem, settings, device, dtype
         self.canvas_shape = canvas
         self.chunks = chunk_frames(frames, settings.chunk)
+        self.windows = len(self.chunks)
         self.framewise = [is_framewise(f.expert) for f in problem.factors]
-        self.k = 0
-        super().__init__(problem, settings, device)
-        self.plan.chunks = [list(c) for c in self.chunks]
-        self.plan.exact += "; autoregressive path: chunk by chunk, the chunk weights multiplied over chunks"
-        self._check_separable()
+        self.counts: Optional[dict] = None  # one tally of expert calls for the whole run
 
-    # -- the chunk's field ----------------------------------------------------
-    def make_field(self) -> ProductField:
-        return self.window(self.k)
+    def window(self, k: int, previous: Optional[ParticleState]) -> Chunk:
+        """Chunk k, bound to the frames before it: those of ``previous`` (the
+        particles at the end of chunk k - 1), or none."""
+        s = self.settings
+        field_ = WindowField(self.problem.factors, self.canvas_shape, self.chunks[k], self.framewise,
+                             device=self.device, dtype=self.dtype, max_batch=s.max_batch, sigma_min=s.sigma_min)
+        if self.counts is None:
+            self.counts = field_.counts
+        field_.counts = self.counts
+        field_.bind(self.frames_so_far(previous))
+        return Chunk(k, field_, self.canvas_shape, last=k == self.windows - 1)
 
-    def window(self, k: int) -> WindowField:
-        a, b = self.chunks[k]
-        self.shape = (b - a,) + self.canvas_shape[1:]
-        field_ = WindowField(
-            self.problem.factors,
-            self.canvas_shape,
-            (a, b),
-            self.framewise,
-            device=self.device,
-            dtype=self.dtype,
-            max_batch=self.settings.max_batch,
-            sigma_min=self.settings.sigma_min,
-        )
-        if k > 0:
-            field_.counts = self.field.counts  # one tally for the whole run
-        return field_
+    def frames_so_far(self, particles: Optional[ParticleState]) -> Tensor:
+        """[L, a, ...]: the earlier frames and the chunk of each particle (none before the first chunk)."""
+        if particles is None:
+            empty = (self.settings.particles, 0) + self.canvas_shape[1:]
+            return torch.zeros(empty, dtype=self.dtype, device=self.device)
+        return torch.cat([particles.context, particles.x], dim=1)
 
-    def _check_separable(self) -> None:
+    def whole(self, particles: ParticleState) -> ParticleState:
+        """The videos sampled so far (all of them, unless a callback stopped the run)."""
+        return particles.moved(self.frames_so_far(particles)).with_(context=None)
+
+    def complete(self, plan, first: Chunk) -> None:
+        plan.chunks = [list(c) for c in self.chunks]
+        plan.exact += "; autoregressive path: chunk by chunk, the chunk weights multiplied over chunks"
+        self._check_separable(first.field.regions)
+
+    def evidence_known(self, plan) -> bool:
+        """Separable experts are evaluated with zeros outside the chunk: their log
+        density is off by a constant, which the evidence would include."""
+        return all(self.framewise) or plan.annealing not in ("ais", "fk")
+
+    def _check_separable(self, regions: List[tuple]) -> None:
         """Refuse a joint (non-frame-wise, non-separable) expert: its velocity on a
         chunk would depend on frames that are not there. Experts may declare
         ``frame_separable``; the others are probed once, on random canvases, at
@@ -251,7 +310,7 @@ class AutoregressiveSampler(Sampler):
                 if not declared:
                     raise SettingsError(_not_separable(f.name, "it says frame_separable = False"))
                 continue
-            idx = self.field.regions[i]
+            idx = regions[i]
             whole = torch.randn((1,) + self.canvas_shape, generator=gen, dtype=torch.float64)
             whole = (whole if idx == (Ellipsis,) else whole[(slice(None),) + idx]).to(self.device, self.dtype)
             sigma = torch.full((1,), 0.5, dtype=self.dtype, device=self.device)
@@ -265,100 +324,6 @@ class AutoregressiveSampler(Sampler):
                     if not torch.allclose(moved[:, j], base[:, j], rtol=1e-4, atol=1e-5 * scale):
                         raise SettingsError(_not_separable(
                             f.name, f"its velocity at frame {j} changed when the other frames did"))
-
-    # -- hooks of Sampler -----------------------------------------------------
-    @property
-    def last_chunk(self) -> bool:
-        return self.k == len(self.chunks) - 1
-
-    def _canvas(self, x: Tensor) -> Tensor:
-        """The whole video: the particle's earlier frames, the chunk, zeros after."""
-        context = self.field.context
-        b, f = self.chunks[self.k][1], self.canvas_shape[0]
-        after = x.new_zeros((x.shape[0], f - b) + tuple(x.shape[2:]))
-        return torch.cat([context.to(x.dtype), x, after], dim=1)
-
-    def _score(self, x0: Tensor, where: str) -> Tensor:
-        """The rewards score whole videos: they enter in the last chunk (zero before)."""
-        if not self.last_chunk:
-            return torch.zeros(x0.shape[0], len(self.rewards), dtype=torch.float64, device=x0.device)
-        return super()._score(x0, where)
-
-    def _where(self, n: int, sigma: float) -> str:
-        a, b = self.chunks[self.k]
-        return f"frames {a}-{b - 1}, level {n} (sigma={sigma:.4f})"
-
-    def _level_index(self, n: int) -> int:
-        return self.k * (self.T + 1) + n
-
-    def _frames(self):
-        return tuple(self.chunks[self.k])
-
-    def maybe_resample(self, state: ParticleState, n: int):
-        if bool((state.log_weights == state.log_weights[0]).all()):
-            # equal weights (a chunk before the rewards, on the 'flow' path): nothing to select
-            return state.with_(ancestors=torch.arange(state.size)), float(state.size), False
-        state, ess, resampled = super().maybe_resample(state, n)
-        if resampled:
-            self.field.bind(state.context)  # the earlier frames moved with their particles
-        return state, ess, resampled
-
-    def initial_state(self) -> ParticleState:
-        return super().initial_state().with_(context=self.field.context)
-
-    def inverted(self, L: int) -> Tensor:
-        """init = inversion: the chunk's frames of ``settings.invert`` (a whole video, one for all particles or
-        one each) inverted along the chunk's field, which is bound to each particle's own earlier frames. The
-        chunk's conditional flow given those frames is the one its levels descend, so where nothing else
-        moves the particles (and the earlier frames came back as the input's) the video is the input again."""
-        data = self.inversion_input(L, self.canvas_shape, "video")
-        a, b = self.chunks[self.k]
-        if a == 0 and data.shape[0] == 1:  # no earlier frames and one input: one inversion serves every particle
-            context = self.field.context
-            self.field.bind(context[:1])
-            try:
-                x = invert(self.field, data[:, a:b], self.sigmas, self.settings.invert_iters)
-            finally:
-                self.field.bind(context)
-            return x.expand((L,) + self.shape).clone()
-        chunk = data[:, a:b].expand((L,) + self.shape).contiguous()
-        return invert(self.field, chunk, self.sigmas, self.settings.invert_iters)
-
-    # -- the loop ---------------------------------------------------------------
-    def run(self, callback: Optional[Callback] = None) -> Result:
-        """For each chunk: noise (or the inversion), level 0, T levels; then append it to the context."""
-        L = self.settings.particles
-        context = torch.zeros((L, 0) + self.canvas_shape[1:], dtype=self.dtype, device=self.device)
-        carried = None
-        state = None
-        for k in range(len(self.chunks)):
-            self.k = k
-            if k > 0:
-                self.field = self.window(k)
-            self.field.bind(context)
-            self.temper = 1.0
-            state = self.initial_state()
-            if carried is not None:
-                state = state.with_(log_weights=state.log_weights + carried)
-            sigma0 = float(self.sigmas[0])
-            where = self.field.where = self._where(0, sigma0)
-            state = self.reweight(state, sigma0, final=self.T == 0 and self.last_chunk, where=where)
-            weighted, x0 = state, self._x0_hat(state, sigma0)
-            state, ess, resampled = self.maybe_resample(state, 0)
-            self.record(0, sigma0, weighted, x0, ess, resampled, state.ancestors, None, callback)
-            for n in range(1, self.T + 1):
-                if self.stopped_at is not None:
-                    break
-                state = self.level(state, n, callback)
-            context = torch.cat([state.context, state.x], dim=1)
-            if self.stopped_at is not None:  # the frames sampled so far
-                break
-            carried = state.log_weights
-        video = state.moved(context).with_(context=None)
-        result = self.finish(video)
-        if not all(self.framewise) and self.plan.annealing in ("ais", "fk"):
-            result = replace(result, log_evidence=None)
-        return result
 
 
 def _whole_axis(s, frames: int) -> bool:

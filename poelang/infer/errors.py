@@ -20,6 +20,25 @@ class SettingsError(SamplerError, ValueError):
     """Settings that are invalid on their own or for the given problem."""
 
 
+class NonFiniteOutput(SamplerError):
+    """An expert returned NaN/inf. ``input_scale`` is the largest |x| among the particles it failed on
+    (inf when they were not finite): how the sampler tells an expert's fault from a runaway move's."""
+
+    def __init__(self, what: str, where: str, input_scale: float) -> None:
+        super().__init__(f"{what} at {where}")
+        self.what, self.where, self.input_scale = what, where, input_scale
+
+
+class Divergence(SamplerError):
+    """A setting that sizes a move (``setting``: the engine's name) sent the particles to NaN/inf, or so far
+    out that an expert failed there; or (``factor``: a factor's name) an exponent overflowed the product."""
+
+    def __init__(self, message: str, setting: str | None = None, factor: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.factor = factor
+
+
 class StopSampling(Exception):
     """Raised by a level callback (or signalled by it returning False) to end a run early.
 

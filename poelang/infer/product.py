@@ -19,16 +19,26 @@ identical results) and composes:
 m_i is the factor's soft mask times its region and its expert's support.
 Coordinates that no expert covers (A = 0) are an error at setup: nothing
 would define them.
+
+Masks are classified where they act: on the grid the expert sees (the
+canvas, or a codec's latent tokens after the interpreter pooled the mask).
+A mask that is exactly 0/1 there on an expert that can give its own
+marginal on the kept coordinates (``restricted``, e.g. a diagonal analytic
+Gaussian) is a region: the factor becomes that expert with the mask as its
+``support``, and the product has a log density and an exact score. Any
+other mask stays a weight on the field, which is then not the score of any
+product; :attr:`ProductField.mask_blockers` says why, naming the factor.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
 from . import flow
-from .errors import SamplerError
+from .divergence import check_overflow, largest
+from .errors import NonFiniteOutput, SamplerError
 from .protocol import Factor
 
 Tensor = torch.Tensor
@@ -65,6 +75,25 @@ def _chunks(n: int, max_batch: Optional[int]) -> List[slice]:
     return [slice(k, min(k + max_batch, n)) for k in range(0, n, max_batch)]
 
 
+def as_region(factor: Factor, crop: tuple) -> Tuple[Factor, Optional[str]]:
+    """A factor whose mask is exactly 0/1 on the expert's crop, with its expert's
+    marginal there (``restricted``) as the expert and the mask as its support;
+    else the factor as it is, and why its mask stays a weight (None: no mask)."""
+    if factor.mask is None:
+        return factor, None
+    on_grid = torch.as_tensor(factor.mask)[crop]  # what the expert's crop sees
+    soft = int(((on_grid != 0) & (on_grid != 1)).sum())
+    if soft:
+        return factor, (f"the mask on '{factor.name}' is soft ({soft} of its {on_grid.numel()} values on the "
+                        f"expert's grid lie strictly between 0 and 1)")
+    restrict = getattr(factor.expert, "restricted", None)
+    expert = restrict(on_grid) if restrict is not None else None
+    if expert is None:
+        return factor, (f"the mask on '{factor.name}' is 0/1 but the expert gives no marginal on it (its velocity "
+                        f"depends on the whole canvas; a box region crops it)")
+    return replace(factor, expert=expert, mask=None), None
+
+
 class ProductField:
     """Composes the factors of a problem; counts expert evaluations.
 
@@ -82,8 +111,10 @@ class ProductField:
         max_batch: Optional[int] = None,
         sigma_min: float = 1e-3,
     ) -> None:
-        self.factors = list(factors)
         self.shape = tuple(shape)
+        classified = [as_region(f, self._index(f.region)) for f in factors]
+        self.factors = [f for f, _ in classified]
+        self.mask_blockers = [why for _, why in classified if why]  # why a mask keeps the field from being a score
         self.device = torch.device(device)
         self.dtype = dtype
         self.max_batch = max_batch
@@ -125,7 +156,7 @@ class ProductField:
             )
         self.coverage = coverage  # A_c
         self.has_log_prob = all(self.factor_has_log_prob)
-        self.binary_weights = all(f.mask is None for f in self.factors)
+        self.binary_weights = all(f.mask is None for f in self.factors)  # no mask left as a weight
 
     # -- crops ---------------------------------------------------------------
     def _index(self, region) -> tuple:
@@ -200,24 +231,20 @@ class ProductField:
         v = parts[0] if len(parts) == 1 else torch.cat(parts)
         self.counts["velocity_grad" if grad else "velocity"] += xi.shape[0]
         self.counts["calls"] += xi.shape[0]
-        self._check_velocity(i, v)
+        self._check_velocity(i, v, xi)
         if not with_log_prob:
             return v
         if fused:
             lp = torch.cat(lps) if len(lps) > 1 else lps[0]
             self.counts["log_prob"] += xi.shape[0]
-            return v, self._check_log_prob(i, lp, xi.shape[0])
+            return v, self._check_log_prob(i, lp, xi)
         return v, self.expert_log_prob(i, xi, sigma)
 
-    def _check_velocity(self, i: int, v: Tensor) -> None:
-        bad = ~torch.isfinite(v.detach())
+    def _check_velocity(self, i: int, v: Tensor, xi: Tensor) -> None:
+        bad = ~torch.isfinite(v.detach()).reshape(v.shape[0], -1).all(dim=1)
         if bool(bad.any()):
-            rows = int(bad.reshape(v.shape[0], -1).any(dim=1).sum())
-            raise SamplerError(
-                f"expert '{self.names[i]}' returned NaN/inf velocity at {self.where} "
-                f"for {rows} of {v.shape[0]} particles"
-            )
-        return v
+            raise NonFiniteOutput(f"expert '{self.names[i]}' returned NaN/inf velocity for {int(bad.sum())} of "
+                                  f"{v.shape[0]} particles", self.where, largest(xi.detach()[bad]))
 
     def expert_log_prob(self, i: int, xi: Tensor, sigma: float) -> Tensor:
         parts = []
@@ -228,15 +255,18 @@ class ProductField:
         lp = parts[0] if len(parts) == 1 else torch.cat(parts)
         self.counts["log_prob"] += xi.shape[0]
         self.counts["calls"] += xi.shape[0]
-        return self._check_log_prob(i, lp, xi.shape[0])
+        return self._check_log_prob(i, lp, xi)
 
-    def _check_log_prob(self, i: int, lp: Tensor, n: int) -> Tensor:
+    def _check_log_prob(self, i: int, lp: Tensor, xi: Tensor) -> Tensor:
+        n = xi.shape[0]
         if tuple(lp.shape) != (n,):
             raise SamplerError(
                 f"expert '{self.names[i]}' returned log_prob of shape {tuple(lp.shape)}, expected ({n},)"
             )
-        if bool(torch.isnan(lp).any() | torch.isposinf(lp).any()):
-            raise SamplerError(f"expert '{self.names[i]}' returned NaN/+inf log_prob at {self.where}")
+        bad = torch.isnan(lp) | torch.isposinf(lp)
+        if bool(bad.any()):
+            raise NonFiniteOutput(f"expert '{self.names[i]}' returned NaN/+inf log_prob", self.where,
+                                  largest(xi.detach()[bad]))
         return lp
 
     # -- the composed field --------------------------------------------------
@@ -250,11 +280,13 @@ class ProductField:
         s_sum = torch.zeros_like(x) if score else None
         sq_sum = torch.zeros_like(x) if velocity_sq else None
         lp = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device) if log_density else None
+        zero = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)  # an expert's own zero density
         for i, f in enumerate(self.factors):
             xi = self.crop(i, x)
             if log_density:
                 vi, lpi = self.expert_velocity(i, xi, sigma, with_log_prob=True)
                 lp = lp + float(f.exponent) * lpi
+                zero |= torch.isneginf(lpi)
             else:
                 vi = self.expert_velocity(i, xi, sigma)
             self._accumulate(v_sum, i, vi)
@@ -262,13 +294,18 @@ class ProductField:
                 self._accumulate(s_sum, i, flow.score_from_velocity(xi, vi, sigma, self.sigma_min))
             if velocity_sq:
                 self._accumulate(sq_sum, i, vi * vi)
+        check_overflow(self, (v_sum, s_sum, sq_sum), lp, zero)
         return FieldValues(velocity=v_sum / self.coverage, score=s_sum, log_density=lp, velocity_sq=sq_sum)
 
     def log_density(self, x: Tensor, sigma: float) -> Tensor:
         """log gamma_sigma(x) = sum_i a_i log p_{i,sigma}(x_i) (no velocity call)."""
         lp = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        zero = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         for i, f in enumerate(self.factors):
-            lp = lp + float(f.exponent) * self.expert_log_prob(i, self.crop(i, x), sigma)
+            lpi = self.expert_log_prob(i, self.crop(i, x), sigma)
+            lp = lp + float(f.exponent) * lpi
+            zero |= torch.isneginf(lpi)
+        check_overflow(self, (), lp, zero)
         return lp
 
     def x0_hat(self, x: Tensor, velocity: Tensor, sigma: float) -> Tensor:

@@ -21,6 +21,13 @@ import torch at import time:
   it the expert has no opinion: its velocity and score are ignored there, the
   coordinates are not counted in the coverage, and ``log_prob`` must not
   depend on them.
+* ``restricted(keep) -> expert or None`` (optional): the expert's own
+  marginal on the coordinates where ``keep`` (0/1, its event shape) is 1, as
+  an expert with that ``support``. A factor whose mask is exactly 0/1 on the
+  expert's grid is then a region: sampled exactly like a box. Experts whose
+  coordinates are independent (diagonal analytic Gaussians) have it; a
+  network does not (its velocity at a pixel depends on the whole canvas), so
+  its mask stays a weight and the run is not exact.
 
 **Frame-wise (autoregressive) expert** -- optional, for ``path='autoregressive'``
 (paper App. C; e.g. FramePack). The canvas is a video whose first event dim
@@ -123,10 +130,11 @@ class Factor:
 
     region:  crop of the canvas event dims the expert sees (``x[:, *region]``);
              its velocity/score is zero-padded back to the canvas. None = all.
-    mask:    soft weight over the canvas (e.g. a blurred mask) multiplying the
-             expert's padded velocity and score. Must be None for the
-             log-density path (MALA/HMC/AIS); use ``region`` or the expert's
-             ``support`` there.
+    mask:    weight over the canvas (e.g. a blurred mask) multiplying the
+             expert's padded velocity and score. Exactly 0/1 on the expert's
+             crop, on an expert with ``restricted``, it is a region (the
+             expert's marginal there); any other mask keeps the run off the
+             exact paths (MALA/HMC/AIS refuse it, ``fk`` says not exact).
     parents: indices of the factors this one is conditioned on (paper Eq. 7).
     simulator: a simulator's expert (a Gaussian around simulated frames): the
              ``sim_updates`` setting takes gradient steps on these factors'

@@ -144,7 +144,10 @@ class Settings(BaseModel):
         None, gt=0, lt=1, description="acceptance the adaptation aims at (none: 0.574 MALA, 0.65 HMC)")
     hmc_leapfrog: int = setting(3, ge=1, le=1000, program="leapfrog", description="HMC leapfrog steps")
     cond_updates: int = setting(2, ge=0, le=1000, description="conditional-expert updates per level (paper Eq. 7)")
-    cond_lambda: float = setting(0.1, ge=0, description="step λ of the conditional updates")
+    cond_lambda: float = setting(
+        0.1, ge=0, le=1, description="step λ of the conditional updates, in the experts' units (x -= λ ∇|v_child - "
+                                     "v_parents|²): above 1 a step overshoots even for experts of unit scale, and "
+                                     "narrow experts need a smaller one")
     resample: Annotated[str, _registered(resampler_names)] = setting(
         "systematic", description="resampling scheme (a registered name); median: the paper's "
                                   "keep-the-top-half scheme, greedy only")
@@ -163,8 +166,8 @@ class Settings(BaseModel):
                             "alone (as L grows and levels get finer; mcmc auto = none); auto: ais when possible, "
                             "else flow")
     fk_noise: float = setting(
-        1.0, ge=0, description="annealing = fk: the SDE's noise η (0: the ODE along the velocity sum, weights only; "
-                               "1: the reverse SDE)")
+        1.0, ge=0, le=1e6, description="annealing = fk: the SDE's noise η (0: the ODE along the velocity sum, "
+                                       "weights only; 1: the reverse SDE; at most 1e6, far inside float64 for η²)")
     adaptive_temper: bool = setting(
         False, description="temper the reward weight by bisection on ESS (exact weighting); λ = 1 at the last level")
     init: Annotated[Any, AfterValidator(_init)] = setting(

@@ -1,4 +1,5 @@
-"""The particle system as ONE container (after BlackJAX's SMCState).
+"""The particle system as ONE container (after BlackJAX's SMCState), and the
+sampler's state between levels around it.
 
 Resampling must move everything that belongs to a particle together --
 its position, weight, last rewards, cached field values, ancestry -- or the
@@ -82,3 +83,58 @@ class ParticleState:
     def with_(self, **changes) -> "ParticleState":
         """A copy with some fields replaced."""
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SamplerState:
+    """Everything that changes from level to level, in one immutable value
+    (after BlackJAX's ``TemperedSMCState``); each step of a level returns a new one.
+
+    particles     the particle system after the step.
+    n             the level within the current window (0: the initial particles).
+    step_scale    the adapted factor on the MCMC step size (MALA/HMC).
+    temper        the rewards' tempering factor lambda (1 unless adaptive).
+    log_evidence  the sum of log mean weights at each resampling (exact weighting).
+
+    and what level n saw, for its record (:class:`~.result.LevelInfo`):
+
+    weighted      the particles as weighted, before this level's resampling.
+    ess           the effective sample size of ``weighted``.
+    resampled     whether the particles were resampled at this level.
+    accept        the mean MH acceptance of this level's moves, else None.
+    """
+
+    particles: ParticleState
+    n: int = 0
+    step_scale: float = 1.0
+    temper: float = 1.0
+    log_evidence: float = 0.0
+    weighted: Optional[ParticleState] = None
+    ess: float = 0.0
+    resampled: bool = False
+    accept: Optional[float] = None
+
+    def at(self, n: int) -> "SamplerState":
+        """The state entering level n: nothing seen there yet."""
+        return self.with_(n=n, weighted=None, ess=0.0, resampled=False, accept=None)
+
+    def next_window(self, particles: ParticleState) -> "SamplerState":
+        """Level 0 of the next window (the autoregressive path's next chunk):
+        new particles carrying these particles' weights, the step size and
+        the evidence so far; the rewards' tempering starts again at 1."""
+        carried = particles.with_(log_weights=particles.log_weights + self.particles.log_weights)
+        return SamplerState(carried, step_scale=self.step_scale, log_evidence=self.log_evidence)
+
+    def with_(self, **changes) -> "SamplerState":
+        """A copy with some fields replaced. (Every step makes one: copying the
+        fields costs a fraction of what ``dataclasses.replace``, which runs
+        ``__init__`` again, does.)"""
+        unknown = changes.keys() - _SAMPLER_FIELDS
+        if unknown:
+            raise TypeError(f"SamplerState has no field {', '.join(sorted(unknown))}")
+        new = object.__new__(SamplerState)
+        new.__dict__.update(self.__dict__, **changes)
+        return new
+
+
+_SAMPLER_FIELDS = frozenset(f.name for f in fields(SamplerState))

@@ -21,65 +21,29 @@ class Calls(LoweringState):
     """Calls: a part of :class:`poelang.lower.Lowerer`."""
 
     def bind(self, name: str, params: tuple[Param, ...], args: list[ast.Arg], span: Span) -> tuple[dict[str, Val], dict[str, Span], bool]:
-        """Match arguments to parameters; report unknown, duplicate, missing and ill-typed ones."""
+        """Match arguments to parameters; report unknown, duplicate, missing and ill-typed ones.
+
+        Returns the values bound by parameter name, where each was written, and whether every argument was fine.
+        """
         by_name = {p.name: p for p in params}
         bound: dict[str, Val] = {}
         spans: dict[str, Span] = {}
         ok = True
-        positional_done = False
+        after_named = False
         for i, arg in enumerate(args):
-            if arg.name is None:
-                if positional_done:
-                    self.diag.error("a positional argument cannot follow a named one", arg.span)
-                    ok = False
-                    continue
-                if i >= len(params):
-                    self.diag.error(f"{name}() takes at most {len(params)} positional argument{'s' * (len(params) != 1)}", arg.span)
-                    ok = False
-                    continue
-                param = params[i]
-            else:
-                positional_done = True
-                if arg.name == "trust_remote_code" and arg.name not in by_name:
-                    self.diag.error("a program cannot let a model run its own code: that is the decision of whoever "
-                                    "runs it (poelang run --trust-remote-code, Program.run(trust_remote_code=True))",
-                                    _name_span(arg))
-                    ok = False
-                    continue
-                if arg.name not in by_name:
-                    self.diag.error(f"{name}() has no argument '{arg.name}'{did_you_mean(arg.name, by_name)}", _name_span(arg))
-                    ok = False
-                    continue
-                param = by_name[arg.name]
-            if param.name in bound:
+            after_named |= arg.name is not None
+            param = self._parameter_for(name, params, by_name, arg, i, after_named)
+            if param is not None and param.name in bound:
                 self.diag.error(f"argument '{param.name}' of {name}() is given twice", _name_span(arg) if arg.name else arg.span)
+                param = None
+            if param is None:
                 ok = False
                 continue
             val = self.eval(arg.value)
-            if val.bad:
-                ok = False
-                continue
-            if not param.parsed.accepts(val.type, val.unit):
-                self.diag.error(f"argument '{param.name}' of {name}() expects {param.parsed.describe()}, got {_describe_val(val)}",
-                                arg.value.span)
-                ok = False
-                continue
-            if _is_size(param.type) and isinstance(val.literal, tuple) and not all(
-                    isinstance(v, (int, float)) and v > 0 and float(v).is_integer() for v in val.literal):
-                shown = "(" + ", ".join(_num(v) for v in val.literal) + ")"
-                self.diag.error(f"argument '{param.name}' of {name}() must be a size (h, w) in whole pixels above 0, got {shown}",
-                                arg.value.span)
-                ok = False
-                continue
-            if _is_size(param.type) and isinstance(val.literal, tuple) and any(v > MAX_SIDE for v in val.literal):
-                shown = "(" + ", ".join(_num(v) for v in val.literal) + ")"
-                self.diag.error(f"argument '{param.name}' of {name}() is {shown}: at most {MAX_SIDE} pixels per side",
-                                arg.value.span)
-                ok = False
-                continue
-            problem = _vector_problem(param.type, val)
+            problem = None if val.bad else _argument_problem(name, param, val)
             if problem:
-                self.diag.error(f"argument '{param.name}' of {name}(): {problem}", arg.value.span)
+                self.diag.error(problem, arg.value.span)
+            if val.bad or problem:
                 ok = False
                 continue
             bound[param.name] = val
@@ -89,6 +53,27 @@ class Calls(LoweringState):
                 self.diag.error(f"{name}() is missing argument '{param.name}' ({param.type})", span)
                 ok = False
         return bound, spans, ok
+
+    def _parameter_for(self, name: str, params: tuple[Param, ...], by_name: dict[str, Param], arg: ast.Arg, i: int,
+                       after_named: bool) -> Param | None:
+        """The parameter the `i`-th argument fills, or None after reporting why it fills none."""
+        if arg.name is None:
+            if after_named:
+                self.diag.error("a positional argument cannot follow a named one", arg.span)
+                return None
+            if i >= len(params):
+                self.diag.error(f"{name}() takes at most {len(params)} positional argument{'s' * (len(params) != 1)}", arg.span)
+                return None
+            return params[i]
+        if arg.name == "trust_remote_code" and arg.name not in by_name:
+            self.diag.error("a program cannot let a model run its own code: that is the decision of whoever "
+                            "runs it (poelang run --trust-remote-code, Program.run(trust_remote_code=True))",
+                            _name_span(arg))
+            return None
+        if arg.name not in by_name:
+            self.diag.error(f"{name}() has no argument '{arg.name}'{did_you_mean(arg.name, by_name)}", _name_span(arg))
+            return None
+        return by_name[arg.name]
 
     def _complete(self, params: tuple[Param, ...], bound: dict[str, Val]) -> tuple[dict[str, g.ArgValue], Bound]:
         args: dict[str, g.ArgValue] = {}
@@ -112,6 +97,9 @@ class Calls(LoweringState):
         return not info.errors
 
     def call_builtin(self, spec: FunctionSpec, args: list[ast.Arg], span: Span, hint: str | None) -> Val:
+        """A call of a builtin function: its arguments checked, its typing rule applied, an input file it reads
+        looked at (missing: a warning, unreadable: an error), and a value node added (named after `hint`,
+        the binding it is assigned to)."""
         bound, spans, ok = self.bind(spec.name, spec.params, args, span)
         if not ok:
             return BAD
@@ -143,6 +131,9 @@ class Calls(LoweringState):
                 self.diag.error(f"region {axis} = {value:g} px is outside the {_hw((H, W))} canvas", spans["region"])
 
     def instantiate_expert(self, spec: ExpertSpec, args: list[ast.Arg], span: Span, hint: str | None) -> Val:
+        """An expert made from its signature: arguments checked, its domain computed and image or video
+        arguments matched against its canvas; an expert node added. A reward is a reward value, any other
+        expert a product of one factor."""
         bound, spans, ok = self.bind(spec.name, spec.params, args, span)
         if not ok:
             return BAD
@@ -168,7 +159,6 @@ class Calls(LoweringState):
         return Val(ExpertT(domain, spec.kind), g.Ref(ref=node_id), product=ProductVal([factor]))
 
 
-
 def _unit_inside(items: list[Val]) -> str | None:
     for item in items:
         if item.unit in ("%", "px", "deg"):
@@ -182,6 +172,22 @@ def _numbers_only(literal: Any) -> bool:
     if isinstance(literal, (list, tuple)):
         return all(_numbers_only(v) for v in literal)
     return isinstance(literal, (int, float)) and not isinstance(literal, bool)
+
+
+
+def _argument_problem(name: str, param: Param, val: Val) -> str | None:
+    """What is wrong with `val` as the argument `param` of `name`(), if anything: its type, a size that is not
+    whole pixels above 0 or is too large, a vector of the wrong length."""
+    if not param.parsed.accepts(val.type, val.unit):
+        return f"argument '{param.name}' of {name}() expects {param.parsed.describe()}, got {_describe_val(val)}"
+    if _is_size(param.type) and isinstance(val.literal, tuple):
+        shown = "(" + ", ".join(_num(v) for v in val.literal) + ")"
+        if not all(isinstance(v, (int, float)) and v > 0 and float(v).is_integer() for v in val.literal):
+            return f"argument '{param.name}' of {name}() must be a size (h, w) in whole pixels above 0, got {shown}"
+        if any(v > MAX_SIDE for v in val.literal):
+            return f"argument '{param.name}' of {name}() is {shown}: at most {MAX_SIDE} pixels per side"
+    problem = _vector_problem(param.type, val)
+    return f"argument '{param.name}' of {name}(): {problem}" if problem else None
 
 
 def _vector_problem(spec: str, val: Val) -> str | None:

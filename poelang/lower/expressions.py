@@ -19,6 +19,9 @@ class Expressions(LoweringState):
     """Expressions: a part of :class:`poelang.lower.Lowerer`."""
 
     def eval(self, expr: ast.Expr, hint: str | None = None) -> Val:
+        """The typed value of an expression, by its node's ``eval_<Node>`` method; errors are reported and give the
+        poison value ``BAD`` (which later checks stay quiet about). ``hint``: the binding it is assigned to, which
+        names the graph node it makes."""
         method = getattr(self, "eval_" + type(expr).__name__)
         val = method(expr, hint)
         if val.span is None:
@@ -26,6 +29,7 @@ class Expressions(LoweringState):
         return val
 
     def eval_Number(self, expr: ast.Number, hint) -> Val:
+        """A number, an integer or a quantity with its unit (``40%``, ``12px``, ``30deg``)."""
         if not math.isfinite(expr.value):
             shown = expr.text if len(expr.text) <= 20 else expr.text[:16] + "..."
             return self.error(f"number {shown} is too large", expr.span)
@@ -36,14 +40,17 @@ class Expressions(LoweringState):
         return Val(NumberT(), expr.value, expr.value, None)
 
     def eval_String(self, expr: ast.String, hint) -> Val:
+        """A text constant."""
         return Val(TextT(), expr.value, expr.value)
 
     def eval_Constant(self, expr: ast.Constant, hint) -> Val:
+        """``true``, ``false`` or ``none``."""
         if expr.value is None:
             return Val(NoneT(), None, None)
         return Val(BoolT(), expr.value, expr.value)
 
     def eval_ListExpr(self, expr: ast.ListExpr, hint) -> Val:
+        """``[a, b, ...]``: items of one type (a vector when they are numbers)."""
         items = [self.eval(i) for i in expr.items]
         if any(i.bad for i in items):
             return BAD
@@ -57,6 +64,7 @@ class Expressions(LoweringState):
         return Val(ListT(elem), [i.arg for i in items], literal, unit_inside=_unit_inside(items))
 
     def eval_TupleExpr(self, expr: ast.TupleExpr, hint) -> Val:
+        """``(a, b, ...)``: a size, a position, a colour."""
         items = [self.eval(i) for i in expr.items]
         if any(i.bad for i in items):
             return BAD
@@ -64,6 +72,7 @@ class Expressions(LoweringState):
         return Val(TupleT(tuple(i.type for i in items)), [i.arg for i in items], literal, unit_inside=_unit_inside(items))
 
     def eval_Subscript(self, expr: ast.Subscript, hint) -> Val:
+        """``expert[region]``: an expert restricted to a box or a mask; ``video[i]``: a frame."""
         value = self.eval(expr.value)
         index = self.eval(expr.index)
         if value.bad or index.bad:
@@ -103,6 +112,7 @@ class Expressions(LoweringState):
         return coords, units
 
     def eval_UnaryOp(self, expr: ast.UnaryOp, hint) -> Val:
+        """``-x`` (a number, or a reward's weight negated) and ``!mask`` (its complement)."""
         operand = self.eval(expr.operand)
         if operand.bad:
             return BAD
@@ -121,6 +131,7 @@ class Expressions(LoweringState):
         return self.error(f"'!' takes a Mask, not {_a(t)}", expr.span)
 
     def eval_Call(self, expr: ast.Call, hint) -> Val:
+        """A call: of ``exp``, of a builtin function, or of an expert's signature."""
         func = expr.func
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and isinstance(
                 self.env.get(func.value.id, Symbol(BAD, expr.span, "")).val.type, ModuleT):
@@ -142,6 +153,7 @@ class Expressions(LoweringState):
         return self.error(f"unknown function or expert '{name}'{did_you_mean(name, self._known_names())}", func.span)
 
     def call_exp(self, expr: ast.Call) -> Val:
+        """``exp(reward)``: a reward as a factor of the product (a product of rewards only)."""
         if len(expr.args) != 1 or expr.args[0].name is not None:
             return self.error("exp takes one reward: exp(reward)", expr.span)
         inner = self.eval(expr.args[0].value)

@@ -8,7 +8,7 @@ from poelang.lower.messages import _a, _hw
 from poelang.lower.state import LoweringState
 from poelang.lower.values import FLOAT32_MAX, FLOAT32_TINY, FactorVal, ProductVal, Val
 from poelang.syntax import ast
-from poelang.types import Domain, Type, same_dims, spatial_size
+from poelang.types import Domain, Type, box_pixels, same_dims, spatial_size
 
 
 class Products(LoweringState):
@@ -26,6 +26,8 @@ class Products(LoweringState):
         return val.product
 
     def check_product(self, product: ProductVal, statement: ast.Sample) -> Domain | None:
+        """The canvas of a product (the domain its unrestricted experts share), after checking that there is one,
+        that regions fit it, exponents and weights are sane and rewards score its kind; None after an error."""
         if not product.factors:
             self.diag.error("nothing to sample: the product has no generative expert, only rewards", statement.value.span)
             return None
@@ -97,7 +99,12 @@ class Products(LoweringState):
         if pixels[2] > W or pixels[3] > H:
             self.diag.error(f"region reaches ({pixels[2]:g}, {pixels[3]:g}) px, outside the {_hw((H, W))} canvas", f.span)
             return False
-        crop = (round(pixels[3] - pixels[1]), round(pixels[2] - pixels[0]))
+        px0, py0, px1, py1 = box_pixels(tuple(zip((x0, y0, x1, y1), units)), H, W)  # the run's own rounding
+        crop = (py1 - py0, px1 - px0)
+        if 0 in crop:
+            self.diag.error(f"the box covers no whole pixel of the {_hw((H, W))} canvas (it rounds to {_hw(crop)}); "
+                            "widen it", f.span)
+            return False
         if f.domain is not None and not same_dims(f.domain.shape[-2:], crop):
             self.diag.error(
                 f"the expert is over {_hw(f.domain.shape[-2:])} but its region is {_hw(crop)}; give it size={crop}", f.span)

@@ -25,6 +25,8 @@ class Names(LoweringState):
         self.env[name] = symbol
 
     def eval_Name(self, expr: ast.Name, hint) -> Val:
+        """A name: a binding (marked used), or an expert with no arguments; a builtin named without a call, or
+        an unknown name, is an error (with the closest name, which is then not also reported as unused)."""
         name = expr.id
         if name in self.env:
             symbol = self.env[name]
@@ -51,6 +53,7 @@ class Names(LoweringState):
         return [*self.env, *self.registry.names(), *self.registry.builtins, *SPECIAL_FUNCTIONS]
 
     def eval_Attribute(self, expr: ast.Attribute, hint) -> Val:
+        """``m.name`` (a binding of an imported module) or ``sim.rgb`` (an attribute of a simulation)."""
         if isinstance(expr.value, ast.Name) and isinstance(self.env.get(expr.value.id, Symbol(BAD, expr.span, "")).val.type, ModuleT):
             self.env[expr.value.id].used = True
             if self.env[expr.value.id].val.bad:  # the module could not be imported: already reported

@@ -20,61 +20,74 @@ class SettingsLowering(LoweringState):
     """A sample's `with { ... }` settings: a part of :class:`poelang.lower.Lowerer`."""
 
     def lower_settings(self, statement: ast.Sample) -> tuple[g.SamplerSettings | None, WrittenSettings]:
+        """A sample's settings, from its `with { ... }` and the `--set` overrides that target it (or every sample),
+        validated by the one schema; None after an error. ``WrittenSettings`` keeps where each value was written."""
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}  # whole settings: `name = value`
         written = WrittenSettings()
-        value_spans = written.value_spans
         ok = True
         given = [(None, s) for s in statement.settings] + [
             (target, s) for target, s in self.overrides if target in (None, statement.name)]
         seen_in_program: set[str] = set()
-        for target, setting in given:
-            if setting.name not in g.SETTING_NAMES:
-                hint = g.ENGINE_TO_PROGRAM.get(setting.name)
-                hint = f" (programs call it '{hint}')" if hint else did_you_mean(setting.name, g.SETTING_NAMES)
-                self.diag.error(f"unknown setting '{setting.name}'{hint}", setting.name_span)
-                ok = False
-                continue
-            from_program = setting in statement.settings
-            if from_program and setting.name in seen_in_program:
-                first = next(s.name_span for s in statement.settings if s.name == setting.name)
-                self.diag.error(f"setting '{setting.name}' is given twice", setting.name_span, ("first given here", first))
-                ok = False
-                continue
-            if from_program:
-                seen_in_program.add(setting.name)
-            value = self.invert_value(setting.value, written) if setting.name == "invert" else self.setting_value(setting.value)
+        for _, setting in given:
+            value = self._setting_entry(setting, statement, seen_in_program, written)
             if value is _INVALID:
                 ok = False
                 continue
-            if isinstance(value, bool) and not _admits_bool(g.SamplerSettings.model_fields[setting.name].annotation):
-                self.diag.error(f"setting '{setting.name}': expected a number or a name, got {'true' if value else 'false'}",
-                                setting.value.span)
-                ok = False
-                continue
-            if value is None and g.SamplerSettings.model_fields[setting.name].default is not None:
-                value = "none"  # `mcmc = none`: the keyword names the choice "none"
             values[setting.name] = value
             spans[setting.name] = setting.span
-            value_spans[setting.name] = setting.value.span
+            written.value_spans[setting.name] = setting.value.span
         try:
             settings = g.SamplerSettings(**values) if ok else None
         except ValidationError as e:
-            for mistake in explain(e.errors(), values):
-                if mistake.setting:
-                    self.diag.error(f"setting '{mistake.setting}': {mistake.message}",
-                                    value_spans.get(mistake.setting, statement.span))
-                else:  # a rule between settings: point at the first it blames that the program wrote
-                    named = [g.ENGINE_TO_PROGRAM.get(n, n) for n in mistake.blamed]
-                    span = next((spans[n] for n in named if n in spans), statement.span)
-                    self.diag.error(mistake.message, span)
+            self._report_invalid(e, values, spans, written.value_spans, statement)
             return None, written
         schedule = settings.schedule if settings is not None else None
         if isinstance(schedule, list) and schedule[0] != 1.0 and settings.init != "inversion":
             self.diag.warning(f"the schedule starts at σ = {schedule[0]:g}, not 1: the particles still start from "
                               "σ = 1 noise, so the sampler takes the inexact flow path (start at 1, or use "
-                              "init = inversion)", value_spans.get("schedule", statement.span))
+                              "init = inversion)", written.value_spans.get("schedule", statement.span))
         return settings, written
+
+    def _setting_entry(self, setting: ast.Setting, statement: ast.Sample, seen_in_program: set[str],
+                       written: WrittenSettings) -> Any:
+        """One `name = value` of a sample's settings as the schema takes it, or _INVALID after reporting why not
+        (an unknown name, a name given twice in the program, a value of the wrong kind)."""
+        if setting.name not in g.SETTING_NAMES:
+            hint = g.ENGINE_TO_PROGRAM.get(setting.name)
+            hint = f" (programs call it '{hint}')" if hint else did_you_mean(setting.name, g.SETTING_NAMES)
+            self.diag.error(f"unknown setting '{setting.name}'{hint}", setting.name_span)
+            return _INVALID
+        from_program = setting in statement.settings
+        if from_program and setting.name in seen_in_program:
+            first = next(s.name_span for s in statement.settings if s.name == setting.name)
+            self.diag.error(f"setting '{setting.name}' is given twice", setting.name_span, ("first given here", first))
+            return _INVALID
+        if from_program:
+            seen_in_program.add(setting.name)
+        value = self.invert_value(setting.value, written) if setting.name == "invert" else self.setting_value(setting.value)
+        if value is _INVALID:
+            return _INVALID
+        if isinstance(value, bool) and not _admits_bool(g.SamplerSettings.model_fields[setting.name].annotation):
+            self.diag.error(f"setting '{setting.name}': expected a number or a name, got {'true' if value else 'false'}",
+                            setting.value.span)
+            return _INVALID
+        if value is None and g.SamplerSettings.model_fields[setting.name].default is not None:
+            return "none"  # `mcmc = none`: the keyword names the choice "none"
+        return value
+
+    def _report_invalid(self, error: ValidationError, values: dict[str, Any], spans: dict[str, Span],
+                        value_spans: dict[str, Span], statement: ast.Sample) -> None:
+        """The schema's objections, each at the value it is about; a rule between settings at the first
+        setting it blames that the program wrote."""
+        for mistake in explain(error.errors(), values):
+            if mistake.setting:
+                self.diag.error(f"setting '{mistake.setting}': {mistake.message}",
+                                value_spans.get(mistake.setting, statement.span))
+            else:
+                named = [g.ENGINE_TO_PROGRAM.get(n, n) for n in mistake.blamed]
+                span = next((spans[n] for n in named if n in spans), statement.span)
+                self.diag.error(mistake.message, span)
 
     def invert_value(self, expr: ast.Expr, written: WrittenSettings) -> Any:
         """`invert = bg`: a value (image, video, a vector sample) or a list of numbers, not a constant symbol."""

@@ -18,6 +18,8 @@ class Statements(LoweringState):
     """Statements: a part of :class:`poelang.lower.Lowerer`."""
 
     def lower_module(self, module: ast.Module, base_dir: Path, is_import: bool = False) -> None:
+        """Every statement in order; an imported file's (``is_import``) contribute bindings only: a `param` there
+        is an error, its samples and saves a warning."""
         self._base_dir = base_dir
         for statement in module.statements:
             if isinstance(statement, ast.Import):
@@ -38,6 +40,8 @@ class Statements(LoweringState):
                 self.lower_save(statement)
 
     def finish(self) -> g.Graph:
+        """The end-of-program checks (unused bindings, overrides and parameters that name nothing; errors at an
+        overridden parameter's uses moved to the override), then the graph."""
         self._report_unused_overrides()
         for name, symbol in self.env.items():
             if not symbol.used and symbol.kind in ("value", "expert", "constant", "param") and "." not in name:
@@ -80,6 +84,8 @@ class Statements(LoweringState):
         self.diag.items[:] = kept
 
     def lower_import(self, statement: ast.Import, base_dir: Path) -> None:
+        """`import "f.poe" [as m]`: the file (already read, see poelang.imports) lowered once per prefix, its
+        bindings named ``m.name`` (or as they are, without an alias)."""
         prefix = f"{self._prefix}{statement.alias}." if statement.alias else self._prefix
         target = self.imports.module_for(statement)
         path, module = target if target else (None, None)
@@ -105,6 +111,7 @@ class Statements(LoweringState):
             self._prefix, self._base_dir = saved_prefix, saved_dir
 
     def lower_let(self, statement: ast.Let) -> None:
+        """`name = value`: a new binding, an expert, a constant or a value by what the value is."""
         name = self._prefix + statement.name
         if self._check_new_name(name, statement.name_span):
             val = self.eval(statement.value, hint=name)
@@ -113,6 +120,8 @@ class Statements(LoweringState):
             self._define(name, Symbol(val, statement.name_span, kind, used=self._depth > 0))  # bindings of imported files may go unused
 
     def lower_sample(self, statement: ast.Sample) -> None:
+        """`name ~ product with { settings }`: the product checked, its canvas found, the settings checked
+        against it; a sample node added (a poisoned binding after an error, so uses are not reported again)."""
         name = statement.name
         if not self._check_new_name(name, statement.name_span):
             return
@@ -133,30 +142,16 @@ class Statements(LoweringState):
         )
         self.graph.samples.append(node)
         self.spans[name] = statement.span
+        for setting, span in written.value_spans.items():  # a run that diverges blames the setting where it was set
+            self.spans[f"{name}:{setting}"] = span
         self._define(name, Symbol(Val(domain.value_type(), g.Ref(ref=name)), statement.name_span, "sample", used=True))
 
     def lower_save(self, statement: ast.Save) -> None:
+        """`save value to "path" with { fps = … }`: the format from the suffix, a path inside the output
+        directory, a value that format can hold; an output node added."""
         val = self.eval(statement.value)
-        suffix = Path(statement.path).suffix.lower()
-        # The path is checked even when the value had an error: it is a mistake of its own.
-        is_trace = isinstance(val.type, TraceT) or (
-            val.bad and isinstance(statement.value, ast.Call) and isinstance(statement.value.func, ast.Name)
-            and statement.value.func.id == "trace")
-        if is_trace:
-            if suffix:
-                self.diag.error("a trace is saved to a directory: drop the file extension", statement.path_span)
-                return
-            fmt = "trace"
-        elif suffix in g.FILE_FORMATS:
-            fmt = g.FILE_FORMATS[suffix]
-        else:
-            known = ", ".join(sorted(g.FILE_FORMATS))
-            what = f"unknown output format '{suffix}'" if suffix else f"no file extension in '{statement.path}' to tell the format"
-            self.diag.error(f"{what}; use one of {known}", statement.path_span)
-            return
-        if not self._check_save_path(statement):
-            return
-        if val.bad:
+        fmt = self._save_format(statement, val)  # the path is checked even when the value had an error
+        if fmt is None or not self._check_save_path(statement) or val.bad:
             return
         if not isinstance(val.arg, g.Ref):
             self.diag.error(f"cannot save {_a(val.type)}: save a sample, an image, a video, a mask or a trace", statement.value.span)
@@ -170,6 +165,30 @@ class Statements(LoweringState):
                 isinstance(t, (MaskT, DepthT)) and t.f):
             self.diag.error(f"{_a(t)} is not a video; save it as .png", statement.path_span)
             return
+        options = self._save_options(statement, fmt)
+        self.spans[f"save:{len(self.graph.outputs)}"] = statement.span  # a failed write points here
+        self.graph.outputs.append(g.OutputNode(value=val.arg, path=statement.path, format=fmt, options=options))
+
+    def _save_format(self, statement: ast.Save, val: Val) -> str | None:
+        """The output format the path's suffix names ("trace": a folder, for a trace), or None after an error."""
+        suffix = Path(statement.path).suffix.lower()
+        is_trace = isinstance(val.type, TraceT) or (
+            val.bad and isinstance(statement.value, ast.Call) and isinstance(statement.value.func, ast.Name)
+            and statement.value.func.id == "trace")
+        if is_trace:
+            if suffix:
+                self.diag.error("a trace is saved to a directory: drop the file extension", statement.path_span)
+                return None
+            return "trace"
+        if suffix in g.FILE_FORMATS:
+            return g.FILE_FORMATS[suffix]
+        known = ", ".join(sorted(g.FILE_FORMATS))
+        what = f"unknown output format '{suffix}'" if suffix else f"no file extension in '{statement.path}' to tell the format"
+        self.diag.error(f"{what}; use one of {known}", statement.path_span)
+        return None
+
+    def _save_options(self, statement: ast.Save, fmt: str) -> dict[str, g.ArgValue]:
+        """The `with { ... }` of a save: only `fps`, a positive number, for videos; mistakes reported and left out."""
         options: dict[str, g.ArgValue] = {}
         for setting in statement.options:
             if setting.name != "fps":
@@ -185,8 +204,7 @@ class Statements(LoweringState):
                 self.diag.error("fps applies to videos only", setting.name_span)
                 continue
             options["fps"] = option.literal
-        self.spans[f"save:{len(self.graph.outputs)}"] = statement.span  # a failed write points here
-        self.graph.outputs.append(g.OutputNode(value=val.arg, path=statement.path, format=fmt, options=options))
+        return options
 
     def _check_save_path(self, statement: ast.Save) -> bool:
         """A save path is a name the OS can take, written once, inside the output directory

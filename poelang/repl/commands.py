@@ -43,10 +43,12 @@ class Repl:
 
     @property
     def source(self) -> str:
+        """The session's program text, as :list prints it."""
         return self.session.source
 
     @property
     def env(self) -> dict[str, Any]:
+        """The session's bindings: name → symbol (its type, where it was written)."""
         return self.session.env
 
     def bindings(self) -> dict[str, str]:
@@ -55,6 +57,7 @@ class Repl:
 
     # output
     def write(self, text: str = "") -> None:
+        """Print a line (or lines) of the session's output."""
         self.stdout.write(text if text.endswith("\n") else text + "\n")
         self.stdout.flush()
 
@@ -117,6 +120,8 @@ class Repl:
 
     # commands
     def command(self, line: str) -> bool:
+        """Run a `:` command (`:NAME` is handled by ``cmd_NAME``, listed with its usage in
+        completion.COMMANDS); False for :quit."""
         name, _, arg = line.partition(" ")
         name = ALIASES.get(name, name)
         if name == ":quit":
@@ -193,6 +198,11 @@ class Repl:
             return self.write("usage: :load FILE")
         path = Path(arg.strip().strip('"').strip("'")).expanduser()
         full = path if path.is_absolute() else self.session.base_dir / path
+        from poelang.builtins import input_file_problem
+
+        problem = "only .poe programs can be loaded" if full.suffix != ".poe" else input_file_problem(full)
+        if problem:  # as for import: never echo another file's lines, never block on a pipe
+            return self._fail(f"cannot read {path}: {problem}")
         try:
             text = full.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:

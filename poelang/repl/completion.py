@@ -64,10 +64,12 @@ class Context:
 
     @property
     def depth(self) -> int:
+        """How many brackets are open."""
         return len(self.stack)
 
     @property
     def top(self) -> Frame | None:
+        """The innermost open bracket, if any."""
         return self.stack[-1] if self.stack else None
 
 
@@ -92,14 +94,7 @@ def analyze(text: str) -> Context:
             continue
         prev = tokens[-1] if tokens else None
         if tok.kind in T.OPENERS:
-            frame = Frame(tok.text)
-            if tok.kind == "LPAR" and prev is not None and prev.kind == "NAME" and not (
-                    len(tokens) > 1 and tokens[-2].kind == "DOT"):
-                frame.call = prev.text
-            if tok.kind == "LBRACE" and prev is not None and prev.kind == "WITH":
-                frame.with_block = True
-                frame.save = bool(ctx.statement) and ctx.statement[0] == "save"
-            ctx.stack.append(frame)
+            ctx.stack.append(_frame(tok, tokens, ctx.statement))
         elif tok.kind in T.CLOSERS:
             if ctx.stack:
                 ctx.stack.pop()
@@ -113,6 +108,20 @@ def analyze(text: str) -> Context:
             and tokens[-2].kind == "NAME":
         ctx.setting = tokens[-2].text
     return ctx
+
+
+def _frame(opener: T.Tok, tokens: list[T.Tok], statement: list[str]) -> Frame:
+    """The bracket `opener` opens after `tokens`: a call's `(` after a name (not an attribute's), or the
+    `{` of a `with` block (a save's, when the statement starts with `save`)."""
+    prev = tokens[-1] if tokens else None
+    frame = Frame(opener.text)
+    if opener.kind == "LPAR" and prev is not None and prev.kind == "NAME" and not (
+            len(tokens) > 1 and tokens[-2].kind == "DOT"):
+        frame.call = prev.text
+    if opener.kind == "LBRACE" and prev is not None and prev.kind == "WITH":
+        frame.with_block = True
+        frame.save = bool(statement) and statement[0] == "save"
+    return frame
 
 
 def is_incomplete(text: str) -> bool:
@@ -204,6 +213,7 @@ class PoeCompleter(Completer):
         return self._experts().get(name) or self._builtins().get(name)
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
+        """prompt_toolkit's entry point: the completions at the cursor (none rather than an error)."""
         try:
             yield from self._completions(document, complete_event)
         except Exception:  # completion must never break the prompt

@@ -41,11 +41,11 @@ class Runner:
         self._source: str | None = None
         self._interpreter: Any = None
 
-    def run(self, program: Program, overrides: dict[str, Any], params: list[Any] | None = None) -> Any:
-        """Sample every `~` of the program (settings overridden, parameters set); returns the RunResult."""
+    def run(self, program: Program, overrides: dict[str, str], params: list[Any] | None = None) -> Any:
+        """Sample every `~` of the program (settings overridden as typed, parameters set); returns the RunResult."""
         source = program.source  # what :show and :save compare with: the session, whatever this run overrode
         if overrides or params:
-            program = program.with_settings(params=params or None, **overrides)
+            program = program.with_settings(params=params or None, typed=overrides)
             program.raise_for_errors()
         interpreter = self._fresh(program)
         result = _guard(lambda: interpreter.run(write=False), self.color)
@@ -99,6 +99,8 @@ class Runner:
         return path
 
     def save(self, program: Program, name: str, path: str) -> str:
+        """`:save NAME PATH`: write a value or sample (computed now unless the session is unchanged since the
+        last run) in the format PATH's suffix names, with its provenance; returns the path written."""
         from poelang import provenance, writers
         from poelang.graph import FILE_FORMATS
 
@@ -146,33 +148,18 @@ def parse_run_args(arg: str) -> dict[str, str]:
     return overrides
 
 
-def split_run_args(program: Program, words: dict[str, str]) -> tuple[dict[str, Any], list[Any]]:
-    """`:run` words as settings (read as Python values) and the program's parameters (read as source)."""
+def split_run_args(program: Program, words: dict[str, str]) -> tuple[dict[str, str], list[Any]]:
+    """`:run` words as settings (source text, read as `--set` reads it) and the program's parameters."""
     from poelang.params import from_command_line
 
     declared = {p.id for p in program.graph.params} if program.graph is not None else set()
     params = [from_command_line(k, v, option=":run") for k, v in words.items() if k in declared]
-    settings = {k: _run_value(v) for k, v in words.items() if k not in declared}
+    settings = {k: v for k, v in words.items() if k not in declared}
     return settings, params
 
 
-def _run_value(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text.startswith("[") and text.endswith("]"):
-        return [_run_value(v.strip()) for v in text[1:-1].split(",") if v.strip()]
-    return text.strip('"')
-
-
 def describe(value: Any) -> str:
+    """A one-line description of a run's value for the REPL: its type and shape (``Tensor 4×2``), or its repr, cut."""
     shape = getattr(value, "shape", None)
     if shape is not None:
         try:

@@ -65,6 +65,7 @@ class Session:
         self.reset()
 
     def reset(self) -> None:
+        """Forget every statement and input: an empty session."""
         self.entries: list[Entry] = []
         self.inputs: dict[str, str] = {}  # label → text, for excerpts under diagnostics
         self.program: Program = self.compile("")
@@ -79,6 +80,7 @@ class Session:
         return "".join(e.text for e in self.entries)
 
     def compile(self, source: str) -> Program:
+        """Check `source` as the session's program (its folder and registry)."""
         return compile_source(source, FILE, base_dir=self.base_dir, registry=self.registry)
 
     @property
@@ -91,6 +93,7 @@ class Session:
         return {name: str(symbol.val.type) for name, symbol in self.env.items()}
 
     def next_label(self) -> str:
+        """The name of the next typed input, ``<input N>``, which its diagnostics show."""
         self.count += 1
         return f"<input {self.count}>"
 
@@ -127,6 +130,7 @@ class Session:
         return [n for e in self.entries if name in e.uses for n in sorted(e.binds)]
 
     def sources(self) -> SourceMap:
+        """Every input's text by label, to render diagnostics against."""
         sources = SourceMap()
         for label, text in self.inputs.items():
             sources.add(label, text)

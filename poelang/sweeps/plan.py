@@ -132,6 +132,10 @@ def rows_from_python(rows: Iterable[Mapping[str, Any]], file: str = "<rows>") ->
     """`poelang.sweep(program, rows=[{...}, ...])`: Python values, shown as one JSON line each in diagnostics."""
     from poelang.sweeps.table import _read_jsonl
 
+    rows = list(rows)
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping):
+            raise TypeError(f"row {number} is a {type(row).__name__}; each row maps column names to values")
     lines = [json.dumps({k: _jsonable(v) for k, v in row.items()}, ensure_ascii=False) for row in rows]
     text = "\n".join(lines) + "\n"
     parsed, errors = _read_jsonl(text, file)
@@ -140,6 +144,8 @@ def rows_from_python(rows: Iterable[Mapping[str, Any]], file: str = "<rows>") ->
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not (value == value and abs(value) != float("inf")):
+        return python_to_source(value)  # raises: JSON would write NaN, which no program can read back
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, (list, str, int, float, bool)) or value is None:

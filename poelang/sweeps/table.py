@@ -132,8 +132,12 @@ def _read_jsonl(text: str, file: str) -> tuple[list[Row], list[Diagnostic]]:
         if not line.strip():
             continue
         row = Row(len(rows) + 1, Span(file, number, 1, number, len(line) + 1))
+        seen: set[str] = set()
         try:
             for key, key_at, value, start, stop in _json_members(line):
+                if key in seen:  # json.loads would keep the last silently; a CSV column given twice is an error too
+                    raise json.JSONDecodeError(f"key '{key}' appears twice", line, key_at)
+                seen.add(key)
                 if value is None:
                     continue
                 name_span = Span(file, number, key_at + 1, number, key_at + 1 + len(json.dumps(key)))

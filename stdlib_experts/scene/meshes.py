@@ -33,6 +33,9 @@ def local_mesh(body: Body):
                 raise ValueError(f"cannot read mesh {body.path}: {e}") from None
             if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
                 raise ValueError(f"cannot read mesh {body.path}: it has no triangles")
+            problem = _solid_problem(np.asarray(mesh.vertices, dtype=np.float64))
+            if problem:
+                raise ValueError(f"cannot use mesh {body.path}: {problem}")
             mesh = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
             if Path(body.path).suffix.lower() in (".glb", ".gltf"):  # Y up → Z up: (x, y, z) → (x, -z, y)
                 v = mesh.vertices
@@ -40,6 +43,19 @@ def local_mesh(body: Body):
             mesh.apply_scale(body.size)
         _MESHES[key] = mesh
     return _MESHES[key].copy()
+
+
+def _solid_problem(vertices: np.ndarray) -> str | None:
+    """Why the vertices cannot make a rigid body (the simulator builds its collision shape as their convex
+    hull), or None."""
+    if not np.isfinite(vertices).all():
+        return "some vertices are NaN or infinite"
+    if np.abs(vertices).max() > 1e4:
+        return f"a vertex lies {np.abs(vertices).max():.3g} m from the origin; a scene is meters across (use scale=)"
+    centred = vertices - vertices.mean(0)
+    if len(vertices) < 4 or np.linalg.matrix_rank(centred, tol=1e-9 * max(1.0, np.abs(centred).max())) < 3:
+        return "it is flat (its vertices lie in one plane); a rigid body needs volume"
+    return None
 
 
 def _ground_mesh():

@@ -215,7 +215,7 @@ def test_settings_and_plan_errors(g_full):
     with pytest.raises(SettingsError, match="ais.*net_a"):
         sample(flow_only, Settings(annealing="ais", levels=3))
     soft = Problem((2,), [Factor(g_full, mask=torch.tensor([1.0, 0.5]))])
-    with pytest.raises(SettingsError, match="soft mask"):
+    with pytest.raises(SettingsError, match="the mask on '.*' is soft"):
         sample(soft, Settings(kernel="hmc", levels=3))
     with pytest.raises(SettingsError, match="cycle"):
         Problem((2,), [Factor(g_full, parents=(1,)), Factor(g_full, parents=(0,))])
