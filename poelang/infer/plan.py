@@ -14,7 +14,7 @@ import torch
 from .errors import SettingsError
 from .product import ProductField
 from .protocol import Problem
-from .settings import Settings, resolved_output
+from .settings import Settings, resolved_output, settings_blockers
 
 Tensor = torch.Tensor
 
@@ -45,18 +45,9 @@ def exactness_blockers(problem: Problem, settings: Settings, field_: ProductFiel
     blockers.extend(field_.mask_blockers)
     if any(f.parents for f in problem.factors) and s.cond_updates > 0:
         blockers.append("conditional (Eq. 7) updates are on")
-    if not isinstance(s.init, str):
-        blockers.append("init is a given tensor")
-    elif s.init == "inversion":
-        blockers.append("init is an inversion (the particles do not start from the product at sigma = 1)")
-    if s.sim_updates > 0:
-        blockers.append("simulator updates (sim_updates) are on")
-    if float(sigmas[0]) != 1.0:
+    blockers.extend(why for _, why in settings_blockers(s))
+    if float(sigmas[0]) != 1.0 and not isinstance(s.schedule, list):  # a named schedule that does not start at 1
         blockers.append("the schedule does not start at sigma = 1")
-    if s.weighting != "exact":
-        blockers.append("weighting is greedy")
-    if s.kernel == "langevin":
-        blockers.append("kernel 'langevin' does not leave the product invariant")
     return blockers
 
 

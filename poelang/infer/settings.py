@@ -258,8 +258,31 @@ class RuleError(ValueError):
         self.settings = settings
 
 
+def settings_blockers(s: Any) -> list[tuple[str, str]]:
+    """What in the settings alone keeps the weighted particles from targeting the product exactly, each with
+    the setting to blame (the problem adds soft masks and conditional experts: see ``plan.exactness_blockers``).
+    ``annealing = ais`` refuses them (:func:`check_rules`); ``annealing = auto`` takes the flow path for them."""
+    blockers = []
+    if not isinstance(s.init, str):
+        blockers.append(("init", "init is a given tensor"))
+    elif s.init == "inversion":
+        blockers.append(("init", "init is an inversion (the particles do not start from the product at sigma = 1)"))
+    if s.sim_updates > 0:
+        blockers.append(("sim_updates", "simulator updates (sim_updates) are on"))
+    if isinstance(s.schedule, list) and s.schedule and s.schedule[0] != 1.0:
+        blockers.append(("schedule", "the schedule does not start at sigma = 1"))
+    if s.weighting != "exact":
+        blockers.append(("weighting", "weighting is greedy"))
+    if s.kernel == "langevin":
+        blockers.append(("kernel", "kernel 'langevin' does not leave the product invariant"))
+    return blockers
+
+
 def check_rules(s: Any) -> None:
     """The rules between settings, each stated once. ``s`` has the engine's field names."""
+    if s.annealing == "ais" and (blocked := settings_blockers(s)):
+        raise RuleError("annealing='ais' is not possible: " + "; ".join(why for _, why in blocked),
+                        blocked[0][0], "annealing")
     if s.resample_when == "times" and not s.resample_times:
         raise RuleError("resample_when = times needs resample_times", "resample_when")
     if s.resample == "median" and not s.resample_times:

@@ -147,6 +147,22 @@ class SettingsLowering(LoweringState):
                 ok = False
         return ok
 
+    def check_settings_for_factors(self, settings: g.SamplerSettings, written: WrittenSettings,
+                                   factors: list[g.Factor], statement: ast.Sample) -> bool:
+        """The settings that depend on the product's factors, worded as the engine words them: simulator
+        updates need a simulator factor; exact annealing cannot have conditional updates."""
+        spans = written.value_spans
+        if settings.sim_updates > 0 and not any(
+                getattr(self.graph.node(f.expert), "kind", None) == "simulator" for f in factors):
+            self.diag.error(f"sim_updates={settings.sim_updates} takes gradient steps on the simulator experts, but no "
+                            "factor of the product is a simulator", spans.get("sim_updates", statement.span))
+            return False
+        if settings.annealing == "ais" and settings.cond_updates > 0 and any(f.parents for f in factors):
+            self.diag.error("annealing='ais' is not possible: conditional (Eq. 7) updates are on (a `given` factor); "
+                            "use cond_updates = 0 or annealing = flow", spans.get("annealing", statement.span))
+            return False
+        return True
+
     def setting_value(self, expr: ast.Expr) -> Any:
         """Settings are constants; a bare name is a symbol (`mcmc = langevin`)."""
         if isinstance(expr, ast.Name) and expr.id not in self.env:

@@ -133,6 +133,9 @@ class Statements(LoweringState):
             domain = self.check_product(product, statement)
         if settings is not None and domain is not None and not self.check_settings_for(settings, written, domain, statement):
             settings = None
+        if settings is not None and product is not None and not self.check_settings_for_factors(
+                settings, written, [f.factor for f in product.factors], statement):
+            settings = None
         if product is None or domain is None or settings is None:
             self._define(name, Symbol(BAD, statement.name_span, "sample", used=True))
             return
