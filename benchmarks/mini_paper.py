@@ -4,6 +4,7 @@
     python benchmarks/mini_paper.py --task a --n 100 --particles 1 4 16 --shard 0 2 --records a0.jsonl &
     python benchmarks/mini_paper.py --task a --n 100 --particles 1 4 16 --shard 1 2 --records a1.jsonl
     python benchmarks/mini_paper.py --summarize a0.jsonl a1.jsonl
+    python benchmarks/mini_paper.py --task a --n 24 --seed 1 --particles 16 --resample-times 0.5 0.75   # tuning
 
 Every case is held out: captions whose hash puts them in the test split
 (``world.split_of``), scenes drawn from seeds no training set used. Every
@@ -14,8 +15,11 @@ gets. Success is judged by a model that is not steered on:
     (segmenter + rules) on vanilla mini_flux, PoE (scene × regional experts ×
     exp(w·mini_vqa), SMC) with L = 1, 2, 4, 8, 16, 32 particles, and beside
     each L best-of-N at equal compute (N picked so that generative-expert
-    compute matches PoE with that L; the best by mini_vqa); paired
-    differences with their standard errors.
+    compute matches PoE with that L; the best by mini_vqa; one run of the
+    largest N, each smaller N the best of its first N samples); paired
+    differences with their standard errors. ``--resample-times`` and
+    ``--resample`` set the PoE's resampling (median at 0.25, 0.5, 0.75 by
+    default); tune on another ``--seed`` than the table's.
 (b) object insertion at a pose: background MSE outside the object and
     foreground IoU / MSE against the graphics engine's render of the object.
 (c) physics-instructed video: per-frame foreground IoU against the simulator.
@@ -74,8 +78,8 @@ class TokenCounter:
 LAST_MIN_ESS = [float("nan")]  # min ESS / L over the levels of the last run (its trace)
 
 
-def run(source: str, seed: int):
-    """One poelang run of a program text; returns (images [N, 3, H, W] in [-1, 1], tokens spent)."""
+def run_sample(source: str, seed: int):
+    """One poelang run of a program text; returns (its sample's result, tokens spent)."""
     program = poelang.parse(source, "<mini_paper>", base_dir=ROOT)
     if not program.ok:
         raise SystemExit(program.render_diagnostics())
@@ -84,7 +88,13 @@ def run(source: str, seed: int):
     sample = next(iter(result.samples.values()))
     if sample.trace:
         LAST_MIN_ESS[0] = min(info.ess for info in sample.trace) / sample.particles.shape[0]
-    return sample.samples, counter.tokens
+    return sample, counter.tokens
+
+
+def run(source: str, seed: int):
+    """One poelang run of a program text; returns (images [N, 3, H, W] in [-1, 1], tokens spent)."""
+    sample, tokens = run_sample(source, seed)
+    return sample.samples, tokens
 
 
 def held_out(n: int, seed: int, keep) -> list[tuple[world.Scene, str]]:
@@ -119,11 +129,10 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
 
 # --- (a) regional text-to-image ---------------------------------------------------------------------------------
 
-SMC = """
-    weighting = greedy
-    resample = median
-    resample_when = times
-    resample_times = [0.25, 0.5, 0.75]"""
+def smc_settings(times: tuple[float, ...] = (0.25, 0.5, 0.75), scheme: str = "median") -> str:
+    """The product's SMC settings: greedy weights, resampling at the given fractions of the schedule."""
+    return ("\n    weighting = greedy\n    resample = " + scheme + "\n    resample_when = times\n"
+            "    resample_times = [" + ", ".join(str(t) for t in times) + "]")
 
 
 def regional_product(text: str, weight: float = 2.0) -> str:
@@ -154,7 +163,7 @@ FK = """
 
 def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: float = 2.0,
            shard: tuple[int, int] = (0, 1), records: Path | None = None, fk: bool = False,
-           fk_particles: tuple[int, ...] = ()) -> None:
+           fk_particles: tuple[int, ...] = (), smc: str = smc_settings(), with_best_of: bool = True) -> None:
     """Success per method on n held-out captions; best-of-N beside each L at that L's generative compute.
 
     ``shard`` (i, k) runs every k-th caption from the i-th, so that k processes share the work; each writes its
@@ -180,23 +189,21 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
         images, vanilla_tokens = run(f'x ~ mini_flux("{text}") with {{\n    levels = {levels}\n    particles = 1\n'
                                      "    mcmc_steps = 0\n    cond_updates = 0\n}", case_seed)
         record("vanilla mini_flux", images, vanilla_tokens, started)
+        poe_tokens = {}
         for L in particles:
             started = time.perf_counter()
-            images, tokens = run(regional_product(text, weight) +
-                                 f" with {{\n    levels = {levels}\n    particles = {L}{SMC}\n}}", case_seed)
-            record(f"PoE, L = {L}", images, tokens, started)
-            best_of = max(1, round(tokens / vanilla_tokens))
+            images, poe_tokens[L] = run(regional_product(text, weight) +
+                                        f" with {{\n    levels = {levels}\n    particles = {L}{smc}\n}}", case_seed)
+            record(f"PoE, L = {L}", images, poe_tokens[L], started)
             if fk:  # the same product on the Feynman-Kac corrected path (exact weights, no reward greed)
                 started = time.perf_counter()
                 images, fk_tokens = run(regional_product(text, weight) +
                                         f" with {{\n    levels = {levels}\n    particles = {L}{FK}\n}}", case_seed)
                 record(f"PoE fk, L = {L}", images, fk_tokens, started)
                 fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
-            started = time.perf_counter()
-            images, tokens = run(f'judge = mini_vqa("{text}")\nx ~ mini_flux("{text}") * exp({weight} * judge) with {{\n'
-                                 f"    levels = {levels}\n    particles = {best_of}\n    mcmc_steps = 0\n"
-                                 "    cond_updates = 0\n    resample = none\n    weighting = greedy\n}", case_seed)
-            record(f"best-of-{best_of} (L = {L}'s compute)", images, tokens, started)
+        if with_best_of and particles:
+            results.update(best_of_n(text, weight, levels, case_seed,
+                                     {L: max(1, round(poe_tokens[L] / vanilla_tokens)) for L in particles}))
         for L in fk_particles:  # fk alone at more particles (e.g. the compute of the paper's path at fewer)
             started = time.perf_counter()
             images, fk_tokens = run(regional_product(text, weight) +
@@ -205,12 +212,50 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
             fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
         print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[0])}" for k, v in results.items()),
               file=sys.stderr, flush=True)
-        out.write(json.dumps({"case": i, "caption": text, "levels": levels, "weight": weight, "results": results,
-                              "fk_min_ess": fk_ess}) + "\n")
+        out.write(json.dumps({"case": i, "caption": text, "levels": levels, "weight": weight,
+                              "smc": " ".join(smc.split()), "results": results, "fk_min_ess": fk_ess}) + "\n")
         out.flush()
     out.close()
     if shard[1] == 1:
         summarize_a([records])
+
+
+def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[int, int]) -> dict[str, list]:
+    """Best-of-N by mini_vqa beside each L (N = best_of[L]): one run of the largest N; each smaller N is the best of
+    its first N samples, which are N independent draws as a run of N would be (tokens and time counted pro rata)."""
+    most = max(best_of.values())
+    started = time.perf_counter()
+    sample, tokens = run_sample(f'judge = mini_vqa("{text}")\nx ~ mini_flux("{text}") * exp({weight} * judge) with {{\n'
+                                f"    levels = {levels}\n    particles = {most}\n    mcmc_steps = 0\n"
+                                "    cond_updates = 0\n    resample = none\n    weighting = greedy\n"
+                                "    output = all\n}", seed)
+    seconds = time.perf_counter() - started
+    scores = sample.scores.double().numpy()
+    results = {}
+    for L, k in best_of.items():
+        best = int(np.argmax(scores[:k]))
+        results[f"best-of-{k} (L = {L}'s compute)"] = [bool(judges.check(sample.samples[best:best + 1], text)[0]),
+                                                       tokens * k / most, seconds * k / most]
+    return results
+
+
+def load_records(files: list[Path]) -> dict[int, dict]:
+    """Task (a) records by case number."""
+    return {case["case"]: case for f in files for case in map(json.loads, Path(f).read_text().splitlines())}
+
+
+def compare_a(files: list[Path], against: list[Path]) -> None:
+    """Paired differences of success, per PoE method both record sets ran, on the captions both ran."""
+    a, b = load_records(files), load_records(against)
+    common = sorted(set(a) & set(b))
+    rows = []
+    for name in (n for n in a[common[0]]["results"] if n.startswith("PoE") and n in b[common[0]]["results"]):
+        d = np.array([a[k]["results"][name][0] - b[k]["results"][name][0] for k in common], float)
+        se = d.std(ddof=1) / np.sqrt(len(d))
+        rows.append((name, f"{d.mean():+.2f} ± {se:.2f}", f"{d.mean() / max(se, 1e-9):.1f}"))
+    print_table(f"Paired differences on {len(common)} captions: ({a[common[0]].get('smc')}, weight "
+                f"{a[common[0]]['weight']}) − ({b[common[0]].get('smc')}, weight {b[common[0]]['weight']})",
+                ("method", "mean ± SE", "SEs"), rows)
 
 
 def method(name: str) -> str:
@@ -236,7 +281,6 @@ def summarize_a(files: list[Path]) -> None:
     cases = [c for c, m in zip(cases, methods) if m == set.union(*methods)]  # the captions that have every method
     n = len(cases)
 
-
     table: dict[str, np.ndarray] = {}
     for case in cases:
         for name, (ok, tokens, seconds) in case["results"].items():
@@ -248,26 +292,30 @@ def summarize_a(files: list[Path]) -> None:
         rows.append((name, f"{v[:, 0].mean():.2f} ± {v[:, 0].std(ddof=1) / np.sqrt(n):.2f}",
                      f"{v[:, 1].mean() / vanilla:.1f}", f"{v[:, 2].mean():.1f}"))
     print_table(f"(a) regional text-to-image, {n} held-out captions, {cases[0]['levels']} levels, reward weight "
-                f"{cases[0]['weight']}: success by the rule checker (best-of-N: N ODE samples of mini_flux at the "
-                "compute of PoE with L particles, the best by mini_vqa)",
+                f"{cases[0]['weight']}, {cases[0].get('smc', 'median at 0.25, 0.5, 0.75')}: success by the rule "
+                "checker (best-of-N: N ODE samples of mini_flux at the compute of PoE with L particles, the best by "
+                "mini_vqa)",
                 ("method", "success", "compute (× vanilla)", "s / caption"), rows)
     pairs = []
     ls = sorted(int(k.split("= ")[1]) for k in table if k.startswith("PoE, L"))
     for L in ls[1:]:
         pairs.append((f"PoE L = {L} − PoE L = {ls[0]}", table[f"PoE, L = {L}"][:, 0] - table[f"PoE, L = {ls[0]}"][:, 0]))
-    for L in ls:
+    for L in (L for L in ls if f"best-of-N (L = {L}'s compute)" in table):
         pairs.append((f"PoE L = {L} − best-of-N at its compute", table[f"PoE, L = {L}"][:, 0] - table[f"best-of-N (L = {L}'s compute)"][:, 0]))
     for name in sorted((k for k in table if k.startswith("PoE fk, L")), key=lambda k: int(k.split("= ")[1])):
         L, fk_success = int(name.split("= ")[1]), table[name][:, 0]
         for poe in (L, L // 2):  # the paper's path at the same particles, and at about the same compute
             if f"PoE, L = {poe}" in table:
                 pairs.append((f"PoE fk L = {L} − PoE L = {poe}", fk_success - table[f"PoE, L = {poe}"][:, 0]))
+            if f"best-of-N (L = {poe}'s compute)" in table:
                 pairs.append((f"PoE fk L = {L} − best-of-N at PoE L = {poe}'s compute",
                               fk_success - table[f"best-of-N (L = {poe}'s compute)"][:, 0]))
         pairs.append((f"PoE fk L = {L} − vanilla", fk_success - table["vanilla mini_flux"][:, 0]))
     for name in cases[0].get("fk_min_ess", {}):
         print(f"{name}: min ESS / L over the levels, mean over captions "
               f"{np.mean([c['fk_min_ess'][name] for c in cases]):.3f}")
+    if not pairs:  # one L without best-of-N: nothing to pair
+        return
     print_table("Paired differences of success (same captions and seeds): mean ± SE, and the mean in SEs",
                 ("difference", "mean ± SE", "SEs"),
                 [(k, f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(n):.2f}",
@@ -609,6 +657,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=Path, default=None, help="(a, b): append each case's results here (JSON lines)")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="(a, b): print the table of these record files and exit")
+    parser.add_argument("--resample-times", type=float, nargs="+", default=[0.25, 0.5, 0.75],
+                        help="(a): the PoE's resampling times, fractions of the schedule")
+    parser.add_argument("--resample", default="median", help="(a): the PoE's resampling scheme (median, systematic, none)")
+    parser.add_argument("--skip-best-of", action="store_true", help="(a): PoE only (to compare PoE settings)")
+    parser.add_argument("--against", type=Path, nargs="+", default=None,
+                        help="(a): with --summarize, the paired differences to these records (other settings)")
     parser.add_argument("--fk", action="store_true", help="(a, b): also the PoE on annealing = fk (issue #17)")
     parser.add_argument("--fk-particles", type=int, nargs="*", default=[],
                         help="(a): the PoE on annealing = fk alone at these particle counts (no paper's path beside)")
@@ -618,10 +672,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.summarize:
         first = json.loads(Path(args.summarize[0]).read_text().splitlines()[0])
         (summarize_b if first.get("task") == "b" else summarize_a)(args.summarize)
+        if args.against:
+            compare_a(args.summarize, args.against)
         return
     if "a" in args.task:
         task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
-               args.fk, tuple(args.fk_particles))
+               args.fk, tuple(args.fk_particles), smc_settings(tuple(args.resample_times), args.resample),
+               not args.skip_best_of)
     if "b" in args.task:
         task_b(args.n, args.levels, args.seed, args.fk, tuple(args.shard), args.records)
     if "c" in args.task:

@@ -1,0 +1,115 @@
+"""What limits task (a) as particles grow: can the generator draw a hit, and can the judge pick it among its particles?
+
+    python benchmarks/mini_particles.py --n 16 --seed 1 --particles 16 [--records build/diag.jsonl]
+    python benchmarks/mini_particles.py --summarize build/diag.jsonl
+
+Per held-out caption of task (a) (``mini_paper.py``'s product: scene × regional experts × exp(w · mini_vqa)), L
+independent particles of the product (no resampling), and for each the rule checker's verdict on its final image
+and the judge's score on its x0_hat at every level -- exactly the numbers SMC ranks at a resampling time. From them:
+
+* the oracle: the share of captions where at least one of the first k particles is a hit (what a perfect selector
+  among k particles could reach; if it is low, more particles cannot help and the generator is the bottleneck);
+* the judge as a selector: its within-caption AUC for the checker's verdict at each σ (over captions that have both
+  hits and misses) and the success of its argmax among the first k particles, against a random pick (the mean).
+
+The checker only labels here; it never steers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import mini_paper  # noqa: E402
+from stdlib_experts.mini import judges  # noqa: E402
+
+
+def draw(n: int, seed: int, particles: int, levels: int, weight: float, records: Path) -> None:
+    """Append one JSON line per caption: the checker's verdict per particle and the judge's scores per level."""
+    cases = mini_paper.held_out(n, seed, keep=mini_paper.counting_or_relation)
+    with open(records, "a") as out:
+        for i, (_, text) in enumerate(cases):
+            started = time.perf_counter()
+            sample, _ = mini_paper.run_sample(
+                mini_paper.regional_product(text, weight) + f" with {{\n    levels = {levels}\n    particles = {particles}\n"
+                "    weighting = greedy\n    resample = none\n    output = all\n}", seed * 1000 + i)
+            hits = judges.check(sample.samples, text)
+            out.write(json.dumps({"case": i, "caption": text, "hits": hits,
+                                  "sigmas": [float(info.sigma) for info in sample.trace],
+                                  "scores": [[float(v) for v in info.scores] for info in sample.trace]}) + "\n")
+            out.flush()
+            print(f"  [{i + 1}/{n}] {text}: {sum(hits)}/{particles} hits ({time.perf_counter() - started:.1f} s)",
+                  file=sys.stderr, flush=True)
+
+
+def within_caption_auc(scores: np.ndarray, hits: np.ndarray) -> tuple[float, int]:
+    """Mean over captions with both hits and misses of P(score of a hit > score of a miss); and how many captions."""
+    aucs = []
+    for s, h in zip(scores, hits):
+        p, q = s[h], s[~h]
+        if len(p) and len(q):
+            aucs.append((p[:, None] > q[None]).mean() + 0.5 * (p[:, None] == q[None]).mean())
+    return float(np.mean(aucs)) if aucs else float("nan"), len(aucs)
+
+
+def summarize(files: list[Path]) -> None:
+    cases = [json.loads(line) for f in files for line in Path(f).read_text().splitlines()]
+    hits = np.array([c["hits"] for c in cases], bool)  # [n, L]
+    scores = np.array([c["scores"] for c in cases])  # [n, levels + 1, L]
+    sigmas = cases[0]["sigmas"]
+    n, L = hits.shape
+    se = lambda v: v.std(ddof=1) / np.sqrt(len(v))  # noqa: E731
+    rows = []
+    k = 1
+    while k <= L:
+        any_hit = hits[:, :k].any(1).astype(float)
+        picked = hits[np.arange(n), scores[:, -1, :k].argmax(1)].astype(float)
+        rows.append((k, f"{hits[:, :k].mean():.2f}", f"{any_hit.mean():.2f} ± {se(any_hit):.2f}",
+                     f"{picked.mean():.2f} ± {se(picked):.2f}"))
+        k *= 2
+    mini_paper.print_table(f"{n} held-out captions of task (a), {L} independent particles of the product each: "
+                           "hits by the rule checker",
+                           ("k particles", "hit rate (random pick)", "oracle: some hit among k",
+                            "judge's argmax among k (final image)"), rows)
+    rows = []
+    for level in range(1, scores.shape[1]):
+        auc, m = within_caption_auc(scores[:, level], hits)
+        picked = hits[np.arange(n), scores[:, level].argmax(1)].mean()
+        top = np.argsort(-scores[:, level], 1)[:, : L // 2]
+        rows.append((f"{sigmas[level]:.2f}", f"{auc:.2f} ({m} captions)", f"{picked:.2f}",
+                     f"{np.mean([hits[c, top[c]].mean() for c in range(n)]):.2f}"))
+    mini_paper.print_table(f"The judge on x0_hat at each level, within each caption (chance: AUC 0.50, pick "
+                           f"{hits.mean():.2f})", ("σ", "within-caption AUC", "argmax is a hit", "hit rate of the top half"),
+                           rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=16, help="held-out captions")
+    parser.add_argument("--seed", type=int, default=1, help="the captions' seed (mini_paper's tables use 0)")
+    parser.add_argument("--particles", type=int, default=16)
+    parser.add_argument("--levels", type=int, default=20)
+    parser.add_argument("--weight", type=float, default=2.0)
+    parser.add_argument("--records", type=Path, default=None, help="append each caption's results here (JSON lines)")
+    parser.add_argument("--summarize", type=Path, nargs="+", default=None, help="print the tables of these records")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.summarize:
+        summarize(args.summarize)
+        return
+    records = args.records or Path("build") / f"particles_{args.seed}_{args.particles}.jsonl"
+    records.parent.mkdir(parents=True, exist_ok=True)
+    draw(args.n, args.seed, args.particles, args.levels, args.weight, records)
+    summarize([records])
+
+
+if __name__ == "__main__":
+    main()
