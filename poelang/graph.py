@@ -128,6 +128,10 @@ class _ProgramSettings(_Model):
         self.output = resolved_output(self.output, self.weighting)
         return self
 
+    def engine_view(self) -> "_EngineView":
+        """These settings read under the engine's field names (for the engine's rules)."""
+        return _EngineView(self)
+
     def engine_values(self) -> dict[str, Any]:
         """The settings under the engine's field names (``invert`` as the graph has it: a Ref or numbers)."""
         return {engine: getattr(self, name) for name, engine in PROGRAM_SETTINGS.items()}

@@ -739,3 +739,18 @@ def test_a_runaway_conditional_update_stops_the_run_at_cond_lambda(tmp_path, cap
     assert ("cond_lambda = 1, cond_updates" if where == "program" else "cond_lambda = 1\n") in err
     code, _, _ = run(["run", "-q", str(program), "-o", str(tmp_path / "o"), "--set", "cond_lambda=0.001"], capsys)
     assert code == 0 and np.isfinite(np.load(tmp_path / "o" / "x.npy")).all()
+
+
+def test_a_written_setting_that_has_no_effect_is_a_warning(tmp_path, capsys):
+    """A run used to ignore these silently; the rule is the engine's (infer.settings.ignored_settings)."""
+    program = write(tmp_path, "p.poe", "x ~ gaussian(mean=[0.0]) with { output = best, num_samples = 5, "
+                                       "mcmc = mala, leapfrog = 10, chunk = 4, shift = 5 }\n")
+    code, _, err = run(["check", str(program)], capsys)
+    assert code == 0
+    for message in ("num_samples has no effect here: it counts the draws of output = sample",
+                    "leapfrog has no effect here: it is the number of leapfrog steps of mcmc = hmc",
+                    "chunk has no effect here: it is the chunk size of path = autoregressive",
+                    "shift has no effect here: it shifts schedule = flux_shift"):
+        assert message in err, err
+    code, _, err = run(["check", str(program), "--set", "target_accept=0.7"], capsys)
+    assert "target_accept has no effect" not in err  # mala uses it

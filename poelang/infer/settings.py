@@ -278,6 +278,27 @@ def settings_blockers(s: Any) -> list[tuple[str, str]]:
     return blockers
 
 
+def ignored_settings(s: Any) -> list[tuple[str, str]]:
+    """Settings that have no effect with the others as they are, each with why: a program that writes one
+    is told (a warning), rather than left to think it changed the run. ``s`` has the engine's field names."""
+    kernel_moves = s.kernel not in ("none",)
+    rules = [
+        ("num_samples", resolved_output(s.output, s.weighting) != "sample",
+         "it counts the draws of output = sample"),
+        ("target_accept", s.kernel in ("none", "langevin"), "it tunes the step of mcmc = mala or hmc"),
+        ("hmc_leapfrog", s.kernel not in ("hmc",), "it is the number of leapfrog steps of mcmc = hmc"),
+        ("step_size", not kernel_moves or s.mcmc_steps == 0, "there are no MCMC moves (mcmc = none or mcmc_steps = 0)"),
+        ("chunk", s.path != "autoregressive", "it is the chunk size of path = autoregressive"),
+        ("invert_iters", not (isinstance(s.init, str) and s.init == "inversion"), "it is used by init = inversion"),
+        ("shift", s.schedule != "flux_shift", "it shifts schedule = flux_shift"),
+        ("fk_noise", s.annealing != "fk", "it is the noise of annealing = fk"),
+        ("sim_lambda", s.sim_updates == 0, "it is the step of sim_updates, which is 0"),
+        ("temper_ess", not s.adaptive_temper, "it is the target of adaptive_temper"),
+        ("ess_threshold", s.resample_when != "ess", "it is the threshold of resample_when = ess"),
+    ]
+    return [(name, why) for name, ignored, why in rules if ignored]
+
+
 def check_rules(s: Any) -> None:
     """The rules between settings, each stated once. ``s`` has the engine's field names."""
     if s.annealing == "ais" and (blocked := settings_blockers(s)):

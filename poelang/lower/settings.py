@@ -42,6 +42,7 @@ class SettingsLowering(LoweringState):
         except ValidationError as e:
             self._report_invalid(e, values, spans, written.value_spans, statement)
             return None, written
+        self._warn_ignored(settings, values, written.value_spans)
         schedule = settings.schedule if settings is not None else None
         if isinstance(schedule, list) and schedule[0] != 1.0 and settings.init != "inversion":
             self.diag.warning(f"the schedule starts at σ = {schedule[0]:g}, not 1: the particles still start from "
@@ -88,6 +89,17 @@ class SettingsLowering(LoweringState):
                 named = [g.ENGINE_TO_PROGRAM.get(n, n) for n in mistake.blamed]
                 span = next((spans[n] for n in named if n in spans), statement.span)
                 self.diag.error(mistake.message, span)
+
+    def _warn_ignored(self, settings: g.SamplerSettings | None, written: dict[str, Any], spans: dict[str, Span]) -> None:
+        """A written setting that has no effect with the others (the engine's :func:`ignored_settings`)."""
+        from poelang.infer.settings import ignored_settings
+
+        if settings is None:
+            return
+        for engine_name, why in ignored_settings(settings.engine_view()):
+            name = g.ENGINE_TO_PROGRAM.get(engine_name, engine_name)
+            if name in written and name in spans:
+                self.diag.warning(f"{name} has no effect here: {why}", spans[name])
 
     def invert_value(self, expr: ast.Expr, written: WrittenSettings) -> Any:
         """`invert = bg`: a value (image, video, a vector sample) or a list of numbers, not a constant symbol."""
