@@ -30,7 +30,7 @@ sys.path.insert(0, os.environ.get("POELANG_TREE", str(HERE)))
 import torch  # noqa: E402
 
 from poelang.infer import Factor, Problem, RewardFactor, Settings, StopSampling, sample  # noqa: E402
-from stdlib_experts.analytic import (  # noqa: E402
+from poelang.stdlib.analytic import (  # noqa: E402
     GaussianFlow, HalfSpaceReward, MixtureFlow, QuadraticReward, SimulatorGaussian, VelocityOnly)
 from tests.infer.test_autoregressive import MarkovVideo  # noqa: E402
 

@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from poelang.infer import Factor, Problem, Settings, sample  # noqa: E402
-from stdlib_experts.analytic import GaussianFlow, VelocityOnly, gaussian_product  # noqa: E402
+from poelang.stdlib.analytic import GaussianFlow, VelocityOnly, gaussian_product  # noqa: E402
 
 CANVASES = {"2": (2,), "64": (64,), "1024": (1024,), "12x16x16": (12, 16, 16)}
 

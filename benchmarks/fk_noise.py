@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from poelang.infer import Factor, Problem, Settings, sample  # noqa: E402
-from stdlib_experts.analytic import GaussianFlow, VelocityOnly  # noqa: E402
+from poelang.stdlib.analytic import GaussianFlow, VelocityOnly  # noqa: E402
 
 SEEDS, L = 20, 1000
 

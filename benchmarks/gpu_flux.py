@@ -14,12 +14,12 @@ Without ``--fill-model/--depth-model`` the weights are random bf16 tensors built
 directly on the GPU: the time and memory of a run do not depend on the
 weights' values (nothing here is data-dependent but the NaN checks).
 
-The experts are the real ones: :func:`stdlib_experts.flux.load_flux_fill` and
+The experts are the real ones: :func:`poelang.stdlib.flux.load_flux_fill` and
 ``load_flux_depth`` are called as they are (for in-memory components, with
 their ``FluxModel`` pointed at those components), so the prompt embeddings,
 the Fill condition (VAE-encoded masked image + packed mask), the Depth
 condition (VAE-encoded control image), the time shift exp(mu) and the
-:class:`~stdlib_experts.flux.FluxFlow` objects are what ``poelang run`` makes.
+:class:`~poelang.stdlib.flux.FluxFlow` objects are what ``poelang run`` makes.
 The sample goes through :func:`poelang.infer.sample`.
 
 Measured, in one run:
@@ -189,7 +189,7 @@ def default_dtype(dtype: torch.dtype):
 
 
 def frozen(module):
-    """As :func:`stdlib_experts.hub.shared` leaves a loaded component: eval mode, no parameter gradients."""
+    """As :func:`poelang.stdlib.hub.shared` leaves a loaded component: eval mode, no parameter gradients."""
     module.eval()
     module.requires_grad_(False)
     return module
@@ -200,7 +200,7 @@ def random_components(cfg: dict, device: torch.device, dtype: torch.dtype, seed:
     from diffusers import AutoencoderKL, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    from stdlib_experts.wordlevel import make_tokenizer
+    from poelang.stdlib.wordlevel import make_tokenizer
 
     torch.manual_seed(seed)
     # Parameters are created on the device in their final dtype: Cls(**config).to(bf16) would first hold a float32
@@ -224,8 +224,8 @@ def random_components(cfg: dict, device: torch.device, dtype: torch.dtype, seed:
 
 def in_memory_models(parts: dict[str, Any], scheduler: dict, device: torch.device, dtype: torch.dtype) -> dict:
     """``FluxModel`` objects (the loaders' view of a model directory) over in-memory components."""
-    from stdlib_experts import flux
-    from stdlib_experts.codecs import VaeCodec
+    from poelang.stdlib import flux
+    from poelang.stdlib.codecs import VaeCodec
 
     codec = VaeCodec(parts["vae"], "random-vae")  # one VAE and one pair of text encoders, shared as in the Hub repos
     models = {}
@@ -244,9 +244,9 @@ def in_memory_models(parts: dict[str, Any], scheduler: dict, device: torch.devic
 
 @contextlib.contextmanager
 def loaders_use(models: dict | None):
-    """Run :mod:`stdlib_experts.flux`'s loaders unchanged, with their FluxModel taken from ``models``
+    """Run :mod:`poelang.stdlib.flux`'s loaders unchanged, with their FluxModel taken from ``models``
     (keyed by the ``model`` argument) instead of from disk; ``None``: load from disk as usual."""
-    from stdlib_experts import flux
+    from poelang.stdlib import flux
 
     if models is None:
         yield
@@ -278,7 +278,7 @@ def insertion_problem(args, cfg: dict, device: torch.device, dtype: torch.dtype)
     """The two FluxFlow experts through the real loaders, and the engine's Problem and Settings."""
     from poelang import infer
     from poelang.interpreter import ExpertContext
-    from stdlib_experts import flux
+    from poelang.stdlib import flux
 
     size = cfg["size"]
     parts = models = None
@@ -315,7 +315,7 @@ def insertion_problem(args, cfg: dict, device: torch.device, dtype: torch.dtype)
 
 def release_text_encoders(models: dict | None) -> None:
     """Drop CLIP and T5 once the prompts are embedded (the flows keep their transformers and the VAE)."""
-    from stdlib_experts import hub
+    from poelang.stdlib import hub
 
     if models is None:
         hub.clear()  # the loaded components' only other owner
@@ -400,7 +400,7 @@ class HandLoop:
     """
 
     def __init__(self, fill, depth, mask: torch.Tensor, settings, device: torch.device):
-        from stdlib_experts.codecs import pack
+        from poelang.stdlib.codecs import pack
 
         self.fill, self.depth, self.settings, self.device = fill, depth, settings, device
         self.channels, self.h, self.w = mask.shape[-3:]  # the latent canvas
@@ -447,7 +447,7 @@ class HandLoop:
 
 def time_hand_loop(loop: HandLoop, sigmas: torch.Tensor, particles: int, levels: int, device: torch.device):
     """Seconds of ``levels`` hand-written levels (after one warm-up level) at mid-schedule sigmas, and peak bytes."""
-    from stdlib_experts.codecs import pack
+    from poelang.stdlib.codecs import pack
 
     clock = Clock(device)
     g = torch.Generator(device=device).manual_seed(0)
@@ -587,7 +587,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="drop CLIP and T5 after embedding the prompts (poelang run keeps them)")
     p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"),
                    help="random weights' dtype (default bfloat16 on GPU, float32 on CPU; loaded models follow "
-                        "stdlib_experts.hub: float32 on CPU)")
+                        "poelang.stdlib.hub: float32 on CPU)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads on --device cpu (tiny models gain nothing from more, and a busy machine makes "
                         "them much slower)")
@@ -612,7 +612,7 @@ def main(argv=None) -> int:
         print("gpu_flux: full-size FLUX on a CPU is not a benchmark (about 60 GB of weights); "
               "use a GPU, or --tiny --device cpu for a smoke run")
         return 0
-    from stdlib_experts import hub
+    from poelang.stdlib import hub
 
     if device.type == "cpu":
         torch.set_num_threads(args.threads)

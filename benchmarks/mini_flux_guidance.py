@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from poelang.infer import flow  # noqa: E402
 from poelang.interpreter import ExpertContext  # noqa: E402
-from stdlib_experts import mini_experts  # noqa: E402
-from stdlib_experts.mini import judges, rules, world  # noqa: E402
+from poelang.stdlib import mini_experts  # noqa: E402
+from poelang.stdlib.mini import judges, rules, world  # noqa: E402
 
 
 def sample(expert, n: int, levels: int, seed: int) -> torch.Tensor:

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from poelang.interpreter import ExpertContext  # noqa: E402
-from stdlib_experts import mini_experts  # noqa: E402
-from stdlib_experts.mini import judges, rules, vqa, world  # noqa: E402
+from poelang.stdlib import mini_experts  # noqa: E402
+from poelang.stdlib.mini import judges, rules, vqa, world  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mini_paper import print_table  # noqa: E402  (one table format for the mini-world benchmarks)

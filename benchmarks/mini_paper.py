@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import poelang  # noqa: E402
-from stdlib_experts import flux  # noqa: E402
-from stdlib_experts.mini import judges, rules, world  # noqa: E402
+from poelang.stdlib import flux  # noqa: E402
+from poelang.stdlib.mini import judges, rules, world  # noqa: E402
 
 # --- compute accounting -----------------------------------------------------------------------------------------
 
@@ -339,7 +339,7 @@ def insertion_cases(n: int, seed: int) -> list[InsertionCase]:
     """Held-out scenes of two or three objects; one object (wholly visible, not tiny) is taken out and put back."""
     from dataclasses import replace
 
-    from stdlib_experts.mini.train import depth_image
+    from poelang.stdlib.mini.train import depth_image
 
     rng = np.random.default_rng([seed, 2027])
     cases = []
@@ -392,7 +392,7 @@ x ~ {product} with {{
 def sdedit(case: InsertionCase, levels: int, seed: int, start: float = 0.6) -> torch.Tensor:
     """SDEdit: the engine's render pasted into the background, noised to sigma = start, denoised by mini_flux_fill."""
     from poelang.interpreter import ExpertContext
-    from stdlib_experts import mini_experts
+    from poelang.stdlib import mini_experts
 
     composite = np.where(case.mask[..., None], case.target, case.background)
     image = torch.from_numpy(composite).permute(2, 0, 1).float() / 127.5 - 1
@@ -532,7 +532,7 @@ x ~ {product} with {{
 
 
 def task_c(n: int, levels: int, seed: int) -> None:
-    from stdlib_experts import scene
+    from poelang.stdlib import scene
 
     results: dict[str, list] = {}
     for i, (call, text, cls) in enumerate(drop_cases(n, seed)):
@@ -603,7 +603,7 @@ def task_d(n: int, levels: int, seed: int) -> None:
     from scipy.ndimage import binary_dilation
 
     from poelang.interpreter import Interpreter
-    from stdlib_experts import scene
+    from poelang.stdlib import scene
 
     methods = (("PoE, inverted start (the program)", True, True), ("PoE from noise", False, True),
                ("inversion alone (no edit)", True, False))

@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mini_paper  # noqa: E402
-from stdlib_experts.mini import judges  # noqa: E402
+from poelang.stdlib.mini import judges  # noqa: E402
 
 
 def draw(n: int, seed: int, particles: int, levels: int, weight: float, records: Path) -> None:

@@ -16,7 +16,7 @@ import time
 import torch
 
 import poelang
-from stdlib_experts.analytic import GaussianFlow
+from poelang.stdlib.analytic import GaussianFlow
 
 PROGRAM = """
 a = gaussian(mean=[0.0, 0.0])

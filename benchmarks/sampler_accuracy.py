@@ -68,7 +68,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from poelang.infer import Factor, Problem, RewardFactor, Settings, sample  # noqa: E402
-from stdlib_experts.analytic import HalfSpaceReward, MixtureFlow, VelocityOnly, mixture_product  # noqa: E402
+from poelang.stdlib.analytic import HalfSpaceReward, MixtureFlow, VelocityOnly, mixture_product  # noqa: E402
 
 PROJECTIONS = 256
 

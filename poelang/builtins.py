@@ -5,7 +5,7 @@ returns, and the mistakes it can see statically) and a loader naming the code
 that computes the value at run time in :mod:`poelang.values`, imported only by
 ``run``. Libraries add builtins the same way, through the entry point group
 ``poelang.builtins`` (the standard library's scene builtins:
-:mod:`stdlib_experts.scene_builtins`); the registry holds them all.
+:mod:`poelang.stdlib.scene_builtins`); the registry holds them all.
 """
 from __future__ import annotations
 

@@ -240,7 +240,7 @@ class SimulatorGaussian(GaussianFlow):
     ``codec.encode(c)`` and the mask is pooled to the codec's tokens (a latent
     pixel is supported where more than half of its token's pixels are), so
     the Gaussian is exp(-w ||m' ⊙ (z - encode(c))||^2) on latents z. For
-    :class:`~stdlib_experts.codecs.PixelCodec` that is the same density (its
+    :class:`~poelang.stdlib.codecs.PixelCodec` that is the same density (its
     latents are the pixels, rearranged); for a VAE the weight is in latent
     units. ``use_codec(None)`` returns to pixels.
     """

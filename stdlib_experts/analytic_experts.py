@@ -9,7 +9,7 @@ from __future__ import annotations
 from poelang.experts.spec import Bound, ExpertSpec, Param
 from poelang.types import Domain, ImageT, VideoT
 
-_IMPL = "stdlib_experts.analytic_experts"
+_IMPL = "poelang.stdlib.analytic_experts"
 
 
 def _vector_length(value) -> int | None:
@@ -133,7 +133,7 @@ def _tensor(value, shape=None):
 
 
 def load_gaussian(args: dict, context):
-    from stdlib_experts.analytic import GaussianFlow
+    from poelang.stdlib.analytic import GaussianFlow
 
     std = args["std"]
     var = _tensor(std) ** 2
@@ -144,7 +144,7 @@ def load_gaussian(args: dict, context):
 
 
 def load_mixture(args: dict, context):
-    from stdlib_experts.analytic import MixtureFlow
+    from poelang.stdlib.analytic import MixtureFlow
 
     var = _tensor(args["std"]) ** 2
     means = _tensor(args["means"])
@@ -154,7 +154,7 @@ def load_mixture(args: dict, context):
 
 
 def load_simulator(args: dict, context):
-    from stdlib_experts.analytic import SimulatorGaussian
+    from poelang.stdlib.analytic import SimulatorGaussian
 
     target = _tensor(args["target"])
     mask = args.get("mask")
@@ -168,12 +168,12 @@ def load_simulator(args: dict, context):
 
 
 def load_quadratic(args: dict, context):
-    from stdlib_experts.analytic import QuadraticReward
+    from poelang.stdlib.analytic import QuadraticReward
 
     return QuadraticReward(_tensor(args["center"], context.event_shape), scale=float(args["scale"]), name=context.name)
 
 
 def load_halfspace(args: dict, context):
-    from stdlib_experts.analytic import HalfSpaceReward
+    from poelang.stdlib.analytic import HalfSpaceReward
 
     return HalfSpaceReward(_tensor(args["normal"]), float(args["offset"]), name=context.name)

@@ -9,11 +9,11 @@ per run here -- prompt embeddings, the VAE encodings of the conditions
 
 A model is a diffusers directory (``transformer/``, ``text_encoder/``,
 ``text_encoder_2/``, ``tokenizer/``, ``tokenizer_2/``, ``scheduler/`` and
-``vae/``) or a Hugging Face id in the local cache; :mod:`stdlib_experts.hub`
+``vae/``) or a Hugging Face id in the local cache; :mod:`poelang.stdlib.hub`
 finds it offline and loads each component once per process, so a Fill and a
 Depth expert share one VAE and one pair of text encoders. A directory with
 ``codec.json`` instead of ``vae/`` samples in pixel space
-(:class:`~stdlib_experts.codecs.PixelCodec`): the project's mini experts are
+(:class:`~poelang.stdlib.codecs.PixelCodec`): the project's mini experts are
 such directories and run through this same code.
 """
 from __future__ import annotations
@@ -292,7 +292,7 @@ EXPERTS = [
     ExpertSpec(
         "flux", "generative", "FLUX.1 [dev] text-to-image flow model",
         _with((Param("prompt", "Text", doc="what the image shows"), *_TRUE_CFG), "black-forest-labs/FLUX.1-dev", 3.5),
-        loader="stdlib_experts.flux:load_flux", domain=image_domain(), family="flux",
+        loader="poelang.stdlib.flux:load_flux", domain=image_domain(), family="flux",
         weights=model_weights(),
     ),
     ExpertSpec(
@@ -305,7 +305,7 @@ EXPERTS = [
             ),
             "black-forest-labs/FLUX.1-Fill-dev", 30.0,
         ),
-        loader="stdlib_experts.flux:load_flux_fill", domain=image_domain("image", "mask"), family="flux",
+        loader="poelang.stdlib.flux:load_flux_fill", domain=image_domain("image", "mask"), family="flux",
         weights=model_weights(),
     ),
     ExpertSpec(
@@ -317,7 +317,7 @@ EXPERTS = [
             ),
             "black-forest-labs/FLUX.1-Depth-dev", 10.0,
         ),
-        loader="stdlib_experts.flux:load_flux_depth", domain=image_domain("depth"), family="flux",
+        loader="poelang.stdlib.flux:load_flux_depth", domain=image_domain("depth"), family="flux",
         weights=model_weights(),
     ),
 ]

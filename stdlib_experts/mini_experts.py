@@ -3,9 +3,9 @@
 They make every example real on a CPU with no downloads. ``mini_flux``,
 ``mini_flux_fill`` and ``mini_flux_depth`` are FLUX-layout directories under
 ``stdlib_experts/mini/weights`` loaded by the *same* adapters as FLUX.1
-[dev], Fill and Depth (:mod:`stdlib_experts.flux`); they sample 32×32 images
+[dev], Fill and Depth (:mod:`poelang.stdlib.flux`); they sample 32×32 images
 in pixel space. ``mini_vqa`` is a trained judge of images against captions, a
-calibrated P(yes) (a reward, :mod:`stdlib_experts.mini.vqa`), ``mini_rules`` the rule checker on a trained segmenter (a
+calibrated P(yes) (a reward, :mod:`poelang.stdlib.mini.vqa`), ``mini_rules`` the rule checker on a trained segmenter (a
 non-differentiable reward). ``mini_video`` is frame-wise (FramePack's role in
 the paper): each frame from the two before it, on the autoregressive path. Captions use the mini world's closed vocabulary;
 another word is a diagnostic that lists it.
@@ -17,14 +17,14 @@ from pathlib import Path
 
 from poelang.experts.spec import Bound, ExpertSpec, Param, image_domain, video_domain
 from poelang.experts.unavailable import ExpertUnavailable
-from stdlib_experts.mini import TRUE_CFG  # the default guidance scale of mini_flux (re-exported)
+from poelang.stdlib.mini import TRUE_CFG  # the default guidance scale of mini_flux (re-exported)
 
 WEIGHTS = Path(__file__).parent / "mini" / "weights"
 SIZE = (32, 32)
 
 
 def _vocabulary() -> tuple[str, ...]:
-    from stdlib_experts.mini.world import VOCABULARY  # numpy only; genesis loads lazily
+    from poelang.stdlib.mini.world import VOCABULARY  # numpy only; genesis loads lazily
 
     return VOCABULARY
 
@@ -50,7 +50,7 @@ def _model(name: str) -> str:
     folder = WEIGHTS / name
     if not (folder / "transformer").is_dir():
         raise ExpertUnavailable(
-            f"the weights of {name} are not in {folder}; train them with `python -m stdlib_experts.mini.train`")
+            f"the weights of {name} are not in {folder}; train them with `python -m poelang.stdlib.mini.train`")
     return str(folder)
 
 
@@ -62,7 +62,7 @@ def _shipped(name: str, marker: str):
         folder = WEIGHTS / name
         found = str(folder) if (folder / marker).exists() else None
         return [Weights(name, found, "pip install --force-reinstall poelang  # the mini weights ship with it; "
-                                     "or retrain: python -m stdlib_experts.mini.train")]
+                                     "or retrain: python -m poelang.stdlib.mini.train")]
 
     return rule
 
@@ -72,19 +72,19 @@ def _flux_args(args: dict, name: str) -> dict:
 
 
 def load_mini_flux(args: dict, context):
-    from stdlib_experts import flux
+    from poelang.stdlib import flux
 
     return flux.load_flux(_flux_args({"true_cfg": TRUE_CFG, **args}, "mini_flux"), context)
 
 
 def load_mini_flux_fill(args: dict, context):
-    from stdlib_experts import flux
+    from poelang.stdlib import flux
 
     return flux.load_flux_fill(_flux_args(args, "mini_flux_fill"), context)
 
 
 def load_mini_flux_depth(args: dict, context):
-    from stdlib_experts import flux
+    from poelang.stdlib import flux
 
     return flux.load_flux_depth(_flux_args(args, "mini_flux_depth"), context)
 
@@ -125,7 +125,7 @@ class MiniVQAScore:
     """log P(yes) of mini_vqa that the image shows the caption (calibrated); batched over particles."""
 
     def __init__(self, name: str, caption: str):
-        from stdlib_experts.mini import judges, vqa
+        from poelang.stdlib.mini import judges, vqa
 
         self.name = name
         self.model = judges.load("mini_vqa")
@@ -150,7 +150,7 @@ class MiniRules:
     def score(self, x0):
         import torch
 
-        from stdlib_experts.mini import judges
+        from poelang.stdlib.mini import judges
 
         return torch.tensor(judges.check(x0.float().cpu(), self.caption), dtype=x0.dtype, device=x0.device)
 
@@ -158,7 +158,7 @@ class MiniRules:
 def load_mini_video(args: dict, context):
     import torch
 
-    from stdlib_experts import flux
+    from poelang.stdlib import flux
 
     if context.region is not None:
         raise ExpertUnavailable("mini_video paints whole frames; it cannot take a region")
@@ -183,7 +183,7 @@ def _check_caption(param: str):
     """A checker rule: the text is a caption of the mini world's grammar (what the judges can read)."""
 
     def check(bound: Bound) -> None:
-        from stdlib_experts.mini import rules
+        from poelang.stdlib.mini import rules
 
         text = bound.values.get(param)
         if not isinstance(text, str):
@@ -217,7 +217,7 @@ EXPERTS = [
          Param("true_cfg", "Number", TRUE_CFG, "classifier-free guidance scale s: the flow of "
                "p(x|prompt)^s p(x|negative)^(1-s); 1 turns it off (one transformer pass, not a batch of two)"),
          Param("negative_prompt", "Text", "", "what true_cfg steers away from; \"\" is the unconditional model")),
-        loader="stdlib_experts.mini_experts:load_mini_flux", weights=_shipped("mini_flux", "transformer"),
+        loader="poelang.stdlib.mini_experts:load_mini_flux", weights=_shipped("mini_flux", "transformer"),
         domain=image_domain(), family="mini",
         check=_check_words("prompt", "negative_prompt"),
     ),
@@ -226,7 +226,7 @@ EXPERTS = [
         (Param("prompt", "Text", "", "what the filled part shows"),
          Param("image", "Image?", None, "the image to fill; none: a blank canvas"),
          Param("mask", "Mask|Region?", None, "where to paint; none: everywhere"), _SIZE),
-        loader="stdlib_experts.mini_experts:load_mini_flux_fill",
+        loader="poelang.stdlib.mini_experts:load_mini_flux_fill",
         weights=_shipped("mini_flux_fill", "transformer"),
         domain=image_domain("image", "mask"),
         family="mini", check=_check_words("prompt"),
@@ -235,7 +235,7 @@ EXPERTS = [
         "mini_flux_depth", "generative", "mini FLUX Depth: an image following a depth map",
         (Param("prompt", "Text", "", "what the image shows"),
          Param("depth", "Depth?", None, "the control depth (inverse depth, near is bright); none: constant"), _SIZE),
-        loader="stdlib_experts.mini_experts:load_mini_flux_depth",
+        loader="poelang.stdlib.mini_experts:load_mini_flux_depth",
         weights=_shipped("mini_flux_depth", "transformer"),
         domain=image_domain("depth"), family="mini",
         check=_check_words("prompt"),
@@ -245,7 +245,7 @@ EXPERTS = [
         "mini video: a clip of the mini world from its first frame, frame by frame (path = autoregressive)",
         (Param("prompt", "Text", "", "what the clip shows"), Param("image", "Image", doc="the first frame"),
          Param("frames", "Int", 8, "number of frames (trained on 8 at 8 fps)"), _SIZE),
-        loader="stdlib_experts.mini_experts:load_mini_video",
+        loader="poelang.stdlib.mini_experts:load_mini_video",
         weights=_shipped("mini_video", "transformer"),
         domain=video_domain("image"), family="mini",
         check=_check_words("prompt"),
@@ -255,13 +255,13 @@ EXPERTS = [
         'log P("yes"), calibrated, of the mini judge that the image shows the caption (every object, counts, sizes, '
         'relations)',
         (Param("caption", "Text", doc="a caption of the mini world's grammar"),),
-        loader="stdlib_experts.mini_experts:load_mini_vqa", weights=_shipped("mini_vqa", "model.safetensors"),
+        loader="poelang.stdlib.mini_experts:load_mini_vqa", weights=_shipped("mini_vqa", "model.safetensors"),
         family="mini", check=_check_all(_check_words("caption"), _check_caption("caption")),
     ),
     ExpertSpec(
         "mini_rules", "reward", "1 if the rule checker finds the caption true of the image, else 0 (not differentiable)",
         (Param("caption", "Text", doc="a caption of the mini world's grammar"),),
-        loader="stdlib_experts.mini_experts:load_mini_rules", weights=_shipped("segmenter", "model.safetensors"),
+        loader="poelang.stdlib.mini_experts:load_mini_rules", weights=_shipped("segmenter", "model.safetensors"),
         family="mini", check=_check_all(_check_words("caption"), _check_caption("caption")),
     ),
 ]

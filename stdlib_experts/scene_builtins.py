@@ -5,7 +5,7 @@
 (see ``pyproject.toml``). Each is a :class:`FunctionSpec`: a signature, a
 typing rule the checker runs (a positive size, a known colour, a mesh file the
 renderer reads) and, named by its loader, the function below that computes
-the value at run time with :mod:`stdlib_experts.scene` (genesis-world),
+the value at run time with :mod:`poelang.stdlib.scene` (genesis-world),
 imported only then. Importing this module imports neither torch nor genesis.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _scene_object(size_param: str | None):
     """The rule of sphere/cube/mesh: a positive size, a known colour, a mesh file the renderer reads."""
 
     def rule(bound: Bound) -> Type:
-        from stdlib_experts.scene import MESH_SUFFIXES, parse_color  # numpy only: no genesis, no torch
+        from poelang.stdlib.scene import MESH_SUFFIXES, parse_color  # numpy only: no genesis, no torch
 
         size = bound.values.get(size_param) if size_param else None
         if isinstance(size, (int, float)) and not size > 0:
@@ -102,7 +102,7 @@ def _scene():
 
     if importlib.util.find_spec("genesis") is None:
         raise ExpertUnavailable("simulate() and render() need genesis-world: pip install 'poelang[world]'")
-    from stdlib_experts import scene
+    from poelang.stdlib import scene
 
     return scene
 

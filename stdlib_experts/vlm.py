@@ -13,7 +13,7 @@ in [-1, 1], entering the product as ``exp(w * r)``.
 * ``siglip_score``: ``log σ(cos · exp(logit_scale) + logit_bias)`` of a
   SiglipModel, the log-probability that image and caption match. In (-inf, 0].
 
-Models resolve offline through :mod:`stdlib_experts.hub` and load once per
+Models resolve offline through :mod:`poelang.stdlib.hub` and load once per
 process; the caption embedding of CLIP/SigLIP is computed once at load. Images
 go to the processor as float tensors in [0, 1] (``do_rescale=False``); it
 resizes and normalises them. Scoring is batched over particles, in chunks of
@@ -50,7 +50,7 @@ def _from_pretrained(auto_class: str, *, dtype=None, trust_remote_code: bool = F
     def load(path: str, **kwargs: Any):
         import transformers
 
-        from stdlib_experts import hub
+        from poelang.stdlib import hub
 
         cls = getattr(transformers, auto_class)
         if dtype is not None:
@@ -71,7 +71,7 @@ def _from_pretrained(auto_class: str, *, dtype=None, trust_remote_code: bool = F
 def _processor(path, model: str, device: str, trust_remote_code: bool = False):
     import importlib.util
 
-    from stdlib_experts import hub
+    from poelang.stdlib import hub
 
     try:
         return hub.shared(path, None, None, device, _from_pretrained("AutoProcessor", trust_remote_code=trust_remote_code))
@@ -205,7 +205,7 @@ def last_positions(attention_mask):
 
 
 def load_vqascore(args: dict, context) -> VQAScore:
-    from stdlib_experts import hub
+    from poelang.stdlib import hub
 
     model_id = args["model"]
     path = hub.resolve_model(model_id, getattr(context, "base_dir", None))
@@ -288,7 +288,7 @@ class SiglipScore(_Contrastive):
 def _load_contrastive(args: dict, context, model_class: str, scorer: type) -> _Contrastive:
     import transformers
 
-    from stdlib_experts import hub
+    from poelang.stdlib import hub
 
     model_id = args["model"]
     path = hub.resolve_model(model_id, getattr(context, "base_dir", None))
@@ -324,19 +324,19 @@ EXPERTS = [
         (Param("caption", "Text", doc="what the image should show"),
          Param("question", "Text", VQA_QUESTION, "the question; {caption} is replaced"))
         + _device_params("Qwen/Qwen2.5-VL-7B-Instruct"),
-        loader="stdlib_experts.vlm:load_vqascore", scores=("image",), family="vlm",
+        loader="poelang.stdlib.vlm:load_vqascore", scores=("image",), family="vlm",
         weights=model_weights(),
     ),
     ExpertSpec(
         "clip_score", "reward", "CLIP image-text cosine similarity, ×100",
         (Param("caption", "Text", doc="what the image should show"),) + _device_params("openai/clip-vit-large-patch14"),
-        loader="stdlib_experts.vlm:load_clip_score", scores=("image",), family="vlm",
+        loader="poelang.stdlib.vlm:load_clip_score", scores=("image",), family="vlm",
         weights=model_weights(),
     ),
     ExpertSpec(
         "siglip_score", "reward", "SigLIP image-text log-sigmoid score",
         (Param("caption", "Text", doc="what the image should show"),) + _device_params("google/siglip-so400m-patch14-384"),
-        loader="stdlib_experts.vlm:load_siglip_score", scores=("image",), family="vlm",
+        loader="poelang.stdlib.vlm:load_siglip_score", scores=("image",), family="vlm",
         weights=model_weights(),
     ),
 ]

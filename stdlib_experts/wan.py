@@ -3,7 +3,7 @@
 The checker reads the signatures in :data:`EXPERTS`; ``run`` calls the
 loaders, which build a :class:`WanFlow`: the transformer's classifier-free
 guided velocity on the video latent ``[B, f', C, h, w]`` (frames first, like
-the pixels ``[B, f, 3, H, W]``; see :class:`~stdlib_experts.codecs.WanVaeCodec`),
+the pixels ``[B, f, 3, H, W]``; see :class:`~poelang.stdlib.codecs.WanVaeCodec`),
 with what diffusers' pipelines compute once per call computed once per run
 here -- the prompt and negative-prompt embeddings, the VAE encodings of the
 conditions (I2V: the first frame followed by blank frames, and its mask;
@@ -12,7 +12,7 @@ VACE: the control video), the CLIP embedding of I2V's first frame.
 A model is a diffusers directory (``transformer/``, ``text_encoder/``,
 ``tokenizer/``, ``vae/``, ``scheduler/``; I2V also ``image_encoder/`` and
 ``image_processor/``) or a Hugging Face id in the local cache;
-:mod:`stdlib_experts.hub` finds it offline and loads each component once per
+:mod:`poelang.stdlib.hub` finds it offline and loads each component once per
 process, so a Wan I2V and a VACE expert share one VAE and one UMT5 text
 encoder (the Wan2.1 repositories ship the same files). The VAE always runs in
 float32, as diffusers recommends for Wan.
@@ -333,14 +333,14 @@ EXPERTS = [
     ExpertSpec(
         "wan_t2v", "generative", "Wan2.1 text-to-video",
         (Param("prompt", "Text", doc="what the video shows"),) + _common("Wan-AI/Wan2.1-T2V-14B-Diffusers"),
-        loader="stdlib_experts.wan:load_wan_t2v", domain=video_domain(), family="wan",
+        loader="poelang.stdlib.wan:load_wan_t2v", domain=video_domain(), family="wan",
         weights=model_weights(),
     ),
     ExpertSpec(
         "wan_i2v", "generative", "Wan2.1 image-to-video from a first frame",
         (Param("prompt", "Text", doc="what the video shows"), Param("image", "Image", doc="the first frame"))
         + _common("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"),
-        loader="stdlib_experts.wan:load_wan_i2v", domain=video_domain("image"), family="wan",
+        loader="poelang.stdlib.wan:load_wan_i2v", domain=video_domain("image"), family="wan",
         weights=model_weights(),
     ),
     ExpertSpec(
@@ -351,7 +351,7 @@ EXPERTS = [
          Param("mask", "Mask?", None, "where VACE generates (per frame, or one for all); none: everywhere"),
          Param("video", "Video?", None, "the frames VACE keeps where the mask is not set; none: black"))
         + _common("Wan-AI/Wan2.1-VACE-14B-diffusers"),
-        loader="stdlib_experts.wan:load_wan_depth", domain=video_domain("depth"), family="wan",
+        loader="poelang.stdlib.wan:load_wan_depth", domain=video_domain("depth"), family="wan",
         weights=model_weights(),
     ),
 ]

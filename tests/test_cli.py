@@ -340,8 +340,9 @@ def test_examples_list_and_copy(capsys, tmp_path):
     assert run_cli(capsys, "examples", "nonsense")[0] == 2
 
 
-def test_the_wheel_ships_the_examples_and_the_typing_marker():
-    """setup.py's package list: programs/ becomes poelang._examples with every program and asset."""
+def test_the_wheel_ships_the_library_the_examples_and_the_typing_marker():
+    """setup.py's package list: stdlib_experts/ becomes poelang.stdlib with its weights, programs/ becomes
+    poelang._examples with every program and asset, and nothing installs as a top-level package but poelang."""
     import json
     import subprocess
     import sys
@@ -355,10 +356,16 @@ def test_the_wheel_ships_the_examples_and_the_typing_marker():
     assert proc.returncode == 0, proc.stderr
     captured = json.loads(proc.stdout)
     assert "poelang._examples" in captured["packages"] and "poelang._examples.analytic" in captured["packages"]
-    assert captured["package_dir"] == {"poelang._examples": "programs"}
+    assert captured["package_dir"] == {"poelang.stdlib": "stdlib_experts", "poelang._examples": "programs"}
+    assert {p.split(".")[0] for p in captured["packages"]} == {"poelang"}
+    assert "poelang.stdlib.mini" in captured["packages"] and "poelang.stdlib.scene" in captured["packages"]
     assert "py.typed" in captured["package_data"]["poelang"]
     shipped = {p.relative_to(ROOT / "programs") for p in (ROOT / "programs").rglob("*") if p.is_file()}
     from fnmatch import fnmatch
 
     patterns = captured["package_data"]["poelang._examples"]
     assert all(any(fnmatch(str(p), pat) or fnmatch(p.name, pat) for pat in patterns) for p in shipped)
+    weights = {p.relative_to(ROOT / "stdlib_experts") for p in (ROOT / "stdlib_experts" / "mini" / "weights").rglob("*")
+               if p.is_file()}
+    patterns = captured["package_data"]["poelang.stdlib"]
+    assert weights and all(any(fnmatch(str(p), pat) for pat in patterns) for p in weights)

@@ -54,7 +54,7 @@ def test_readme_tutorial_programs_check():
 
 def test_readme_says_which_programs_need_the_world_extra():
     """The README's `[world]` note names exactly the shipped programs that use genesis-world's builtins."""
-    from stdlib_experts.scene_builtins import BUILTINS
+    from poelang.stdlib.scene_builtins import BUILTINS
 
     world = {spec.name for spec in BUILTINS}
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -41,7 +41,7 @@ def _measured_flops(config: dict, latent: int, text_tokens: int, batch: int = 3)
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from stdlib_experts.codecs import image_ids
+    from poelang.stdlib.codecs import image_ids
 
     torch.manual_seed(0)
     model = FluxTransformer2DModel(**config).eval().requires_grad_(False)

@@ -532,7 +532,7 @@ def test_set_with_a_dot_but_no_sample_name_is_an_error(tmp_path, capsys):
 
 def test_mixture_weights_near_the_float_limit_are_normalised_without_overflow(tmp_path):
     from poelang import infer
-    from stdlib_experts.analytic import MixtureFlow
+    from poelang.stdlib.analytic import MixtureFlow
 
     huge = MixtureFlow([1e308, 1e308], [[0.0], [1.0]])
     assert torch.allclose(huge.weights, torch.tensor([0.5, 0.5], dtype=huge.weights.dtype))
@@ -606,7 +606,7 @@ def test_a_float_input_with_nan_or_inf_pixels_is_refused_at_its_call(tmp_path, c
 
 def test_an_init_or_inversion_tensor_with_nan_is_a_settings_error():
     from poelang import infer
-    from stdlib_experts.analytic import GaussianFlow
+    from poelang.stdlib.analytic import GaussianFlow
 
     problem = infer.Problem(shape=(2,), factors=[infer.Factor(GaussianFlow(torch.zeros(2)))])
     bad = torch.tensor([0.0, float("nan")])
@@ -668,7 +668,7 @@ def test_meshes_and_scene_values_the_simulator_cannot_take(tmp_path, capsys):
 
 
 def test_a_simulator_backend_error_becomes_a_value_error():
-    from stdlib_experts.scene_builtins import _backend
+    from poelang.stdlib.scene_builtins import _backend
 
     class QhullError(RuntimeError):  # the kind of exception genesis lets through from its libraries
         pass

@@ -137,8 +137,8 @@ class _Spy:
 
 
 def test_inversion_happens_in_the_codecs_latent_space(monkeypatch):
-    from stdlib_experts.analytic import GaussianFlow
-    from stdlib_experts.codecs import PixelCodec
+    from poelang.stdlib.analytic import GaussianFlow
+    from poelang.stdlib.codecs import PixelCodec
 
     made = []
 

@@ -8,7 +8,7 @@ from poelang.experts.spec import ExpertSpec, FunctionSpec
 
 def test_the_standard_library_registers_through_its_entry_points():
     values = {ep.value for ep in plugins.entry_points("poelang.experts")}
-    assert "stdlib_experts.flux:EXPERTS" in values
+    assert "poelang.stdlib.flux:EXPERTS" in values
     registry = default_registry()
     assert {"gaussian", "flux", "vqascore"} <= set(registry.names())
     assert {"load_image", "blur"} <= set(registry.builtins)  # the core's

@@ -65,7 +65,7 @@ def test_an_inverting_run_says_so_before_each_chunk():
 
 
 def test_loading_the_mini_judges_raises_no_warning():
-    from stdlib_experts.mini import judges, vqa
+    from poelang.stdlib.mini import judges, vqa
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -23,9 +23,9 @@ from poelang.cli import main
 
 pytest.importorskip("genesis")
 
-from stdlib_experts import scene  # noqa: E402
-from stdlib_experts.analytic import SimulatorGaussian  # noqa: E402
-from stdlib_experts.codecs import PixelCodec  # noqa: E402
+from poelang.stdlib import scene  # noqa: E402
+from poelang.stdlib.analytic import SimulatorGaussian  # noqa: E402
+from poelang.stdlib.codecs import PixelCodec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BALL = ROOT / "programs" / "video" / "simulate_ball.poe"
@@ -175,7 +175,7 @@ def test_second_run_reads_the_disk_cache_and_builds_nothing(first, second, cache
     # a fresh process: the simulation comes from disk, genesis is not even imported
     script = (
         "import json, sys, time; started = time.perf_counter(); import poelang; "
-        f"r = poelang.load({str(BALL)!r}).run(); from stdlib_experts import scene; "
+        f"r = poelang.load({str(BALL)!r}).run(); from poelang.stdlib import scene; "
         "print(json.dumps({'stats': scene.STATS, 'genesis': 'genesis' in sys.modules, "
         "'seconds': time.perf_counter() - started}))"
     )
@@ -346,7 +346,7 @@ def test_simulator_adopts_a_codec_and_returns_to_pixels():
 def test_simulator_adopts_a_vae_codec_frame_by_frame():
     """A VAE (FLUX's layout; the tiny one of the FLUX tests) encodes the target, a video frame by frame."""
     pytest.importorskip("diffusers")
-    from stdlib_experts.codecs import VaeCodec
+    from poelang.stdlib.codecs import VaeCodec
     from tests.experts.tiny_flux import _vae
 
     codec = VaeCodec(_vae().eval(), "tiny")

@@ -99,11 +99,11 @@ def test_a_bad_row_stops_the_sweep_before_any_model_loads(tmp_path, capsys):
     assert f"{table}:3:1: error: 'dogs' not in the mini experts' vocabulary" in err
     assert "nothing was run" in err
     assert not out.exists()
-    assert "stdlib_experts.flux" not in sys.modules or not _flux_loaded()
+    assert "poelang.stdlib.flux" not in sys.modules or not _flux_loaded()
 
 
 def _flux_loaded() -> bool:
-    from stdlib_experts import hub
+    from poelang.stdlib import hub
 
     return any("mini_flux" in str(key) for key in hub._CACHE)
 

@@ -7,7 +7,7 @@ A package declares, in its ``pyproject.toml``::
     [project.entry-points."poelang.builtins"]
     mine = "my_package.builtins:BUILTINS"    # a FunctionSpec, a list or a name → spec dict
 
-poelang's own standard library (``stdlib_experts``) registers itself the same
+poelang's own standard library (``poelang.stdlib``, the repository's ``stdlib_experts/``) registers itself the same
 way. Installed metadata is read as usual; when poelang runs from a source
 checkout (a development tree on ``PYTHONPATH``, say), the entry points that
 checkout's ``pyproject.toml`` declares stand for the installed ``poelang``

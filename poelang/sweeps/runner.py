@@ -2,7 +2,7 @@
 
 A :class:`RowRunner` lives as long as its worker. It lowers each row's
 program (milliseconds) and runs it; the weights, shared components and prompt
-embeddings the experts load are cached in the process (``stdlib_experts.hub``,
+embeddings the experts load are cached in the process (``poelang.stdlib.hub``,
 the FLUX adapters' prompt cache), so only a worker's first row pays for them.
 A failing row (a NaN, a missing file, an expert that cannot load) becomes a
 manifest record with its diagnostic; the worker goes on with the next row.

@@ -1,11 +1,11 @@
 """The mini world's learned readers of images: a segmenter for the rule checker, and mini_vqa.
 
 * :class:`Segmenter` labels every pixel with background or a (colour, shape)
-  class; :mod:`stdlib_experts.mini.rules` turns that map into objects and
+  class; :mod:`poelang.stdlib.mini.rules` turns that map into objects and
   judges captions by rules. This is the *checker* of the benchmarks. It trains
-  in minutes on the rendered dataset (``python -m stdlib_experts.mini.judges
+  in minutes on the rendered dataset (``python -m poelang.stdlib.mini.judges
   segmenter --data build/mini_data``).
-* ``mini_vqa`` (:mod:`stdlib_experts.mini.vqa`) answers "does this image show
+* ``mini_vqa`` (:mod:`poelang.stdlib.mini.vqa`) answers "does this image show
   <caption>?" with a calibrated probability. It is the *reward* programs steer
   with (``exp(mini_vqa("..."))``), a different model trained without the
   checker's labels, so that steering cannot game the judge.
@@ -105,7 +105,7 @@ def load(name: str) -> nn.Module:
         from safetensors.torch import load_file
 
         if name == "mini_vqa":
-            from stdlib_experts.mini import vqa
+            from poelang.stdlib.mini import vqa
 
             _LOADED[name] = vqa.load(WEIGHTS / name)
             return _LOADED[name]
@@ -124,8 +124,8 @@ _LOADED: dict[str, nn.Module] = {}
 
 @functools.lru_cache(maxsize=1)
 def tokenizer():
-    from stdlib_experts.mini.world import VOCABULARY
-    from stdlib_experts.wordlevel import make_tokenizer
+    from poelang.stdlib.mini.world import VOCABULARY
+    from poelang.stdlib.wordlevel import make_tokenizer
 
     return make_tokenizer(VOCABULARY, 16)
 
@@ -142,7 +142,7 @@ def segment(images: torch.Tensor) -> np.ndarray:
 
 def check(images: torch.Tensor, captions: list[str] | str) -> list[bool]:
     """The rule checker on generated images: segment, extract objects, judge each caption by rules."""
-    from stdlib_experts.mini import rules
+    from poelang.stdlib.mini import rules
 
     captions = [captions] * len(images) if isinstance(captions, str) else captions
     return [rules.satisfies(c, rules.facts_from_segmentation(s)) for c, s in zip(captions, segment(images))]
@@ -176,7 +176,7 @@ def _noisy(images: torch.Tensor, idx) -> torch.Tensor:
 
 
 def train_segmenter(data: dict, minutes: float, seed: int, batch: int = 64) -> Segmenter:
-    from stdlib_experts.mini import rules
+    from poelang.stdlib.mini import rules
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -193,9 +193,9 @@ def train_segmenter(data: dict, minutes: float, seed: int, batch: int = 64) -> S
 
 
 def main(argv: list[str] | None = None) -> None:
-    from stdlib_experts.mini.train import load_dataset
+    from poelang.stdlib.mini.train import load_dataset
 
-    parser = argparse.ArgumentParser(prog="python -m stdlib_experts.mini.judges")
+    parser = argparse.ArgumentParser(prog="python -m poelang.stdlib.mini.judges")
     parser.add_argument("what", choices=["segmenter"])
     parser.add_argument("--data", type=Path, default=Path("build/mini_data"))
     parser.add_argument("--minutes", type=float, default=5.0)

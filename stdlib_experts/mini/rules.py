@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stdlib_experts.mini.world import (
+from poelang.stdlib.mini.world import (
     COLORS,
     PLURALS,
     SHAPES,

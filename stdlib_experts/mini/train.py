@@ -1,17 +1,17 @@
 """Train the mini experts on the mini world, on a CPU, and save them as FLUX-layout directories.
 
-    python -m stdlib_experts.mini.train data   --out build/mini_data            # render the training set
-    python -m stdlib_experts.mini.train flux   --data build/mini_data --minutes 60
-    python -m stdlib_experts.mini.train flux   --resume --decay --lr 5e-4 --minutes 40
-    python -m stdlib_experts.mini.train flux   --resume --decay --lr 5e-4 --minutes 15 --drop-captions 0.1
-    python -m stdlib_experts.mini.train fill   --data build/mini_data --minutes 8
-    python -m stdlib_experts.mini.train depth  --data build/mini_data --minutes 8
-    python -m stdlib_experts.mini.train video  --data build/mini_clips --minutes 12
+    python -m poelang.stdlib.mini.train data   --out build/mini_data            # render the training set
+    python -m poelang.stdlib.mini.train flux   --data build/mini_data --minutes 60
+    python -m poelang.stdlib.mini.train flux   --resume --decay --lr 5e-4 --minutes 40
+    python -m poelang.stdlib.mini.train flux   --resume --decay --lr 5e-4 --minutes 15 --drop-captions 0.1
+    python -m poelang.stdlib.mini.train fill   --data build/mini_data --minutes 8
+    python -m poelang.stdlib.mini.train depth  --data build/mini_data --minutes 8
+    python -m poelang.stdlib.mini.train video  --data build/mini_clips --minutes 12
 
 ``mini_flux`` is a FluxTransformer2DModel with CLIP and T5 text encoders, all
 small, trained from scratch by flow matching (x_sigma = (1 - sigma) x0 +
 sigma eps, target eps - x0, FLUX's convention) in pixel space
-(:class:`~stdlib_experts.codecs.PixelCodec`). ``mini_flux_fill`` and
+(:class:`~poelang.stdlib.codecs.PixelCodec`). ``mini_flux_fill`` and
 ``mini_flux_depth`` start from it, as FLUX.1 Fill and Depth start from
 FLUX.1 [dev]: the input projection grows zero-initialised columns for the
 condition tokens, and so does ``mini_video``, a frame-wise model whose
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stdlib_experts.codecs import PixelCodec, pack, pack_mask
+from poelang.stdlib.codecs import PixelCodec, pack, pack_mask
 
 WEIGHTS = Path(__file__).parent / "weights"
 CODEC = PixelCodec(2)
@@ -49,7 +49,7 @@ TOKEN = 4 * CODEC.channels  # channels of one packed token (48)
 
 def make_dataset(out: Path, images: int, seed: int, size: int = 32) -> None:
     """Render ``images`` scenes with training-split captions to ``out/images.npz`` (the world's own writer)."""
-    from stdlib_experts.mini import world
+    from poelang.stdlib.mini import world
 
     Path(out).mkdir(parents=True, exist_ok=True)
     world.write_images(str(Path(out) / "images.npz"), images, size, seed, split="train")
@@ -67,8 +67,8 @@ def depth_image(depth):
     Inverse depth scaled to [0, 1] per image (1 at its nearest point, 0 at the sky), like the relative depth maps
     FLUX.1 Depth is conditioned on; ``depth`` is one map ``[H, W]`` or a stack ``[N, H, W]``.
     """
-    from stdlib_experts.mini.world import FAR_DEPTH
-    from stdlib_experts.scene import Z_FAR, inverse_depth
+    from poelang.stdlib.mini.world import FAR_DEPTH
+    from poelang.stdlib.scene import Z_FAR, inverse_depth
 
     depth = np.asarray(depth, np.float32)
     depth = np.where(depth >= FAR_DEPTH * 0.999, Z_FAR, depth)  # the world's sky is nearer than the engine's
@@ -81,8 +81,8 @@ def depth_image(depth):
 def text_models(seed: int):
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    from stdlib_experts.mini.world import VOCABULARY
-    from stdlib_experts.wordlevel import make_tokenizer
+    from poelang.stdlib.mini.world import VOCABULARY
+    from poelang.stdlib.wordlevel import make_tokenizer
 
     tokenizer = make_tokenizer(VOCABULARY, TEXT_LENGTH)
     vocab = len(tokenizer.get_vocab())
@@ -129,7 +129,7 @@ def encode_text(clip, t5, tokenizer, captions: list[str]):
 
 
 def fill_condition(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Fill's input, as stdlib_experts.flux.load_flux_fill builds it: packed masked image, packed binary mask."""
+    """Fill's input, as poelang.stdlib.flux.load_flux_fill builds it: packed masked image, packed binary mask."""
     masked = images * (1 - masks)
     return torch.cat([pack(CODEC.encode(masked)), pack_mask(masks, CODEC.scale)], dim=2)
 
@@ -148,7 +148,7 @@ def fill_masks(index_map: np.ndarray, rng: np.random.Generator, objects: list) -
     """Half the time one object's mask, dilated (captioned by its noun phrase), else a random box (the full caption)."""
     from scipy.ndimage import binary_dilation
 
-    from stdlib_experts.mini.world import noun_phrase
+    from poelang.stdlib.mini.world import noun_phrase
 
     n, h, w = index_map.shape
     masks = np.zeros((n, h, w), np.float32)
@@ -237,7 +237,7 @@ def train(kind: str, data: dict, minutes: float, seed: int, batch: int, lr: floa
         if condition is not None:
             tokens = torch.cat([tokens, condition], dim=2)
         if ids is None:
-            from stdlib_experts.codecs import image_ids
+            from poelang.stdlib.codecs import image_ids
 
             ids = image_ids(x0.shape[-2], x0.shape[-1])
         out = model(hidden_states=tokens, timestep=sigma, pooled_projections=pooled, encoder_hidden_states=embeds,
@@ -312,7 +312,7 @@ def load_trained(folder: Path):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stdlib_experts.mini.train")
+    parser = argparse.ArgumentParser(prog="python -m poelang.stdlib.mini.train")
     parser.add_argument("what", choices=["data", "flux", "fill", "depth", "video"])
     parser.add_argument("--data", type=Path, default=Path("build/mini_data"))
     parser.add_argument("--out", type=Path, default=None)

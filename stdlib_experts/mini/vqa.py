@@ -13,15 +13,15 @@ independent. A temperature and bias fitted on held-out data (:func:`calibrate`) 
 calibrated P(yes) for a prior of one true caption to one hard negative. Because the facts are learned per class
 and the composition is fixed, the judge reads captions it never saw (the held-out split) as well as training ones.
 
-Training (``python -m stdlib_experts.mini.vqa``) never uses the rule checker. It uses the world's ground truth
+Training (``python -m poelang.stdlib.mini.vqa``) never uses the rule checker. It uses the world's ground truth
 only: renders with their scene attributes (counts, sizes, mask positions) and captions, hard negatives (the same
 image, the caption wrong in exactly one thing: a count off by one, a colour, a shape, a size, a relation flipped or
 its objects swapped, a phrase added or dropped), and the inputs the judge sees while sampling: besides clean
 renders, x0_hat = x - sigma v of renders noised to sigma in (0, 0.8] and denoised by one guided mini_flux step,
 prompted by the caption the judge is then asked about (as in a product, where mini_flux is prompted with it).
 
-    python -m stdlib_experts.mini.vqa data  --out build/vqa_data --images 40000 --seed 11 --threads 1   # 35 min
-    python -m stdlib_experts.mini.vqa train --data build/vqa_data --minutes 50 --threads 1
+    python -m poelang.stdlib.mini.vqa data  --out build/vqa_data --images 40000 --seed 11 --threads 1   # 35 min
+    python -m poelang.stdlib.mini.vqa train --data build/vqa_data --minutes 50 --threads 1
 
 ``train`` holds out the last 10% of the data to fit the calibration and saves the weights (safetensors), the
 config with the calibration and ``training.json`` under ``stdlib_experts/mini/weights/mini_vqa``.
@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from stdlib_experts.mini import rules, world
+from poelang.stdlib.mini import rules, world
 
 WEIGHTS = Path(__file__).parent / "weights"
 CLASSES = len(world.COLORS) * len(world.SHAPES)  # facts are per (colour, shape): rules.class_index - 1
@@ -330,8 +330,8 @@ class GuidedFlux:
     """mini_flux's guided velocity for a batch with one prompt per row, as the sampler computes it (true_cfg)."""
 
     def __init__(self):
-        from stdlib_experts.mini.train import WEIGHTS as FLUX_WEIGHTS, load_trained
-        from stdlib_experts.mini import TRUE_CFG
+        from poelang.stdlib.mini.train import WEIGHTS as FLUX_WEIGHTS, load_trained
+        from poelang.stdlib.mini import TRUE_CFG
 
         self.clip, self.t5, self.tokenizer, self.transformer = load_trained(FLUX_WEIGHTS / "mini_flux")
         self.cfg = TRUE_CFG
@@ -339,8 +339,8 @@ class GuidedFlux:
     @torch.no_grad()
     def x0_hat(self, images: torch.Tensor, sigma: torch.Tensor, prompts: list[str], noise: torch.Tensor):
         """x0_hat = x - sigma v of images noised to sigma, v the guided flow given each row's prompt."""
-        from stdlib_experts.codecs import PixelCodec, image_ids, pack, unpack
-        from stdlib_experts.mini.train import encode_text
+        from poelang.stdlib.codecs import PixelCodec, image_ids, pack, unpack
+        from poelang.stdlib.mini.train import encode_text
 
         codec = PixelCodec(2)
         x0 = codec.encode(images)
@@ -555,7 +555,7 @@ def expected_calibration_error(p: np.ndarray, labels: np.ndarray, bins: int = 10
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stdlib_experts.mini.vqa")
+    parser = argparse.ArgumentParser(prog="python -m poelang.stdlib.mini.vqa")
     parser.add_argument("what", choices=["data", "train"])
     parser.add_argument("--data", type=Path, default=Path("build/vqa_data"))
     parser.add_argument("--out", type=Path, default=None)
@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> None:
     data = {k: npz[k] for k in npz.files}
     model, record = train(data, args.minutes, args.seed, args.batch, args.lr)
     record["data"] = json.loads(str(data["meta"]))
-    record["command"] = "python -m stdlib_experts.mini.vqa " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    record["command"] = "python -m poelang.stdlib.mini.vqa " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     print(json.dumps(record, indent=1))
     print("saved", save(model, record, args.out))
 

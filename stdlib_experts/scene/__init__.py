@@ -20,29 +20,29 @@ ValueError or FileNotFoundError with a message that says what is wrong; the inte
 Conventions: meters, z up; rotations are extrinsic x-y-z Euler angles in degrees (genesis's and scipy's); the
 camera's ``fov`` is vertical, in degrees. Quaternions are (w, x, y, z).
 
-Run ``python -m stdlib_experts.scene --warm`` once per machine (CI does) to compile genesis's kernels into its cache
+Run ``python -m poelang.stdlib.scene --warm`` once per machine (CI does) to compile genesis's kernels into its cache
 (``~/.cache/quadrants``, ``~/.cache/genesis``): minutes cold, seconds afterwards.
 """
 from __future__ import annotations
 
-from stdlib_experts.scene.look import (  # noqa: F401
+from poelang.stdlib.scene.look import (  # noqa: F401
     AMBIENT, COLOR_RGB, GLScene, GROUND_HALF, GROUND_RGB, MAX_BODIES, MAX_SIDE, MESH_SUFFIXES, SCENE_VERSION, SEG_STEP, SIM_RATE, SKY_RGB, STATS, SUN_DIRECTION, SUN_INTENSITY, TIMINGS, Z_FAR, Z_NEAR, _GENESIS_READY, euler_to_matrix, init_genesis, matrix_to_quat, parse_color, quat_to_matrix, sun_pose,
 )
-from stdlib_experts.scene.bodies import (  # noqa: F401
+from poelang.stdlib.scene.bodies import (  # noqa: F401
     Body, Camera, _check_bodies, _check_size, _vec3,
 )
-from stdlib_experts.scene.frames import (  # noqa: F401
+from poelang.stdlib.scene.frames import (  # noqa: F401
     Frames, inverse_depth,
 )
-from stdlib_experts.scene.meshes import (  # noqa: F401
+from poelang.stdlib.scene.meshes import (  # noqa: F401
     _MESHES, _draw, _ground_mesh, _pose, local_mesh,
 )
-from stdlib_experts.scene.physics import (  # noqa: F401
+from poelang.stdlib.scene.physics import (  # noqa: F401
     _morph, _steps_per_frame, run_physics,
 )
-from stdlib_experts.scene.cache import (  # noqa: F401
+from poelang.stdlib.scene.cache import (  # noqa: F401
     MEMORY_ENTRIES, _MEMORY, _cached, _genesis_version, _remember, _store, cache_dir, clear_memory, scene_key,
 )
-from stdlib_experts.scene.compute import (  # noqa: F401
+from poelang.stdlib.scene.compute import (  # noqa: F401
     render, simulate,
 )

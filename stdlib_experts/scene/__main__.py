@@ -1,4 +1,4 @@
-"""Warming genesis's kernel cache: ``python -m stdlib_experts.scene --warm``."""
+"""Warming genesis's kernel cache: ``python -m poelang.stdlib.scene --warm``."""
 from __future__ import annotations
 
 import argparse
@@ -6,10 +6,10 @@ import os
 import tempfile
 import time
 
-from stdlib_experts.scene.bodies import Body, Camera
-from stdlib_experts.scene.look import init_genesis
-from stdlib_experts.scene.meshes import _draw
-from stdlib_experts.scene.physics import run_physics
+from poelang.stdlib.scene.bodies import Body, Camera
+from poelang.stdlib.scene.look import init_genesis
+from poelang.stdlib.scene.meshes import _draw
+from poelang.stdlib.scene.physics import run_physics
 
 
 def warm(world: bool = True) -> dict:
@@ -36,7 +36,7 @@ def warm(world: bool = True) -> dict:
         _draw(bodies, Camera(), (32, 32), positions, quats)
         timings["render"] = time.perf_counter() - started
     if world:
-        from stdlib_experts.mini import world as mini
+        from poelang.stdlib.mini import world as mini
 
         started = time.perf_counter()
         mini.get_simulator()

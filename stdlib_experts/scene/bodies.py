@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stdlib_experts.scene.look import COLOR_RGB, MAX_BODIES, MAX_SIDE, MESH_SUFFIXES, SUN_DIRECTION, euler_to_matrix, parse_color, sun_pose
-from stdlib_experts.scene.meshes import local_mesh
+from poelang.stdlib.scene.look import COLOR_RGB, MAX_BODIES, MAX_SIDE, MESH_SUFFIXES, SUN_DIRECTION, euler_to_matrix, parse_color, sun_pose
+from poelang.stdlib.scene.meshes import local_mesh
 
 
 def _vec3(value, what: str) -> tuple[float, float, float]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stdlib_experts.scene.bodies import Camera
-from stdlib_experts.scene.frames import Frames
-from stdlib_experts.scene.look import SCENE_VERSION, STATS
+from poelang.stdlib.scene.bodies import Camera
+from poelang.stdlib.scene.frames import Frames
+from poelang.stdlib.scene.look import SCENE_VERSION, STATS
 
 
 def cache_dir() -> Path:

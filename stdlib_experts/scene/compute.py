@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 
-from stdlib_experts.scene.bodies import Camera, _check_bodies, _check_size
-from stdlib_experts.scene.cache import _cached, _store, scene_key
-from stdlib_experts.scene.frames import Frames
-from stdlib_experts.scene.look import STATS, TIMINGS, euler_to_matrix, init_genesis, matrix_to_quat
-from stdlib_experts.scene.meshes import _draw
-from stdlib_experts.scene.physics import run_physics
+from poelang.stdlib.scene.bodies import Camera, _check_bodies, _check_size
+from poelang.stdlib.scene.cache import _cached, _store, scene_key
+from poelang.stdlib.scene.frames import Frames
+from poelang.stdlib.scene.look import STATS, TIMINGS, euler_to_matrix, init_genesis, matrix_to_quat
+from poelang.stdlib.scene.meshes import _draw
+from poelang.stdlib.scene.physics import run_physics
 
 
 def simulate(bodies, camera: Camera, frames: int = 16, fps: float = 8, size=(64, 64)) -> Frames:

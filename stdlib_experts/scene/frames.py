@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stdlib_experts.scene.look import Z_FAR, Z_NEAR
+from poelang.stdlib.scene.look import Z_FAR, Z_NEAR
 
 
 @dataclass

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stdlib_experts.scene.look import GLScene, GROUND_HALF, GROUND_RGB, SEG_STEP, Z_FAR, Z_NEAR, quat_to_matrix
+from poelang.stdlib.scene.look import GLScene, GROUND_HALF, GROUND_RGB, SEG_STEP, Z_FAR, Z_NEAR, quat_to_matrix
 
 
 if TYPE_CHECKING:  # bodies read their meshes through local_mesh when they are built
-    from stdlib_experts.scene.bodies import Body, Camera
+    from poelang.stdlib.scene.bodies import Body, Camera
 
 _MESHES: dict = {}
 

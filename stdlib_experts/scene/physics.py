@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from stdlib_experts.scene.bodies import Body
-from stdlib_experts.scene.look import SIM_RATE, STATS, euler_to_matrix, init_genesis, matrix_to_quat
+from poelang.stdlib.scene.bodies import Body
+from poelang.stdlib.scene.look import SIM_RATE, STATS, euler_to_matrix, init_genesis, matrix_to_quat
 
 
 def _morph(gs, body: Body):

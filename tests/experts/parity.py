@@ -8,7 +8,7 @@ import torch
 import poelang
 from poelang import infer
 from poelang.interpreter import Interpreter
-from stdlib_experts import hub
+from poelang.stdlib import hub
 
 
 def interpreter_for(source: str, folder):

@@ -22,8 +22,8 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution  # no
 import poelang  # noqa: E402
 from poelang.experts.unavailable import ExpertUnavailable  # noqa: E402
 from poelang.interpreter import ExpertContext, Interpreter, _Decoded  # noqa: E402
-from stdlib_experts import flux, hub  # noqa: E402
-from stdlib_experts.codecs import image_ids, pack, pack_mask, unpack  # noqa: E402
+from poelang.stdlib import flux, hub  # noqa: E402
+from poelang.stdlib.codecs import image_ids, pack, pack_mask, unpack  # noqa: E402
 
 from . import tiny_flux  # noqa: E402
 from .parity import loads_by_component, offline, poelang_run  # noqa: E402
@@ -181,14 +181,14 @@ def test_box_region_crops_latents_and_conditions_on_the_token_grid(models, tmp_p
 
 
 def test_unaligned_box_is_snapped_outward_to_whole_tokens():
-    from stdlib_experts.codecs import PixelCodec
+    from poelang.stdlib.codecs import PixelCodec
 
     codec = PixelCodec(2)  # a token is 4 px
     assert codec.snap((5, 14, 1, 31), (32, 32)) == (4, 16, 0, 32)
 
 
 def test_masks_are_pooled_to_tokens():
-    from stdlib_experts.codecs import PixelCodec
+    from poelang.stdlib.codecs import PixelCodec
 
     codec = PixelCodec(2)
     mask = torch.zeros(8, 8)

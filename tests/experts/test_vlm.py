@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from poelang.experts.unavailable import ExpertUnavailable  # noqa: E402
-from stdlib_experts import hub, vlm  # noqa: E402
+from poelang.stdlib import hub, vlm  # noqa: E402
 
 from . import tiny_vlm  # noqa: E402
 
@@ -182,9 +182,9 @@ def test_trust_remote_code_is_not_a_program_argument():
     """Whether a model folder's own code may run is the runner's decision (ExpertContext.trust_remote_code)."""
     assert all(p.name != "trust_remote_code" for e in vlm.EXPERTS for p in e.params)
     assert {e.name: e.loader for e in vlm.EXPERTS} == {
-        "vqascore": "stdlib_experts.vlm:load_vqascore",
-        "clip_score": "stdlib_experts.vlm:load_clip_score",
-        "siglip_score": "stdlib_experts.vlm:load_siglip_score",
+        "vqascore": "poelang.stdlib.vlm:load_vqascore",
+        "clip_score": "poelang.stdlib.vlm:load_clip_score",
+        "siglip_score": "poelang.stdlib.vlm:load_siglip_score",
     }
     for e in vlm.EXPERTS:
         assert e.load_function() is getattr(vlm, e.loader.partition(":")[2])

@@ -25,8 +25,8 @@ import poelang  # noqa: E402
 from poelang import infer  # noqa: E402
 from poelang.experts.unavailable import ExpertUnavailable  # noqa: E402
 from poelang.interpreter import ExpertContext, Interpreter, _Decoded  # noqa: E402
-from stdlib_experts import hub, wan  # noqa: E402
-from stdlib_experts.codecs import WanVaeCodec  # noqa: E402
+from poelang.stdlib import hub, wan  # noqa: E402
+from poelang.stdlib.codecs import WanVaeCodec  # noqa: E402
 
 from . import tiny_wan  # noqa: E402
 from .parity import interpreter_for, loads_by_component, offline, poelang_run  # noqa: E402

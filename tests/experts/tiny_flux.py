@@ -20,7 +20,7 @@ LATENT_CHANNELS = 2  # the VAE below: two down blocks → scale 2, 2 latent chan
 def _text_encoders():
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    from stdlib_experts.wordlevel import make_tokenizer
+    from poelang.stdlib.wordlevel import make_tokenizer
 
     torch.manual_seed(0)
     clip = CLIPTextModel(CLIPTextConfig(

@@ -28,7 +28,7 @@ FLOW_SHIFT = 3.0
 def _text_encoder():
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from stdlib_experts.wordlevel import make_tokenizer
+    from poelang.stdlib.wordlevel import make_tokenizer
 
     torch.manual_seed(1)
     t5 = UMT5EncoderModel(UMT5Config(

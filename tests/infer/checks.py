@@ -27,7 +27,7 @@ import torch
 from poelang.infer import Factor, Problem, RewardFactor, Settings, flow, sample
 from poelang.infer.kernels import Langevin
 from poelang.infer.product import ProductField
-from stdlib_experts.analytic import GaussianFlow, gaussian_product, mixture_product
+from poelang.stdlib.analytic import GaussianFlow, gaussian_product, mixture_product
 
 Z = 5.0
 # Re-run the statistical tests on other seeds: POELANG_TEST_SEED=7 pytest tests/infer

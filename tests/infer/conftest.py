@@ -12,7 +12,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from stdlib_experts.analytic import GaussianFlow, MixtureFlow
+from poelang.stdlib.analytic import GaussianFlow, MixtureFlow
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import torch
 from poelang.infer import Factor, Problem, RewardFactor, SamplerError, Settings, SettingsError, sample
 from poelang.infer.autoregressive import WindowField, chunk_frames
 from poelang.infer.conditional import simulator_updates
-from stdlib_experts.analytic import LOG_2PI, GaussianFlow, QuadraticReward, SimulatorGaussian
+from poelang.stdlib.analytic import LOG_2PI, GaussianFlow, QuadraticReward, SimulatorGaussian
 
 from .checks import assert_within_mc, iid_floor, moment_variances, replicate, weighted_moments
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from poelang.infer import Factor, Problem, Settings, sample
-from stdlib_experts.analytic import GaussianFlow, VelocityOnly, gaussian_product
+from poelang.stdlib.analytic import GaussianFlow, VelocityOnly, gaussian_product
 
 from .checks import assert_within_mc, iid_floor, replicate, weighted_mean_var
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from poelang.infer import Divergence, Factor, Problem, SamplerError, Settings, sample
-from stdlib_experts.analytic import GaussianFlow
+from poelang.stdlib.analytic import GaussianFlow
 
 
 class Steep(torch.nn.Module):

@@ -10,7 +10,7 @@ from poelang.infer.smc import PAPER_ORDER, SMC_ORDER, START_ORDER, Sampler, leve
 from poelang.infer.state import SamplerState
 from poelang.infer.steps import move, transition
 from poelang.infer.weighting import resample, reweight
-from stdlib_experts.analytic import GaussianFlow, QuadraticReward, SimulatorGaussian
+from poelang.stdlib.analytic import GaussianFlow, QuadraticReward, SimulatorGaussian
 
 
 def gaussians(rewards=()):

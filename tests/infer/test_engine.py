@@ -21,7 +21,7 @@ from poelang.infer import (
     sample,
 )
 from poelang.infer.conditional import conditional_update
-from stdlib_experts.analytic import GaussianFlow, HalfSpaceReward, QuadraticReward
+from poelang.stdlib.analytic import GaussianFlow, HalfSpaceReward, QuadraticReward
 
 
 class FlowOnly:
@@ -346,6 +346,6 @@ def test_flow_path_with_one_expert_follows_its_ode(g_full):
 
 
 def test_analytic_module_does_not_import_torch():
-    code = ("import sys, stdlib_experts.analytic as a; t = sys.modules.get('torch');"
+    code = ("import sys, poelang.stdlib.analytic as a; t = sys.modules.get('torch');"
             "assert t is None or type(t).__name__ == '_LazyModule', type(t)")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,7 +23,7 @@ from .checks import (
     exact_noised_mixture,
     weighted_moments,
 )
-from stdlib_experts.analytic import HalfSpaceReward, QuadraticReward
+from poelang.stdlib.analytic import HalfSpaceReward, QuadraticReward
 
 FAST = Settings(levels=40, particles=800, mcmc_steps=2, keep_trace=False)
 

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from poelang.infer import Factor, Problem, RewardFactor, Settings, fk, sample
-from stdlib_experts.analytic import GaussianFlow, MixtureFlow, QuadraticReward, VelocityOnly, gaussian_product
+from poelang.stdlib.analytic import GaussianFlow, MixtureFlow, QuadraticReward, VelocityOnly, gaussian_product
 
 from .checks import (
     assert_within_mc,
@@ -104,14 +104,14 @@ def test_disjoint_regions_carry_no_weight(g_full):
 # -- mixtures ----------------------------------------------------------------------
 
 def test_product_of_two_mixtures_mode_masses(mix_a, mix_b):
-    from stdlib_experts.analytic import mixture_product
+    from poelang.stdlib.analytic import mixture_product
 
     check_mixture_product([VelocityOnly(mix_a), VelocityOnly(mix_b)], FK, runs=8,
                           expected=mixture_product([mix_a, mix_b]), score_checks=False, log_evidence=False)
 
 
 def test_product_of_two_1d_mixtures_mode_masses():
-    from stdlib_experts.analytic import mixture_product
+    from poelang.stdlib.analytic import mixture_product
 
     m1 = MixtureFlow([0.6, 0.4], [[-1.5], [1.5]], var=0.2, name="m1")
     m2 = MixtureFlow([0.2, 0.8], [[-1.0], [1.0]], var=[0.5, 0.3], name="m2")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from poelang.infer import flow
-from stdlib_experts.analytic import GaussianFlow
+from poelang.stdlib.analytic import GaussianFlow
 
 from .checks import check_score_conversion, exact_noised_gaussian, exact_noised_mixture
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from poelang.infer import Factor, Problem, ProductField, Settings, SettingsError, invert, make_schedule, sample
-from stdlib_experts.analytic import GaussianFlow
+from poelang.stdlib.analytic import GaussianFlow
 
 REGEN = dict(particles=16, kernel="none", output="all", resample="none", dtype="float64", keep_trace=False)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from poelang.infer import Factor, Problem, Settings
-from stdlib_experts.analytic import (
+from poelang.stdlib.analytic import (
     GaussianFlow,
     MixtureFlow,
     SimulatorGaussian,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from poelang.infer import Factor, Problem, RewardFactor, SamplerError, Settings, sample
-from stdlib_experts.analytic import GaussianFlow, HalfSpaceReward, QuadraticReward, gaussian_product
+from poelang.stdlib.analytic import GaussianFlow, HalfSpaceReward, QuadraticReward, gaussian_product
 
 from .checks import (
     assert_within_mc,

@@ -18,8 +18,8 @@ pytest.importorskip("diffusers")
 from poelang.cli import main  # noqa: E402
 from poelang.infer import flow  # noqa: E402
 from poelang.interpreter import ExpertContext  # noqa: E402
-from stdlib_experts import mini_experts  # noqa: E402
-from stdlib_experts.mini import judges, rules, world  # noqa: E402
+from poelang.stdlib import mini_experts  # noqa: E402
+from poelang.stdlib.mini import judges, rules, world  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "stdlib_experts" / "mini" / "weights"

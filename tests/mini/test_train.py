@@ -10,7 +10,7 @@ pytest.importorskip("diffusers")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from stdlib_experts.mini import train  # noqa: E402
+from poelang.stdlib.mini import train  # noqa: E402
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import torch
 pytest.importorskip("diffusers")
 
 from poelang.cli import main  # noqa: E402
-from stdlib_experts.mini import judges, rules, vqa, world  # noqa: E402
+from poelang.stdlib.mini import judges, rules, vqa, world  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

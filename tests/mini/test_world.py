@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from stdlib_experts.mini import rules, world
-from stdlib_experts.mini.world import Obj, Scene
+from poelang.stdlib.mini import rules, world
+from poelang.stdlib.mini.world import Obj, Scene
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`python -m stdlib_experts.mini.world`: write a dataset of the mini world."""
-from stdlib_experts.mini.world.dataset import main
+"""`python -m poelang.stdlib.mini.world`: write a dataset of the mini world."""
+from poelang.stdlib.mini.world.dataset import main
 
 main()

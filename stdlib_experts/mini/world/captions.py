@@ -5,9 +5,9 @@ import hashlib
 
 import numpy as np
 
-from stdlib_experts.mini.world.vocabulary import COUNT_WORD, PLURALS
-from stdlib_experts.mini.world.camera import project
-from stdlib_experts.mini.world.scenes import Obj, Scene, projected_box
+from poelang.stdlib.mini.world.vocabulary import COUNT_WORD, PLURALS
+from poelang.stdlib.mini.world.camera import project
+from poelang.stdlib.mini.world.scenes import Obj, Scene, projected_box
 
 # Captions
 

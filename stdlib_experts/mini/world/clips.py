@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stdlib_experts.scene.look import init_genesis, quat_to_matrix
-from stdlib_experts.mini.world.vocabulary import HEIGHT_RATIO, MAX_OBJECTS, SHAPES, SIZES, SIZE_WIDTH
-from stdlib_experts.mini.world.camera import DEFAULT_SIZE
-from stdlib_experts.mini.world.scenes import IMAGE_MARGIN, Obj, Scene, projected_box, sample_scene
-from stdlib_experts.mini.world.rendering import _shape_mesh, get_renderer
+from poelang.stdlib.scene.look import init_genesis, quat_to_matrix
+from poelang.stdlib.mini.world.vocabulary import HEIGHT_RATIO, MAX_OBJECTS, SHAPES, SIZES, SIZE_WIDTH
+from poelang.stdlib.mini.world.camera import DEFAULT_SIZE
+from poelang.stdlib.mini.world.scenes import IMAGE_MARGIN, Obj, Scene, projected_box, sample_scene
+from poelang.stdlib.mini.world.rendering import _shape_mesh, get_renderer
 
 # Clips: objects dropped onto the ground, simulated by genesis's rigid solver
 

@@ -9,12 +9,12 @@ from dataclasses import asdict
 
 import numpy as np
 
-from stdlib_experts.mini.world.vocabulary import COLORS, MAX_OBJECTS, SHAPES, SIZES
-from stdlib_experts.mini.world.camera import CAMERA_DISTANCE, DEFAULT_SIZE, ELEVATION_DEG, FAR_DEPTH, FOV_DEG, TARGET
-from stdlib_experts.mini.world.scenes import Scene, sample_scene
-from stdlib_experts.mini.world.captions import caption, split_of
-from stdlib_experts.mini.world.rendering import get_renderer
-from stdlib_experts.mini.world.clips import SIM_DT, get_simulator, sample_clip_scene, simulate_clip
+from poelang.stdlib.mini.world.vocabulary import COLORS, MAX_OBJECTS, SHAPES, SIZES
+from poelang.stdlib.mini.world.camera import CAMERA_DISTANCE, DEFAULT_SIZE, ELEVATION_DEG, FAR_DEPTH, FOV_DEG, TARGET
+from poelang.stdlib.mini.world.scenes import Scene, sample_scene
+from poelang.stdlib.mini.world.captions import caption, split_of
+from poelang.stdlib.mini.world.rendering import get_renderer
+from poelang.stdlib.mini.world.clips import SIM_DT, get_simulator, sample_clip_scene, simulate_clip
 
 # Dataset writer
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stdlib_experts.scene import look as _look
-from stdlib_experts.mini.world.vocabulary import COLOR_RGB, GROUND_HALF_X, GROUND_RGB, GROUND_Y, HEIGHT_RATIO, MAX_OBJECTS, SHAPES, SIZES, SIZE_WIDTH, SKY_RGB
-from stdlib_experts.mini.world.camera import DEFAULT_SIZE, FAR_DEPTH, FOV_DEG, MAX_SIZE, MIN_SIZE, Z_NEAR, camera_pose
-from stdlib_experts.mini.world.scenes import Obj, Scene, object_pose
+from poelang.stdlib.scene import look as _look
+from poelang.stdlib.mini.world.vocabulary import COLOR_RGB, GROUND_HALF_X, GROUND_RGB, GROUND_Y, HEIGHT_RATIO, MAX_OBJECTS, SHAPES, SIZES, SIZE_WIDTH, SKY_RGB
+from poelang.stdlib.mini.world.camera import DEFAULT_SIZE, FAR_DEPTH, FOV_DEG, MAX_SIZE, MIN_SIZE, Z_NEAR, camera_pose
+from poelang.stdlib.mini.world.scenes import Obj, Scene, object_pose
 
 # Rendering
 
@@ -59,7 +59,7 @@ SEG_STEP = 40
 class Renderer:
     """Renders scenes of the mini world with genesis's vendored pyrender: one GL scene and pool, built once.
 
-    The GL scene is a :class:`stdlib_experts.scene.GLScene` (the renderer of simulate() and render() too); this class
+    The GL scene is a :class:`poelang.stdlib.scene.GLScene` (the renderer of simulate() and render() too); this class
     fills it with a pool of meshes per (shape, size), parked out of view, and a render only moves pool meshes into
     view and recolours them. Each render takes two passes: RGB (4x multisampled), then segmentation with depth,
     unsampled, so that masks and depth agree pixel for pixel.

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stdlib_experts.scene.look import quat_to_matrix
-from stdlib_experts.mini.world.vocabulary import COLORS, HEIGHT_RATIO, MAX_OBJECTS, SHAPES, SIZES, SIZE_WIDTH
-from stdlib_experts.mini.world.camera import MIN_SIZE, camera_depth, focal_px, project
+from poelang.stdlib.scene.look import quat_to_matrix
+from poelang.stdlib.mini.world.vocabulary import COLORS, HEIGHT_RATIO, MAX_OBJECTS, SHAPES, SIZES, SIZE_WIDTH
+from poelang.stdlib.mini.world.camera import MIN_SIZE, camera_depth, focal_px, project
 
 # Scenes
 

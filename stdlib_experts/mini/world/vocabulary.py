@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 
-from stdlib_experts.scene import look as _look
+from poelang.stdlib.scene import look as _look
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Vocabulary
 
 COLORS = ("red", "green", "blue", "yellow", "purple", "white")
 # sRGB base colours, far apart in hue and brightness so that a 32-pixel render still tells them apart under shading
-# (the palette of `stdlib_experts.scene`, which simulate() and render() share)
+# (the palette of `poelang.stdlib.scene`, which simulate() and render() share)
 COLOR_RGB = {color: _look.COLOR_RGB[color] for color in COLORS}
 SHAPES = ("sphere", "cube", "cylinder", "cone")
 PLURALS = {"sphere": "spheres", "cube": "cubes", "cylinder": "cylinders", "cone": "cones"}
