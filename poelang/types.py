@@ -7,7 +7,7 @@ in a size means "unknown", which matches anything.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 Dim = Optional[int]
@@ -75,6 +75,8 @@ class NoneT(Type):
 @dataclass(frozen=True)
 class ListT(Type):
     elem: Type
+    # each item's own type when the list is written out (`[a, b]`): what a builtin's rule may read of its items
+    items: Optional[tuple[Type, ...]] = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"List[{self.elem}]"
@@ -139,7 +141,11 @@ class RegionT(Type):
 
 @dataclass(frozen=True)
 class ObjectT(Type):
-    """A scene object for the simulator or the renderer (sphere, cube, mesh…)."""
+    """A scene object for the simulator or the renderer (sphere, cube, mesh…); its `name=` when the
+    checker knows it (name_known: a constant or no name), so a scene's names are checked before it runs."""
+
+    name: Optional[str] = field(default=None, compare=False)
+    name_known: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return "Object"
@@ -158,6 +164,7 @@ class SimulationT(Type):
     f: Dim = None
     h: Dim = None
     w: Dim = None
+    names: Optional[tuple[Optional[str], ...]] = field(default=None, compare=False)  # its objects', when known
 
     def __str__(self) -> str:
         return f"Simulation[{_dims(self.f, self.h, self.w)}]"

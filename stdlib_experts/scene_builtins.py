@@ -16,7 +16,7 @@ from typing import Any
 from poelang.builtins import SIMULATION_ATTRIBUTES, size_argument
 from poelang.experts.spec import Bound, FunctionSpec, Param
 from poelang.experts.unavailable import ExpertUnavailable
-from poelang.types import CameraT, MaskT, ObjectT, SimulationT, Type
+from poelang.types import CameraT, ListT, MaskT, NoneT, ObjectT, SimulationT, Type
 from poelang.values import Context, Quantity
 
 # --- typing rules ------------------------------------------------------------------------------------------------
@@ -46,13 +46,14 @@ def _scene_object(size_param: str | None):
         name = bound.values.get("name")
         if isinstance(name, str) and not name:
             bound.error("an object's name is not empty", "name")
+        name_known = isinstance(name, str) or isinstance(bound.types.get("name"), NoneT)
         for vector, limit, unit in (("position", SCENE_EXTENT, "m"), ("velocity", SCENE_SPEED, "m/s")):
             value = bound.values.get(vector)
             numbers = [v for v in value if isinstance(v, (int, float))] if isinstance(value, (list, tuple)) else []
             if any(abs(v) > limit for v in numbers):
                 bound.error(f"{vector} {max(abs(v) for v in numbers):g} {unit} is beyond the simulator's range "
                             f"(at most {limit:g} {unit} per axis)", vector)
-        return ObjectT()
+        return ObjectT(name if isinstance(name, str) else None, name_known)
 
     return rule
 
@@ -67,20 +68,37 @@ def _camera(bound: Bound) -> Type:
     return CameraT()
 
 
+def _object_names(bound: Bound) -> tuple[str | None, ...] | None:
+    """The names of the scene's objects (None: unnamed) when the checker sees them all, checked by the
+    scene's own rule (unique, not too many); None when it cannot tell (a name computed at run time)."""
+    from poelang.stdlib.scene import objects_problem  # numpy only: no genesis, no torch
+
+    objects = bound.types.get("objects")
+    items = objects.items if isinstance(objects, ListT) else None
+    if items is None or not all(isinstance(t, ObjectT) and t.name_known for t in items):
+        return None
+    names = tuple(t.name for t in items)
+    problem = objects_problem(names)
+    if problem:
+        bound.error(problem, "objects")
+    return names
+
+
 def _simulate(bound: Bound) -> Type:
     h, w = size_argument(bound)
+    names = _object_names(bound)
     frames = bound.values.get("frames")
     if isinstance(frames, (int, float)) and frames < 1:
         bound.error("frames must be at least 1", "frames")
     fps = bound.values.get("fps")
     if isinstance(fps, (int, float)) and not fps > 0:
         bound.error(f"fps must be positive, got {fps:g}", "fps")
-    return SimulationT(int(frames) if isinstance(frames, (int, float)) else None, h, w)
+    return SimulationT(int(frames) if isinstance(frames, (int, float)) else None, h, w, names)
 
 
 def _render(bound: Bound) -> Type:
     h, w = size_argument(bound)
-    return SimulationT(1, h, w)
+    return SimulationT(1, h, w, _object_names(bound))
 
 
 def _object_mask(bound: Bound) -> Type:
@@ -88,6 +106,12 @@ def _object_mask(bound: Bound) -> Type:
     name = bound.values.get("name")
     if isinstance(name, str) and not name:
         bound.error("an object's name is not empty", "name")
+    if isinstance(t, SimulationT) and t.names is not None and isinstance(name, str) and name:
+        from poelang.stdlib.scene import unknown_object  # numpy only
+
+        problem = unknown_object(name, t.names)
+        if problem:
+            bound.error(problem, "name")
     if isinstance(t, SimulationT):
         return SIMULATION_ATTRIBUTES["mask"](t)
     return MaskT()

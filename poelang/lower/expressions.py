@@ -61,7 +61,8 @@ class Expressions(LoweringState):
             elif type(item.type) is not type(elem):
                 return self.error(f"list items must have one type: {elem} and {item.type}", item.span)
         literal = [i.literal for i in items] if all(i.is_const for i in items) else None
-        return Val(ListT(elem), [i.arg for i in items], literal, unit_inside=_unit_inside(items))
+        return Val(ListT(elem, tuple(i.type for i in items)), [i.arg for i in items], literal,
+                   unit_inside=_unit_inside(items))
 
     def eval_TupleExpr(self, expr: ast.TupleExpr, hint) -> Val:
         """``(a, b, ...)``: a size, a position, a colour."""

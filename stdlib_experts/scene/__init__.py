@@ -26,7 +26,7 @@ Run ``python -m poelang.stdlib.scene --warm`` once per machine (CI does) to comp
 from __future__ import annotations
 
 from poelang.stdlib.scene.look import (  # noqa: F401
-    AMBIENT, COLOR_RGB, GLScene, GROUND_HALF, GROUND_RGB, MAX_BODIES, MAX_SIDE, MESH_SUFFIXES, SCENE_VERSION, SEG_STEP, SIM_RATE, SKY_RGB, STATS, SUN_DIRECTION, SUN_INTENSITY, TIMINGS, Z_FAR, Z_NEAR, _GENESIS_READY, euler_to_matrix, init_genesis, matrix_to_quat, parse_color, quat_to_matrix, sun_pose,
+    AMBIENT, COLOR_RGB, GLScene, GROUND_HALF, GROUND_RGB, MAX_BODIES, MAX_SIDE, MESH_SUFFIXES, SCENE_VERSION, SEG_STEP, SIM_RATE, SKY_RGB, STATS, SUN_DIRECTION, SUN_INTENSITY, TIMINGS, Z_FAR, Z_NEAR, _GENESIS_READY, euler_to_matrix, init_genesis, matrix_to_quat, parse_color, quat_to_matrix, sun_pose, objects_problem, unknown_object,
 )
 from poelang.stdlib.scene.bodies import (  # noqa: F401
     Body, Camera, _check_bodies, _check_size, _vec3,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from poelang.stdlib.scene.look import COLOR_RGB, MAX_BODIES, MAX_SIDE, MESH_SUFFIXES, SUN_DIRECTION, euler_to_matrix, parse_color, sun_pose
+from poelang.stdlib.scene.look import (COLOR_RGB, MAX_SIDE, MESH_SUFFIXES, SUN_DIRECTION, euler_to_matrix, objects_problem,
+                                        parse_color, sun_pose)
 from poelang.stdlib.scene.meshes import local_mesh
 
 
@@ -152,12 +153,9 @@ def _check_size(size) -> tuple[int, int]:
 
 def _check_bodies(bodies) -> tuple[Body, ...]:
     bodies = tuple(bodies)
-    if len(bodies) > MAX_BODIES:
-        raise ValueError(f"at most {MAX_BODIES} objects per scene, got {len(bodies)}")
-    names = [b.name for b in bodies if b.name is not None]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"two objects are named '{repeated[0]}': names must be unique to tell their masks apart")
+    problem = objects_problem([b.name for b in bodies])
+    if problem:
+        raise ValueError(problem)
     return bodies
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from poelang.stdlib.scene.look import Z_FAR, Z_NEAR
+from poelang.stdlib.scene.look import Z_FAR, Z_NEAR, unknown_object
 
 
 @dataclass
@@ -69,10 +69,9 @@ class Frames:
         """The mask of the object called `name` ([F,H,W], or [H,W] for one frame)."""
         import torch
 
-        if name not in self.names:
-            known = ", ".join(f"'{n}'" for n in self.names if n is not None)
-            raise ValueError(f"no object named '{name}' in this scene" + (f"; its objects are {known}" if known else
-                                                                            "; give objects a name= to ask for their masks"))
+        problem = unknown_object(name, self.names)
+        if problem:
+            raise ValueError(problem)
         k = self.names.index(name)
         return self._out(torch.from_numpy(self.masks[:, k].astype(np.float32)))
 

@@ -43,6 +43,28 @@ SEG_STEP = 8
 MAX_SIDE = 4096
 MESH_SUFFIXES = (".obj", ".stl", ".ply", ".glb", ".gltf")
 
+
+def objects_problem(names) -> str | None:
+    """What is wrong with a scene's objects given their names (None: unnamed), else None.
+    The one statement of the rule: `poelang check` runs it on the names it can see, the scene at run time."""
+    if len(names) > MAX_BODIES:
+        return f"at most {MAX_BODIES} objects per scene, got {len(names)}"
+    named = [n for n in names if n is not None]
+    repeated = sorted({n for n in named if named.count(n) > 1})
+    if repeated:
+        return f"two objects are named '{repeated[0]}': names must be unique to tell their masks apart"
+    return None
+
+
+def unknown_object(name: str, names) -> str | None:
+    """The message for asking the mask of `name` in a scene of objects `names`, or None when it is there."""
+    if name in names:
+        return None
+    known = ", ".join(f"'{n}'" for n in names if n is not None)
+    return f"no object named '{name}' in this scene" + (
+        f"; its objects are {known}" if known else "; give objects a name= to ask for their masks")
+
+
 STATS = {"simulated": 0, "rendered": 0, "disk_hits": 0, "memory_hits": 0, "genesis_builds": 0}
 """Counters for this process: scenes simulated or rendered, cache hits, genesis scenes built (tests read them)."""
 TIMINGS: dict[str, float] = {}
