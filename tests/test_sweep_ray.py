@@ -23,8 +23,9 @@ STALL = 180  # seconds without a finished row before a test fails instead of han
 
 PROGRAM = """\
 param centre = 2.0
+param steps = 300
 x ~ gaussian(mean=[0.0, 0.0], std=1.0) * gaussian(mean=[centre, centre], std=1.0) with {
-    levels = 300
+    levels = steps
     particles = 16
     num_samples = 16
 }
@@ -48,7 +49,10 @@ def _digest(path: Path) -> str:
 def test_ray_sweep_matches_the_local_sweep_and_survives_a_killed_actor(tmp_path, local_ray):
     program = tmp_path / "p.poe"
     program.write_text(PROGRAM, encoding="utf-8")
-    rows = [{"id": "a", "seed": 1}, {"id": "b", "centre": 4.0, "seed": 2}, {"id": "c", "centre": -1.0, "seed": 3}]
+    # row b runs ~25 times longer than the others (seconds even on a fast machine), so the kill half a second
+    # after it starts lands while it runs, never after it has finished
+    rows = [{"id": "a", "seed": 1}, {"id": "b", "centre": 4.0, "seed": 2, "steps": 8000},
+            {"id": "c", "centre": -1.0, "seed": 3}]
     killed = []
 
     def on_start(row_id, pid):
