@@ -10,6 +10,7 @@ import typer
 from poelang.cli.app import app
 from poelang.cli.output import color, print_diagnostics
 
+
 @app.command()
 def check(
     files: List[Path] = typer.Argument(..., help="programs to check"),

@@ -11,7 +11,11 @@ poelang's own standard library (``poelang.stdlib``, the repository's ``stdlib_ex
 way. Installed metadata is read as usual; when poelang runs from a source
 checkout (a development tree on ``PYTHONPATH``, say), the entry points that
 checkout's ``pyproject.toml`` declares stand for the installed ``poelang``
-distribution's, which may be older than the code that runs.
+distribution's, which may be older than the code that runs. The library's
+modules themselves (``poelang.stdlib``) are found through the install's
+``package_dir`` mapping, which points at the installed checkout's
+``stdlib_experts/``: to change the library, install that checkout
+(``pip install -e .``).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from poelang.stdlib.scene.look import init_genesis, quat_to_matrix
 from poelang.stdlib.mini.world.vocabulary import HEIGHT_RATIO, MAX_OBJECTS, SHAPES, SIZES, SIZE_WIDTH
 from poelang.stdlib.mini.world.camera import DEFAULT_SIZE
 from poelang.stdlib.mini.world.scenes import IMAGE_MARGIN, Obj, Scene, projected_box, sample_scene
-from poelang.stdlib.mini.world.rendering import _shape_mesh, get_renderer
+from poelang.stdlib.mini.world.rendering import _shape_mesh, get_renderer, pooled
 
 # Clips: objects dropped onto the ground, simulated by genesis's rigid solver
 
@@ -107,16 +107,11 @@ class Simulator:
     def run(self, objects, start_z, frames: int, fps: int):
         """Poses (F, K, 3) and (F, K, 4) of the objects released at heights start_z (box centres), frame by frame."""
         self.scene.reset()
-        used: dict[tuple[str, str], int] = {}
-        entities = []
-        for obj, z in zip(objects, start_z):
-            key = (obj.shape, obj.size)
-            entity = self.pool[key][used.get(key, 0)]
-            used[key] = used.get(key, 0) + 1
+        entities = pooled(self.pool, objects)
+        for obj, z, entity in zip(objects, start_z, entities):
             entity.set_pos(np.array([obj.x, obj.y, z]))
             entity.set_quat(_yaw_quat(obj.yaw))
             entity.zero_all_dofs_velocity()
-            entities.append(entity)
         steps = max(1, round(1 / (fps * SIM_DT)))
         positions = np.zeros((frames, len(objects), 3), np.float32)
         quats = np.zeros((frames, len(objects), 4), np.float32)

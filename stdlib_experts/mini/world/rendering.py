@@ -14,6 +14,18 @@ from poelang.stdlib.mini.world.scenes import Obj, Scene, object_pose
 # Rendering
 
 
+def pooled(pool: dict[tuple[str, str], list], objects) -> list:
+    """One pooled copy per object, in order: the k-th object of a (shape, size) takes that pool's k-th copy.
+    The renderer and the simulator build a pool of each shape once and pose copies instead of building scenes."""
+    used: dict[tuple[str, str], int] = {}
+    out = []
+    for obj in objects:
+        key = (obj.shape, obj.size)
+        out.append(pool[key][used.get(key, 0)])
+        used[key] = used.get(key, 0) + 1
+    return out
+
+
 @dataclass
 class Render:
     """One rendered view: RGB, depth in meters along the camera axis (sky = FAR_DEPTH) and one mask per object."""
@@ -98,15 +110,10 @@ class Renderer:
         """Render objects at explicit 4x4 poses (as a simulator gives them)."""
         if len(objects) > MAX_OBJECTS:
             raise ValueError(f"at most {MAX_OBJECTS} objects per render, got {len(objects)}")
-        used: dict[tuple[str, str], int] = {}
-        nodes = []
-        for obj, pose in zip(objects, poses):
-            key = (obj.shape, obj.size)
-            node = self.pool[key][used.get(key, 0)]
-            used[key] = used.get(key, 0) + 1
+        nodes = pooled(self.pool, objects)
+        for obj, pose, node in zip(objects, poses, nodes):
             self.gl.set_pose(node, pose)
             self.gl.set_color(node, COLOR_RGB[obj.color])
-            nodes.append(node)
         for node in self._in_view:
             if node not in nodes:
                 self.gl.set_pose(node, _PARKED)
