@@ -2,6 +2,8 @@
 
     python benchmarks/mini_particles.py --n 16 --seed 1 --particles 16 [--records build/diag.jsonl]
     python benchmarks/mini_particles.py --summarize build/diag.jsonl
+    python benchmarks/mini_particles.py --n 64 --particles 16 --records build/p.jsonl --images build/p_images
+    python benchmarks/mini_particles.py --summarize build/p.jsonl --images build/p_images --judge DIR  # another judge
 
 Per held-out caption of task (a) (``mini_paper.py``'s product: scene × regional experts × exp(w · mini_vqa)), L
 independent particles of the product (no resampling), and for each the rule checker's verdict on its final image
@@ -11,6 +13,10 @@ and the judge's score on its x0_hat at every level -- exactly the numbers SMC ra
   among k particles could reach; if it is low, more particles cannot help and the generator is the bottleneck);
 * the judge as a selector: its within-caption AUC for the checker's verdict at each σ (over captions that have both
   hits and misses) and the success of its argmax among the first k particles, against a random pick (the mean).
+
+With ``--images`` every particle's x0_hat at every level is kept (uint8), so that ``--judge`` can rank the same
+particles by another judge folder (a candidate mini_vqa) without drawing them again: the particles do not depend on
+the judge, since nothing is resampled.
 
 The checker only labels here; it never steers.
 """
@@ -31,17 +37,35 @@ import mini_paper  # noqa: E402
 from poelang.stdlib.mini import judges  # noqa: E402
 
 
-def draw(n: int, seed: int, particles: int, levels: int, weight: float, records: Path) -> None:
-    """Append one JSON line per caption: the checker's verdict per particle and the judge's scores per level."""
+def _uint8(images: torch.Tensor) -> np.ndarray:
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+def draw(n: int, seed: int, particles: int, levels: int, weight: float, records: Path,
+         images: Path | None = None) -> None:
+    """Append one JSON line per caption: the checker's verdict per particle and the judge's scores per level; with
+    ``images``, also ``images/case<seed>_<i>.npz``: every particle's x0_hat [levels + 1, L, 3, H, W] as uint8."""
+    import poelang
+
     cases = mini_paper.held_out(n, seed, keep=mini_paper.counting_or_relation)
     with open(records, "a") as out:
         for i, (_, text) in enumerate(cases):
             started = time.perf_counter()
-            sample, _ = mini_paper.run_sample(
-                mini_paper.regional_product(text, weight) + f" with {{\n    levels = {levels}\n    particles = {particles}\n"
-                "    weighting = greedy\n    resample = none\n    output = all\n}", seed * 1000 + i)
+            program = poelang.parse(mini_paper.regional_product(text, weight) +
+                                    f" with {{\n    levels = {levels}\n    particles = {particles}\n"
+                                    "    weighting = greedy\n    resample = none\n    output = all\n}",
+                                    "<mini_particles>", base_dir=mini_paper.ROOT)
+            seen = []
+            result = program.run(seed=seed * 1000 + i, decode_x0_hat=images is not None,
+                                 callback=(lambda _, info: seen.append(_uint8(info.x0_hat))) if images else None)
+            sample = next(iter(result.samples.values()))
             hits = judges.check(sample.samples, text)
-            out.write(json.dumps({"case": i, "caption": text, "hits": hits,
+            kept = None
+            if images:
+                images.mkdir(parents=True, exist_ok=True)
+                kept = f"case{seed}_{i:03d}.npz"
+                np.savez_compressed(images / kept, x0_hat=np.stack(seen))
+            out.write(json.dumps({"case": i, "caption": text, "hits": hits, "images": kept,
                                   "sigmas": [float(info.sigma) for info in sample.trace],
                                   "scores": [[float(v) for v in info.scores] for info in sample.trace]}) + "\n")
             out.flush()
@@ -59,8 +83,22 @@ def within_caption_auc(scores: np.ndarray, hits: np.ndarray) -> tuple[float, int
     return float(np.mean(aucs)) if aucs else float("nan"), len(aucs)
 
 
-def summarize(files: list[Path]) -> None:
+@torch.no_grad()
+def rescore(cases: list[dict], images: Path, judge: Path) -> None:
+    """Replace each case's scores by another judge's calibrated logit of its x0_hat at every level (in place)."""
+    from poelang.stdlib.mini import vqa
+
+    model = vqa.load(judge)
+    for c in cases:
+        x0_hat = np.load(images / c["images"])["x0_hat"]  # [levels + 1, L, 3, H, W]
+        spec = vqa.caption_tensors([c["caption"]] * x0_hat.shape[1])
+        c["scores"] = [model(torch.from_numpy(x).float() / 127.5 - 1, spec).tolist() for x in x0_hat]
+
+
+def summarize(files: list[Path], images: Path | None = None, judge: Path | None = None) -> None:
     cases = [json.loads(line) for f in files for line in Path(f).read_text().splitlines()]
+    if judge:
+        rescore(cases, images, judge)
     hits = np.array([c["hits"] for c in cases], bool)  # [n, L]
     scores = np.array([c["scores"] for c in cases])  # [n, levels + 1, L]
     sigmas = cases[0]["sigmas"]
@@ -99,15 +137,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weight", type=float, default=2.0)
     parser.add_argument("--records", type=Path, default=None, help="append each caption's results here (JSON lines)")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None, help="print the tables of these records")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="keep (or, with --judge, read) every particle's x0_hat at every level in this folder")
+    parser.add_argument("--judge", type=Path, default=None,
+                        help="summarize: rank the particles kept under --images by this mini_vqa folder instead")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.judge and not (args.summarize and args.images):
+        parser.error("--judge needs --summarize and the --images the particles were kept in")
     if args.summarize:
-        summarize(args.summarize)
+        summarize(args.summarize, args.images, args.judge)
         return
     records = args.records or Path("build") / f"particles_{args.seed}_{args.particles}.jsonl"
     records.parent.mkdir(parents=True, exist_ok=True)
-    draw(args.n, args.seed, args.particles, args.levels, args.weight, records)
+    draw(args.n, args.seed, args.particles, args.levels, args.weight, records, args.images)
     summarize([records])
 
 

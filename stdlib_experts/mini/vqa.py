@@ -14,17 +14,29 @@ calibrated P(yes) for a prior of one true caption to one hard negative. Because 
 and the composition is fixed, the judge reads captions it never saw (the held-out split) as well as training ones.
 
 Training (``python -m poelang.stdlib.mini.vqa``) never uses the rule checker. It uses the world's ground truth
-only: renders with their scene attributes (counts, sizes, mask positions) and captions, hard negatives (the same
+only: renders with their scene attributes (counts, sizes, mask positions) and captions, and hard negatives (the same
 image, the caption wrong in exactly one thing: a count off by one, a colour, a shape, a size, a relation flipped or
-its objects swapped, a phrase added or dropped), and the inputs the judge sees while sampling: besides clean
-renders, x0_hat = x - sigma v of renders noised to sigma in (0, 0.8] and denoised by one guided mini_flux step,
-prompted by the caption the judge is then asked about (as in a product, where mini_flux is prompted with it).
+its objects swapped, a phrase added or dropped). Each render is shown as the sampler shows images to the judge
+(:func:`make_data`): clean; as x0_hat = x - sigma v of the render noised to sigma in (0, 0.8] and denoised by one
+guided mini_flux step (what resampling ranks); or as a final image, the render noised to sigma in [0.1, 0.6] and
+run to 0 by the guided flow (what the best output is picked from, with the generator's own soft edges and
+textures). mini_flux is prompted by the true caption and
+the labels are the render's facts, so the judge never learns to read facts through what a wrong prompt drew.
 
-    python -m poelang.stdlib.mini.vqa data  --out build/vqa_data --images 40000 --seed 11 --threads 1   # 35 min
-    python -m poelang.stdlib.mini.vqa train --data build/vqa_data --minutes 50 --threads 1
+The shipped judge is two such models trained apart, their log-odds averaged and calibrated together
+(:class:`JudgeEnsemble`; ``stdlib_experts/mini/weights/mini_vqa/training.json`` records every run):
 
-``train`` holds out the last 10% of the data to fit the calibration and saves the weights (safetensors), the
-config with the calibration and ``training.json`` under ``stdlib_experts/mini/weights/mini_vqa``.
+    python -m poelang.stdlib.mini.vqa data --out build/vqa_data2 --images 40000 --seed 12 --threads 1 --shard 0 2 &
+    python -m poelang.stdlib.mini.vqa data --out build/vqa_data2 --images 40000 --seed 12 --threads 1 --shard 1 2
+    python -m poelang.stdlib.mini.vqa train --data build/vqa_data2 --minutes 40 --threads 1 --out build/judgeA &
+    python -m poelang.stdlib.mini.vqa train --data build/vqa_data2 --minutes 40 --threads 1 --out build/judgeB \
+        --init OLD_MINI_VQA   # the single judge shipped before (git 17c923f)
+    python -m poelang.stdlib.mini.vqa ensemble --data build/vqa_data2 --members build/judgeA build/judgeB \
+        --out stdlib_experts/mini/weights/mini_vqa
+
+(10 minutes of data and 40 of training, one process per core.) ``train`` and ``ensemble`` hold out the last 10% of
+each data folder to fit the calibration and save the weights (safetensors), the config with the calibration and
+``training.json``.
 """
 from __future__ import annotations
 
@@ -270,14 +282,34 @@ def caption_log_prob(facts: dict[str, torch.Tensor], spec: dict[str, torch.Tenso
 # --- shipped weights -------------------------------------------------------------------------------------------------
 
 
-def save(model: MiniVQA, record: dict, folder: Path | None = None) -> Path:
+class JudgeEnsemble(nn.Module):
+    """Several MiniVQA trained apart, their log-odds averaged, then calibrated as one judge.
+
+    Members trained from different starts disagree on the generator's ambiguous objects more than on clear ones, so
+    the average ranks a caption's particles better than either alone (docs/results.md, issue 16)."""
+
+    def __init__(self, members: list[MiniVQA], scale: float = 1.0, bias: float = 0.0):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.config = {"members": [m.config for m in members]}
+        self.register_buffer("calibration", torch.tensor([scale, bias]))
+
+    def log_odds(self, images: torch.Tensor, spec: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack([m.log_odds(images, spec) for m in self.members]).mean(0)
+
+    def forward(self, images: torch.Tensor, spec: dict[str, torch.Tensor]) -> torch.Tensor:
+        scale, bias = self.calibration
+        return scale * self.log_odds(images, spec) + bias
+
+
+def save(model: MiniVQA | JudgeEnsemble, record: dict, folder: Path | None = None) -> Path:
     from safetensors.torch import save_file
 
     folder = folder or WEIGHTS / "mini_vqa"
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     state = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v).contiguous()
-             for k, v in model.state_dict().items() if k != "calibration"}  # the calibration lives in config.json
+             for k, v in model.state_dict().items() if not k.endswith("calibration")}  # calibrations: config.json
     save_file(state, tmp / "model.safetensors")
     scale, bias = (float(v) for v in model.calibration)
     config = {**model.config, "scale": round(scale, 5), "bias": round(bias, 5), "kind": "facts"}
@@ -290,14 +322,23 @@ def save(model: MiniVQA, record: dict, folder: Path | None = None) -> Path:
     return folder
 
 
-def load(folder: Path) -> MiniVQA:
+def _member(config: dict) -> MiniVQA:
+    return MiniVQA(**{k: config[k] for k in ("width", "hidden", "size")})
+
+
+def load(folder: Path) -> MiniVQA | JudgeEnsemble:
+    """A saved judge, float32, eval mode: one MiniVQA, or an ensemble when its config lists members."""
     from safetensors.torch import load_file
 
     config = json.loads((Path(folder) / "config.json").read_text())
-    model = MiniVQA(**{k: config[k] for k in ("width", "hidden", "size", "scale", "bias")})
+    if "members" in config:
+        model = JudgeEnsemble([_member(c) for c in config["members"]], config["scale"], config["bias"])
+    else:
+        model = MiniVQA(**{k: config[k] for k in ("width", "hidden", "size", "scale", "bias")})
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in load_file(Path(folder) / "model.safetensors").items()}
-    model.load_state_dict({**state, "calibration": model.calibration})
+    calibrations = {k: v for k, v in model.state_dict().items() if k.endswith("calibration")}
+    model.load_state_dict({**state, **calibrations})
     return model.eval().requires_grad_(False)
 
 
@@ -330,55 +371,91 @@ class GuidedFlux:
     """mini_flux's guided velocity for a batch with one prompt per row, as the sampler computes it (true_cfg)."""
 
     def __init__(self):
+        from poelang.stdlib.codecs import PixelCodec
         from poelang.stdlib.mini.train import WEIGHTS as FLUX_WEIGHTS, load_trained
         from poelang.stdlib.mini import TRUE_CFG
 
         self.clip, self.t5, self.tokenizer, self.transformer = load_trained(FLUX_WEIGHTS / "mini_flux")
         self.cfg = TRUE_CFG
+        self.codec = PixelCodec(2)
+
+    @torch.no_grad()
+    def velocity(self, x: torch.Tensor, sigma: torch.Tensor, text: tuple) -> torch.Tensor:
+        """The guided velocity at latents x [B, C, h, w], each row at its own sigma; text from :meth:`encode`."""
+        from poelang.stdlib.codecs import image_ids, pack, unpack
+
+        embeds, pooled = text
+        b, _, h, w = x.shape
+        out = self.transformer(hidden_states=pack(x).repeat(2, 1, 1), timestep=sigma.repeat(2),
+                               pooled_projections=pooled, encoder_hidden_states=embeds,
+                               txt_ids=torch.zeros(embeds.shape[1], 3), img_ids=image_ids(h, w), return_dict=False)[0]
+        positive, negative = out.chunk(2)
+        return unpack(negative + self.cfg * (positive - negative), h, w)
+
+    @torch.no_grad()
+    def encode(self, prompts: list[str]) -> tuple:
+        from poelang.stdlib.mini.train import encode_text
+
+        return encode_text(self.clip, self.t5, self.tokenizer, list(prompts) + [""] * len(prompts))
+
+    def _noised(self, images: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        s = sigma.view(-1, 1, 1, 1)
+        return (1 - s) * self.codec.encode(images) + s * self.codec.encode(noise)
 
     @torch.no_grad()
     def x0_hat(self, images: torch.Tensor, sigma: torch.Tensor, prompts: list[str], noise: torch.Tensor):
         """x0_hat = x - sigma v of images noised to sigma, v the guided flow given each row's prompt."""
-        from poelang.stdlib.codecs import PixelCodec, image_ids, pack, unpack
-        from poelang.stdlib.mini.train import encode_text
+        x = self._noised(images, sigma, noise)
+        v = self.velocity(x, sigma, self.encode(prompts))
+        return self.codec.decode(x - sigma.view(-1, 1, 1, 1) * v).clamp(-1, 1)
 
-        codec = PixelCodec(2)
-        x0 = codec.encode(images)
-        s = sigma.view(-1, 1, 1, 1)
-        x = (1 - s) * x0 + s * codec.encode(noise)
-        b, _, h, w = x.shape
-        embeds, pooled = encode_text(self.clip, self.t5, self.tokenizer, list(prompts) + [""] * b)
-        tokens = pack(x).repeat(2, 1, 1)
-        out = self.transformer(hidden_states=tokens, timestep=sigma.repeat(2), pooled_projections=pooled,
-                               encoder_hidden_states=embeds, txt_ids=torch.zeros(embeds.shape[1], 3),
-                               img_ids=image_ids(h, w), return_dict=False)[0]
-        positive, negative = out.chunk(2)
-        v = unpack(negative + self.cfg * (positive - negative), h, w)
-        return codec.decode(x - s * v).clamp(-1, 1)
+    @torch.no_grad()
+    def finish(self, images: torch.Tensor, sigma: torch.Tensor, prompts: list[str], noise: torch.Tensor,
+               step: float = 0.05) -> torch.Tensor:
+        """The sampler's final image from images noised to sigma: Euler steps of the guided flow down to 0."""
+        x = self._noised(images, sigma, noise)
+        text = self.encode(prompts)
+        now = sigma.clone()
+        while bool((now > 0).any()):
+            nxt = (now - step).clamp(min=0)
+            x = x + (nxt - now).view(-1, 1, 1, 1) * self.velocity(x, now, text)
+            now = nxt
+        return self.codec.decode(x).clamp(-1, 1)
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
-def make_data(out: Path, n: int, seed: int, clean: float = 0.2, max_sigma: float = 0.8, batch: int = 64) -> None:
-    """``out/vqa.npz``: per render of a training-split caption, two judge inputs and their captions.
+VIEWS = ("clean", "x0_hat", "final")  # what the judge is shown of a render (see make_data)
 
-    ``pos`` is x0_hat of the render prompted by its true caption, ``neg`` x0_hat of the same render, same noise and
-    sigma, prompted by a hard negative; with probability ``clean`` sigma = 0 and both are the render itself.
+
+def make_data(out: Path, n: int, seed: int, views: tuple[float, float, float] = (0.2, 0.4, 0.4),
+              max_sigma: float = 0.8, start_sigma: tuple[float, float] = (0.1, 0.6), batch: int = 64,
+              shard: tuple[int, int] = (0, 1)) -> None:
+    """``out/vqa.<i>.npz``: per render of a training-split caption, one judge input, its caption and a hard negative.
+
+    The input is, with the probabilities ``views``: the render itself; x0_hat of the render noised to sigma in
+    (0, max_sigma] and denoised by one guided mini_flux step (what resampling ranks); or the sampler's final image
+    from the render noised to sigma in ``start_sigma`` and run down to 0 by the guided flow (what the best output is
+    picked from, with the generator's own edges and textures). mini_flux is always prompted by the true caption,
+    and every input is labelled by the render's facts: the hard negative differs in the caption only, so the judge
+    never learns to read a render's facts through what a wrong prompt drew. With ``shard`` (i, k) this process makes
+    every k-th batch from the i-th into ``vqa.i.npz``; ``train`` reads all shards.
     """
-    rng = np.random.default_rng([seed, 16])
+    rng = np.random.default_rng([seed, 17, shard[0]])
     renderer = world.get_renderer(32)
     flux = GuidedFlux()
-    rgb = np.zeros((n, 32, 32, 3), np.uint8)
-    pos = np.zeros_like(rgb)
-    neg = np.zeros_like(rgb)
-    sigmas = np.zeros(n, np.float32)
+    count = len(range(shard[0], n, shard[1]))
+    rgb = np.zeros((count, 32, 32, 3), np.uint8)
+    shown = np.zeros_like(rgb)
+    sigmas = np.zeros(count, np.float32)
+    view = np.zeros(count, np.int64)
     captions, negatives, kinds, objects, targets = [], [], [], [], []
     started = time.time()
-    for start in range(0, n, batch):
-        rows = range(start, min(n, start + batch))
-        for i in rows:
+    for start in range(0, count, batch):
+        rows = slice(start, min(count, start + batch))
+        for i in range(rows.start, rows.stop):
             scene, text = world._captioned(rng, "train", world.sample_scene)
             render = renderer.render(scene)
             objs = [{"color": o.color, "shape": o.shape, "size": o.size} for o in scene.objects]
@@ -392,25 +469,43 @@ def make_data(out: Path, n: int, seed: int, clean: float = 0.2, max_sigma: float
             rgb[i] = render.rgb
             captions.append(text), negatives.append(wrong), kinds.append(kind), objects.append(json.dumps(objs))
             targets.append(fact_targets(objs, render.index_map))
-            sigmas[i] = 0.0 if rng.random() < clean else rng.uniform(0.02, max_sigma)
-        images = torch.from_numpy(rgb[rows.start:rows.stop]).permute(0, 3, 1, 2).float() / 127.5 - 1
-        sigma = torch.from_numpy(sigmas[rows.start:rows.stop])
+            view[i] = rng.choice(3, p=views)
+            sigmas[i] = (0.0, rng.uniform(0.02, max_sigma), rng.uniform(*start_sigma))[view[i]]
+        images = torch.from_numpy(rgb[rows]).permute(0, 3, 1, 2).float() / 127.5 - 1
         noise = torch.from_numpy(rng.standard_normal(images.shape).astype(np.float32))
-        pos[rows.start:rows.stop] = _to_uint8(flux.x0_hat(images, sigma, captions[rows.start:rows.stop], noise))
-        neg[rows.start:rows.stop] = _to_uint8(flux.x0_hat(images, sigma, negatives[rows.start:rows.stop], noise))
-        clean_rows = sigma.numpy() == 0
-        pos[rows.start:rows.stop][clean_rows] = rgb[rows.start:rows.stop][clean_rows]
-        neg[rows.start:rows.stop][clean_rows] = rgb[rows.start:rows.stop][clean_rows]
+        out_images = images.clone()
+        for v, make in ((1, flux.x0_hat), (2, flux.finish)):
+            sel = torch.from_numpy(view[rows] == v)
+            if sel.any():
+                out_images[sel] = make(images[sel], torch.from_numpy(sigmas[rows])[sel],
+                                       [c for c, k in zip(captions[rows], sel) if k], noise[sel])
+        shown[rows] = _to_uint8(out_images)
         if (start // batch) % 20 == 0:
-            print(f"data {rows.stop}/{n} ({time.time() - started:.0f} s)", flush=True)
+            print(f"data {rows.stop}/{count} ({time.time() - started:.0f} s)", flush=True)
     Path(out).mkdir(parents=True, exist_ok=True)
     stacked = {k: np.stack([t[k] for t in targets]) for k in targets[0]}
-    tmp = Path(out) / "vqa.tmp.npz"
-    np.savez_compressed(tmp, rgb=rgb, pos=pos, neg=neg, sigma=sigmas, captions=np.array(captions),
+    tmp = Path(out) / f"vqa.{shard[0]}.tmp.npz"
+    meta = {"n": n, "seed": seed, "views": list(views), "max_sigma": max_sigma, "start_sigma": list(start_sigma)}
+    np.savez_compressed(tmp, rgb=rgb, shown=shown, sigma=sigmas, view=view, captions=np.array(captions),
                         negatives=np.array(negatives), kinds=np.array(kinds), objects_json=np.array(objects),
-                        meta=np.array(json.dumps({"n": n, "seed": seed, "clean": clean, "max_sigma": max_sigma})),
-                        **{f"target_{k}": v for k, v in stacked.items()})
-    tmp.rename(Path(out) / "vqa.npz")
+                        meta=np.array(json.dumps(meta)), **{f"target_{k}": v for k, v in stacked.items()})
+    tmp.rename(Path(out) / f"vqa.{shard[0]}.npz")
+
+
+def load_data(folders: list[Path]) -> dict[str, np.ndarray]:
+    """Every shard of ``make_data`` under each folder, concatenated in shard order; ``part`` says which folder."""
+    import re
+
+    parts, metas = [], []
+    for number, folder in enumerate(folders):
+        shards = {int(m[1]): f for f in Path(folder).iterdir() if (m := re.fullmatch(r"vqa\.(\d+)\.npz", f.name))}
+        for i in sorted(shards):
+            part = dict(np.load(shards[i]))
+            metas.append(json.loads(str(part.pop("meta"))))
+            parts.append({**part, "part": np.full(len(part["captions"]), number)})
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    data["meta"] = np.array(json.dumps([m for i, m in enumerate(metas) if m not in metas[:i]]))
+    return data
 
 
 # --- training --------------------------------------------------------------------------------------------------------
@@ -430,34 +525,34 @@ def _fact_loss(facts: dict, targets: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _split(data: dict, held_out: float) -> tuple[np.ndarray, np.ndarray]:
-    n = len(data["captions"])
-    cut = int(n * (1 - held_out))
-    return np.arange(cut), np.arange(cut, n)
+    """(training rows, held-out rows): the last ``held_out`` of each data folder is held out."""
+    parts = data.get("part", np.zeros(len(data["captions"]), np.int64))
+    train_rows, held_rows = [], []
+    for p in np.unique(parts):
+        rows = np.flatnonzero(parts == p)
+        cut = int(len(rows) * (1 - held_out))
+        train_rows.append(rows[:cut]), held_rows.append(rows[cut:])
+    return np.concatenate(train_rows), np.concatenate(held_rows)
 
 
-def _batch(data: dict, images: dict, idx: np.ndarray, rng: np.random.Generator):
-    """Images, captions and labels: each row's x0_hat with the caption it was prompted by, half true, half negative.
-
-    A quarter of the rows cross over (the true-prompted image with the negative caption, or the reverse), so that the
-    judge cannot learn that an image drawn toward a caption shows it.
-    """
-    which = rng.random(len(idx)) < 0.5  # True: the positive pair
-    cross = rng.random(len(idx)) < 0.25
-    use_pos = np.where(cross, ~which, which)
-    x = torch.where(torch.from_numpy(use_pos)[:, None, None, None], images["pos"][idx], images["neg"][idx])
+def _batch(data: dict, images: torch.Tensor, idx: np.ndarray, rng: np.random.Generator):
+    """Images, captions and labels: each row's image with its true caption or its hard negative, half each."""
+    which = rng.random(len(idx)) < 0.5  # True: the true caption
     text = [str(data["captions"][i]) if w else str(data["negatives"][i]) for i, w in zip(idx, which)]
-    return x, text, torch.from_numpy(which.astype(np.float32))
+    return images[idx], text, torch.from_numpy(which.astype(np.float32))
 
 
 def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2e-3, held_out: float = 0.1,
-          caption_weight: float = 0.5, log_every: int = 100) -> tuple[MiniVQA, dict]:
-    """Fact losses (counts, sizes, positions) plus the caption loss through :func:`caption_log_prob`, then calibration."""
+          caption_weight: float = 0.5, log_every: int = 100, init: Path | None = None) -> tuple[MiniVQA, dict]:
+    """Fact losses (counts, sizes, positions) plus the caption loss through :func:`caption_log_prob`, then calibration.
+
+    ``init``: a judge folder to start from (fine-tuning) instead of random weights."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    images = {k: _images(data[k]) for k in ("pos", "neg")}
+    images = _images(data["shown"])
     targets = {k: torch.from_numpy(data[f"target_{k}"]) for k in ("count", "size", "column", "bottom")}
     train_idx, held_idx = _split(data, held_out)
-    model = MiniVQA()
+    model = load(init).requires_grad_(True) if init else MiniVQA()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     started, step, losses = time.perf_counter(), 0, []
     model.train()
@@ -490,6 +585,8 @@ def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2
     record = {"kind": "mini_vqa", "seed": seed, "minutes": minutes, "batch": batch, "lr": lr, "steps": step,
               "final_fact_loss": round(float(f), 5), "final_caption_loss": round(float(c), 5),
               "examples": len(train_idx), "held_out": len(held_idx), **report}
+    if init:
+        record["init"] = str(init)
     return model, record
 
 
@@ -521,8 +618,10 @@ def calibrate(model: MiniVQA, data: dict, images: dict, idx: np.ndarray, seed: i
     opt.step(closure)
     scale, bias = (float(v) for v in params.detach())
     p = torch.sigmoid(scale * odds + bias)
+    views = torch.from_numpy(data["view"][idx])
     report = {"held_out_auc": round(auc(p.numpy(), labels.numpy()), 4),
-              "held_out_auc_clean": round(auc(p[sigmas == 0].numpy(), labels[sigmas == 0].numpy()), 4),
+              **{f"held_out_auc_{name}": round(auc(p[views == v].numpy(), labels[views == v].numpy()), 4)
+                 for v, name in enumerate(VIEWS)},
               "held_out_log_loss": round(float(F.binary_cross_entropy(p, labels)), 4),
               "calibration_error": round(expected_calibration_error(p.numpy(), labels.numpy()), 4)}
     return scale, bias, report
@@ -554,10 +653,23 @@ def expected_calibration_error(p: np.ndarray, labels: np.ndarray, bins: int = 10
     return float(error)
 
 
+def ensemble(folders: list[Path], data: dict, seed: int) -> tuple[JudgeEnsemble, dict]:
+    """The judges saved under folders as one, its calibration fitted on the held-out rows of data."""
+    model = JudgeEnsemble([load(f) for f in folders])
+    _, held_idx = _split(data, 0.1)
+    scale, bias, report = calibrate(model, data, _images(data["shown"]), held_idx, seed)
+    model.calibration.copy_(torch.tensor([scale, bias]))
+    members = [json.loads((Path(f) / "training.json").read_text()) for f in folders]
+    return model, {"kind": "mini_vqa ensemble", "held_out": len(held_idx), **report, "members": members}
+
+
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
     parser = argparse.ArgumentParser(prog="python -m poelang.stdlib.mini.vqa")
-    parser.add_argument("what", choices=["data", "train"])
-    parser.add_argument("--data", type=Path, default=Path("build/vqa_data"))
+    parser.add_argument("what", choices=["data", "train", "ensemble"])
+    parser.add_argument("--data", type=Path, nargs="+", default=[Path("build/vqa_data")],
+                        help="data: the folder to write; train, ensemble: the folders to read")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--images", type=int, default=40000)
     parser.add_argument("--minutes", type=float, default=50.0)
@@ -565,17 +677,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--shard", type=int, nargs=2, default=(0, 1), metavar=("I", "K"),
+                        help="data: make every K-th batch from the I-th (one process per core)")
+    parser.add_argument("--views", type=float, nargs=3, default=(0.2, 0.4, 0.4), metavar=("CLEAN", "X0_HAT", "FINAL"),
+                        help="data: how often a render is shown clean, as x0_hat, as a finished image")
+    parser.add_argument("--start", type=float, nargs=2, default=(0.1, 0.6), metavar=("LOW", "HIGH"),
+                        help="data: the sigma a finished image starts from, uniform in [LOW, HIGH]")
+    parser.add_argument("--init", type=Path, default=None, help="train: start from this judge folder")
+    parser.add_argument("--members", type=Path, nargs="+", default=None, help="ensemble: the judge folders to join")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.what == "data":
-        make_data(args.out or args.data, args.images, args.seed)
+        make_data(args.out or args.data[0], args.images, args.seed, tuple(args.views), start_sigma=tuple(args.start),
+                  shard=tuple(args.shard))
         return
-    npz = np.load(args.data / "vqa.npz")
-    data = {k: npz[k] for k in npz.files}
-    model, record = train(data, args.minutes, args.seed, args.batch, args.lr)
+    data = load_data(args.data)
+    if args.what == "ensemble":
+        model, record = ensemble(args.members, data, args.seed)
+    else:
+        model, record = train(data, args.minutes, args.seed, args.batch, args.lr, init=args.init)
     record["data"] = json.loads(str(data["meta"]))
-    record["command"] = "python -m poelang.stdlib.mini.vqa " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    record["command"] = "python -m poelang.stdlib.mini.vqa " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(record, indent=1))
     print("saved", save(model, record, args.out))
 

@@ -178,9 +178,8 @@ def test_training_records_its_run_and_the_saved_judge_loads(tmp_path):
     index[:, 10:14, 4:8] = 1
     index[:, 20:24, 20:24] = 2
     targets = [vqa.fact_targets(o, m) for o, m in zip(objects, index)]
-    data = {"pos": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-            "neg": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-            "sigma": np.zeros(n, np.float32), "captions": np.array(captions),
+    data = {"shown": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+            "sigma": np.zeros(n, np.float32), "view": np.arange(n) % len(vqa.VIEWS), "captions": np.array(captions),
             "negatives": np.array([vqa.hard_negative(c, rng)[0] for c in captions]),
             **{f"target_{k}": np.stack([t[k] for t in targets]) for k in targets[0]}}
     assert data["target_count"][1, _k("blue", "sphere")] == 2 and data["target_column"][0, _k("red", "cube")] == 3
@@ -189,6 +188,36 @@ def test_training_records_its_run_and_the_saved_judge_loads(tmp_path):
     folder = vqa.save(model, record, tmp_path / "mini_vqa")
     assert json.loads((folder / "training.json").read_text())["steps"] == record["steps"]
     loaded = vqa.load(folder)
-    x = torch.from_numpy(data["pos"][:4]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = torch.from_numpy(data["shown"][:4]).permute(0, 3, 1, 2).float() / 127.5 - 1
     spec = vqa.caption_tensors(captions[:4])
     assert torch.allclose(loaded(x, spec), model(x, spec), rtol=0.01, atol=0.05)
+    # members join as one judge: their log-odds averaged, one calibration fitted on the held-out rows, saved and loaded
+    other, _ = vqa.train(data, minutes=0.02, seed=1, batch=8)
+    vqa.save(other, record, tmp_path / "other")
+    joined, joined_record = vqa.ensemble([folder, tmp_path / "other"], data, seed=0)
+    assert len(joined_record["members"]) == 2 and "held_out_auc" in joined_record
+    odds = (loaded.log_odds(x, spec) + vqa.load(tmp_path / "other").log_odds(x, spec)) / 2
+    scale, bias = joined.calibration
+    assert torch.allclose(joined(x, spec), scale * odds + bias, rtol=0.01, atol=0.05)
+    reloaded = vqa.load(vqa.save(joined, joined_record, tmp_path / "joined"))
+    assert isinstance(reloaded, vqa.JudgeEnsemble)
+    assert torch.allclose(reloaded(x, spec), joined(x, spec), rtol=0.01, atol=0.05)
+
+
+def test_training_data_shows_each_render_as_the_sampler_would_and_keeps_its_facts(tmp_path):
+    # two processes' shards of one small set: every view present, clean rows are the render itself, the other views
+    # stay near it (sigma <= 0.6 for a finished image), and the labels are the render's own facts
+    for shard in (0, 1):
+        vqa.make_data(tmp_path, 24, seed=3, views=(1 / 3, 1 / 3, 1 / 3), batch=8, shard=(shard, 2))
+    data = vqa.load_data([tmp_path])
+    assert len(data["captions"]) == 24 and set(data["view"]) == {0, 1, 2}
+    clean = data["view"] == 0
+    assert (data["shown"][clean] == data["rgb"][clean]).all() and (data["sigma"][clean] == 0).all()
+    finished = data["view"] == 2
+    assert (data["sigma"][finished] >= 0.1).all() and (data["sigma"][finished] <= 0.6).all()
+    gap = np.abs(data["shown"][finished].astype(float) - data["rgb"][finished]).mean()
+    assert 0 < gap < 40, gap  # redrawn by the generator, yet the same scene
+    for i, objects in enumerate(data["objects_json"]):
+        objs = json.loads(objects)
+        assert data["target_count"][i].sum() == len(objs)
+        assert world.split_of(str(data["captions"][i])) == "train" and data["captions"][i] != data["negatives"][i]
