@@ -591,21 +591,22 @@ def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2
 
 
 @torch.no_grad()
-def _held_out_odds(model: MiniVQA, data: dict, images: dict, idx: np.ndarray, seed: int):
+def _held_out_odds(model: MiniVQA | JudgeEnsemble, data: dict, images: torch.Tensor, idx: np.ndarray, seed: int):
     rng = np.random.default_rng([seed, 1])
-    odds, labels, sigmas = [], [], []
+    odds, labels = [], []
     for start in range(0, len(idx), 256):
         rows = idx[start:start + 256]
         x, text, label = _batch(data, images, rows, rng)
         odds.append(model.log_odds(x, caption_tensors(text)))
         labels.append(label)
-        sigmas.append(torch.from_numpy(data["sigma"][rows]))
-    return torch.cat(odds), torch.cat(labels), torch.cat(sigmas)
+    return torch.cat(odds), torch.cat(labels)
 
 
-def calibrate(model: MiniVQA, data: dict, images: dict, idx: np.ndarray, seed: int) -> tuple[float, float, dict]:
-    """Temperature scaling: (scale, bias) minimising the log loss of sigmoid(scale · log-odds + bias) on held-out pairs."""
-    odds, labels, sigmas = _held_out_odds(model, data, images, idx, seed)
+def calibrate(model: MiniVQA | JudgeEnsemble, data: dict, images: torch.Tensor, idx: np.ndarray,
+              seed: int) -> tuple[float, float, dict]:
+    """Temperature scaling: (scale, bias) minimising the log loss of sigmoid(scale · log-odds + bias) on held-out
+    pairs; the report gives the held-out AUC per view (clean, x0_hat, finished)."""
+    odds, labels = _held_out_odds(model, data, images, idx, seed)
     params = torch.tensor([1.0, 0.0], requires_grad=True)
     opt = torch.optim.LBFGS([params], max_iter=200)
 
