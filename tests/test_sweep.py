@@ -211,7 +211,8 @@ def test_a_worker_killed_mid_row_is_replaced_and_its_row_appears_once(tmp_path):
 
 
 def test_ctrl_c_then_resume_runs_only_the_remaining_rows(tmp_path):
-    program = write(tmp_path, "p.poe", SLOW)
+    # rows of about two seconds: at SLOW's half second, a loaded machine finished all six before the Ctrl-C landed
+    program = write(tmp_path, "p.poe", PROGRAM.replace("levels = 8", "levels = 2000"))
     table = write(tmp_path, "t.csv", "id,centre\n" + "".join(f"r{i},{i}.0\n" for i in range(6)))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "poelang", "sweep", str(program), str(table), "-o", str(out), "-q"]
