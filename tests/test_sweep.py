@@ -211,14 +211,15 @@ def test_a_worker_killed_mid_row_is_replaced_and_its_row_appears_once(tmp_path):
 
 
 def test_ctrl_c_then_resume_runs_only_the_remaining_rows(tmp_path):
-    # rows of about two seconds: at SLOW's half second, a loaded machine finished all six before the Ctrl-C landed
-    program = write(tmp_path, "p.poe", PROGRAM.replace("levels = 8", "levels = 2000"))
+    program = write(tmp_path, "p.poe", SLOW)
     table = write(tmp_path, "t.csv", "id,centre\n" + "".join(f"r{i},{i}.0\n" for i in range(6)))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "poelang", "sweep", str(program), str(table), "-o", str(out), "-q"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # SIGINT as a terminal delivers it: a shell starts background jobs (`pytest &`) with SIGINT ignored, and an
+    # ignored signal stays ignored across exec, so the child is given the default disposition back
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ((out / "manifest.jsonl").exists() and manifest(out)):
         time.sleep(0.2)
