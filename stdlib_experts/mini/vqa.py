@@ -553,6 +553,8 @@ def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2
     targets = {k: torch.from_numpy(data[f"target_{k}"]) for k in ("count", "size", "column", "bottom")}
     train_idx, held_idx = _split(data, held_out)
     model = load(init).requires_grad_(True) if init else MiniVQA()
+    if isinstance(model, JudgeEnsemble):
+        raise ValueError(f"{init} is an ensemble; train starts from one of its members' folders")
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     started, step, losses = time.perf_counter(), 0, []
     model.train()
