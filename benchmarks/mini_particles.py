@@ -4,6 +4,10 @@
     python benchmarks/mini_particles.py --summarize build/diag.jsonl
     python benchmarks/mini_particles.py --n 64 --particles 16 --records build/p.jsonl --images build/p_images
     python benchmarks/mini_particles.py --summarize build/p.jsonl --images build/p_images --judge DIR  # another judge
+    python -m poelang.stdlib.mini.world --out build/seg2_data --images 20000 --seed 7
+    python -m poelang.stdlib.mini.judges segmenter --data build/seg2_data --minutes 7 --seed 1 --threads 1 \
+        --out build/twin_checker
+    python benchmarks/mini_particles.py --summarize build/p.jsonl --images build/p_images --twin build/twin_checker
 
 Per held-out caption of task (a) (``mini_paper.py``'s product: scene × regional experts × exp(w · mini_vqa)), L
 independent particles of the product (no resampling), and for each the rule checker's verdict on its final image
@@ -17,6 +21,11 @@ and the judge's score on its x0_hat at every level -- exactly the numbers SMC ra
 With ``--images`` every particle's x0_hat at every level is kept (uint8), so that ``--judge`` can rank the same
 particles by another judge folder (a candidate mini_vqa) without drawing them again: the particles do not depend on
 the judge, since nothing is resampled.
+
+With ``--twin`` a second segmenter, trained as the checker's was but from another seed and other renders, re-checks
+every final image: how often the two checkers agree on the product's images, and what a selector that reads images
+exactly as the checker does (segmenter and rules) reaches among the k particles, which bounds what any judge trained
+on the world's ground truth can be expected to reach.
 
 The checker only labels here; it never steers.
 """
@@ -95,7 +104,38 @@ def rescore(cases: list[dict], images: Path, judge: Path) -> None:
         c["scores"] = [model(torch.from_numpy(x).float() / 127.5 - 1, spec).tolist() for x in x0_hat]
 
 
-def summarize(files: list[Path], images: Path | None = None, judge: Path | None = None) -> None:
+def twin_verdicts(cases: list[dict], images: Path, twin: Path) -> np.ndarray:
+    """The twin checker's verdict on every particle's final image [n, L]."""
+    segmenter = judges.load_segmenter(twin)
+    verdicts = []
+    for c in cases:
+        final = torch.from_numpy(np.load(images / c["images"])["x0_hat"][-1]).float() / 127.5 - 1
+        verdicts.append(judges.check(final, c["caption"], segmenter))
+    return np.array(verdicts, bool)
+
+
+def twin_table(hits: np.ndarray, twin: np.ndarray, scores: np.ndarray) -> None:
+    """Agreement of the two checkers, and the twin as a selector among the first k particles (the judge's final
+    score breaks its ties), its success by the checker."""
+    n, L = hits.shape
+    se = lambda v: v.std(ddof=1) / np.sqrt(len(v))  # noqa: E731
+    print(f"\nTwin checker on the {n * L} final images: agrees with the checker on {(hits == twin).mean():.3f}; hit rate "
+          f"{twin.mean():.3f} (checker {hits.mean():.3f}); of the checker's hits it passes {twin[hits].mean():.3f}, of "
+          f"its own hits the checker passes {hits[twin].mean():.3f}")
+    rows, k = [], 1
+    while k <= L:
+        pick = (twin[:, :k] * 1e6 + scores[:, :k]).argmax(1)
+        picked = hits[np.arange(n), pick].astype(float)
+        judge = hits[np.arange(n), scores[:, :k].argmax(1)].astype(float)
+        rows.append((k, f"{hits[:, :k].any(1).mean():.2f}", f"{picked.mean():.2f} ± {se(picked):.2f}",
+                     f"{judge.mean():.2f} ± {se(judge):.2f}"))
+        k *= 2
+    mini_paper.print_table("Selecting among k particles, success by the checker", (
+        "k particles", "oracle", "twin checker's pick (judge breaks ties)", "judge's pick"), rows)
+
+
+def summarize(files: list[Path], images: Path | None = None, judge: Path | None = None,
+              twin: Path | None = None) -> None:
     cases = [json.loads(line) for f in files for line in Path(f).read_text().splitlines()]
     if judge:
         rescore(cases, images, judge)
@@ -126,6 +166,8 @@ def summarize(files: list[Path], images: Path | None = None, judge: Path | None 
     mini_paper.print_table(f"The judge on x0_hat at each level, within each caption (chance: AUC 0.50, pick "
                            f"{hits.mean():.2f})", ("σ", "within-caption AUC", "argmax is a hit", "hit rate of the top half"),
                            rows)
+    if twin:
+        twin_table(hits, twin_verdicts(cases, images, twin), scores[:, -1])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,13 +183,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="keep (or, with --judge, read) every particle's x0_hat at every level in this folder")
     parser.add_argument("--judge", type=Path, default=None,
                         help="summarize: rank the particles kept under --images by this mini_vqa folder instead")
+    parser.add_argument("--twin", type=Path, default=None,
+                        help="summarize: re-check the final images kept under --images with this segmenter folder")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.judge and not (args.summarize and args.images):
-        parser.error("--judge needs --summarize and the --images the particles were kept in")
+    for given, name in ((args.judge, "--judge"), (args.twin, "--twin")):
+        if given and not (args.summarize and args.images):
+            parser.error(f"{name} needs --summarize and the --images the particles were kept in")
     if args.summarize:
-        summarize(args.summarize, args.images, args.judge)
+        summarize(args.summarize, args.images, args.judge, args.twin)
         return
     records = args.records or Path("build") / f"particles_{args.seed}_{args.particles}.jsonl"
     records.parent.mkdir(parents=True, exist_ok=True)

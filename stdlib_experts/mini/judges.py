@@ -88,10 +88,10 @@ class PatchVQA(nn.Module):
 # --- loading -----------------------------------------------------------------------------------------
 
 
-def save(model: nn.Module, name: str, extra: dict) -> Path:
+def save(model: nn.Module, name: str, extra: dict, folder: Path | None = None) -> Path:
     from safetensors.torch import save_file
 
-    folder = WEIGHTS / name
+    folder = folder or WEIGHTS / name
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     save_file(state, folder / "model.safetensors")
@@ -122,6 +122,16 @@ def load(name: str) -> nn.Module:
 _LOADED: dict[str, nn.Module] = {}
 
 
+def load_segmenter(folder: Path) -> Segmenter:
+    """A segmenter saved under ``folder`` (another than the checker's, e.g. one trained with another seed)."""
+    from safetensors.torch import load_file
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    model = Segmenter(config["classes"], config["width"])
+    model.load_state_dict({k: v.float() for k, v in load_file(Path(folder) / "model.safetensors").items()})
+    return model.eval().requires_grad_(False)
+
+
 @functools.lru_cache(maxsize=1)
 def tokenizer():
     from poelang.stdlib.mini.world import VOCABULARY
@@ -135,17 +145,18 @@ def caption_ids(captions: list[str]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def segment(images: torch.Tensor) -> np.ndarray:
-    """Class maps ``[B, H, W]`` of images ``[B, 3, H, W]`` in [-1, 1]."""
-    return load("segmenter")(images.float()).argmax(1).numpy()
+def segment(images: torch.Tensor, segmenter: Segmenter | None = None) -> np.ndarray:
+    """Class maps ``[B, H, W]`` of images ``[B, 3, H, W]`` in [-1, 1] (by the checker's segmenter by default)."""
+    return (segmenter or load("segmenter"))(images.float()).argmax(1).numpy()
 
 
-def check(images: torch.Tensor, captions: list[str] | str) -> list[bool]:
-    """The rule checker on generated images: segment, extract objects, judge each caption by rules."""
+def check(images: torch.Tensor, captions: list[str] | str, segmenter: Segmenter | None = None) -> list[bool]:
+    """The rule checker on generated images: segment, extract objects, judge each caption by rules. Another
+    ``segmenter`` makes a twin checker (how reproducible the checker's verdicts are)."""
     from poelang.stdlib.mini import rules
 
     captions = [captions] * len(images) if isinstance(captions, str) else captions
-    return [rules.satisfies(c, rules.facts_from_segmentation(s)) for c, s in zip(captions, segment(images))]
+    return [rules.satisfies(c, rules.facts_from_segmentation(s)) for c, s in zip(captions, segment(images, segmenter))]
 
 
 # --- training ----------------------------------------------------------------------------------------
@@ -201,12 +212,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="save here instead of the checker's weights (e.g. a twin trained with another seed)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_dataset(args.data)
     model = train_segmenter(data, args.minutes, args.seed)
-    print("saved", save(model, "segmenter", {"seed": args.seed, "minutes": args.minutes}))
+    print("saved", save(model, "segmenter", {"seed": args.seed, "minutes": args.minutes, "data": str(args.data)},
+                        args.out))
 
 
 if __name__ == "__main__":

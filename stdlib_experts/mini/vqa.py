@@ -212,7 +212,8 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 class MiniVQA(nn.Module):
     """Per-class facts of a 32×32 image in [-1, 1]: count, size and position logits (see the module's docstring)."""
 
-    def __init__(self, width: int = 32, hidden: int = 256, size: int = 32, scale: float = 1.0, bias: float = 0.0):
+    def __init__(self, width: int = 32, hidden: int = 256, size: int = 32, scale: float = 1.0, bias: float = 0.0,
+                 segment: bool = False):
         super().__init__()
         self.config = {"width": width, "hidden": hidden, "size": size, "scale": scale, "bias": bias}
         w = width
@@ -222,16 +223,25 @@ class MiniVQA(nn.Module):
         self.mix = nn.Sequential(nn.Conv2d(4 * w, w, 1), nn.SiLU(), nn.Flatten(), nn.Linear(w * cells, hidden), nn.SiLU(),
                                  nn.Linear(hidden, hidden), nn.SiLU())
         self.heads = nn.Linear(hidden, CLASSES * (MAX_COUNT + 1 + len(SIZE_STATES) + 2 * BINS))
+        if segment:  # a training aid: each pixel's class from the trunk, so that it reads shapes where they are drawn
+            self.config["segment"] = True
+            self.segment_head = nn.Sequential(nn.Conv2d(4 * w, w, 3, padding=1), nn.SiLU(),
+                                              nn.Upsample(scale_factor=4, mode="bilinear"),
+                                              nn.Conv2d(w, CLASSES + 1, 3, padding=1))
         # calibration: P(yes) = sigmoid(scale * log-odds + bias), fitted after training
         self.register_buffer("calibration", torch.tensor([scale, bias]))
 
-    def facts(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Log-probabilities per class: count [B, 24, 4], size [B, 24, 3], column and bottom [B, 24, 16]."""
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The trunk's feature map [B, 4w, H/4, W/4] (with row and column channels, so positions can be read)."""
         b, _, h, w = images.shape
         rows = torch.linspace(-1, 1, h).view(1, 1, h, 1).expand(b, 1, h, w)
         cols = torch.linspace(-1, 1, w).view(1, 1, 1, w).expand(b, 1, h, w)
-        x = self.trunk(torch.cat([images, rows, cols], 1))
-        out = self.heads(self.mix(x)).view(b, CLASSES, -1)
+        return self.trunk(torch.cat([images, rows, cols], 1))
+
+    def facts(self, images: torch.Tensor, features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Log-probabilities per class: count [B, 24, 4], size [B, 24, 3], column and bottom [B, 24, 16]."""
+        x = self.features(images) if features is None else features
+        out = self.heads(self.mix(x)).view(x.shape[0], CLASSES, -1)
         c, s = MAX_COUNT + 1, len(SIZE_STATES)
         return {"count": F.log_softmax(out[..., :c], -1), "size": F.log_softmax(out[..., c:c + s], -1),
                 "column": F.log_softmax(out[..., c + s:c + s + BINS], -1),
@@ -323,7 +333,7 @@ def save(model: MiniVQA | JudgeEnsemble, record: dict, folder: Path | None = Non
 
 
 def _member(config: dict) -> MiniVQA:
-    return MiniVQA(**{k: config[k] for k in ("width", "hidden", "size")})
+    return MiniVQA(**{k: config[k] for k in ("width", "hidden", "size")}, segment=config.get("segment", False))
 
 
 def load(folder: Path) -> MiniVQA | JudgeEnsemble:
@@ -334,7 +344,8 @@ def load(folder: Path) -> MiniVQA | JudgeEnsemble:
     if "members" in config:
         model = JudgeEnsemble([_member(c) for c in config["members"]], config["scale"], config["bias"])
     else:
-        model = MiniVQA(**{k: config[k] for k in ("width", "hidden", "size", "scale", "bias")})
+        model = MiniVQA(**{k: config[k] for k in ("width", "hidden", "size", "scale", "bias")},
+                        segment=config.get("segment", False))
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in load_file(Path(folder) / "model.safetensors").items()}
     calibrations = {k: v for k, v in model.state_dict().items() if k.endswith("calibration")}
@@ -449,6 +460,7 @@ def make_data(out: Path, n: int, seed: int, views: tuple[float, float, float] = 
     count = len(range(shard[0], n, shard[1]))
     rgb = np.zeros((count, 32, 32, 3), np.uint8)
     shown = np.zeros_like(rgb)
+    seg = np.zeros((count, 32, 32), np.uint8)  # the render's class per pixel (0: background)
     sigmas = np.zeros(count, np.float32)
     view = np.zeros(count, np.int64)
     captions, negatives, kinds, objects, targets = [], [], [], [], []
@@ -466,7 +478,7 @@ def make_data(out: Path, n: int, seed: int, views: tuple[float, float, float] = 
                 if world.split_of(wrong) == "train":
                     break
                 wrong, kind = hard_negative(text, rng)
-            rgb[i] = render.rgb
+            rgb[i], seg[i] = render.rgb, rules.segmentation_labels(render)
             captions.append(text), negatives.append(wrong), kinds.append(kind), objects.append(json.dumps(objs))
             targets.append(fact_targets(objs, render.index_map))
             view[i] = rng.choice(3, p=views)
@@ -486,7 +498,7 @@ def make_data(out: Path, n: int, seed: int, views: tuple[float, float, float] = 
     stacked = {k: np.stack([t[k] for t in targets]) for k in targets[0]}
     tmp = Path(out) / f"vqa.{shard[0]}.tmp.npz"
     meta = {"n": n, "seed": seed, "views": list(views), "max_sigma": max_sigma, "start_sigma": list(start_sigma)}
-    np.savez_compressed(tmp, rgb=rgb, shown=shown, sigma=sigmas, view=view, captions=np.array(captions),
+    np.savez_compressed(tmp, rgb=rgb, shown=shown, seg=seg, sigma=sigmas, view=view, captions=np.array(captions),
                         negatives=np.array(negatives), kinds=np.array(kinds), objects_json=np.array(objects),
                         meta=np.array(json.dumps(meta)), **{f"target_{k}": v for k, v in stacked.items()})
     tmp.rename(Path(out) / f"vqa.{shard[0]}.npz")
@@ -503,7 +515,8 @@ def load_data(folders: list[Path]) -> dict[str, np.ndarray]:
             part = dict(np.load(shards[i]))
             metas.append(json.loads(str(part.pop("meta"))))
             parts.append({**part, "part": np.full(len(part["captions"]), number)})
-    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    common = [k for k in parts[0] if all(k in p for p in parts)]  # older shards have no class maps
+    data = {k: np.concatenate([p[k] for p in parts]) for k in common}
     data["meta"] = np.array(json.dumps([m for i, m in enumerate(metas) if m not in metas[:i]]))
     return data
 
@@ -543,16 +556,21 @@ def _batch(data: dict, images: torch.Tensor, idx: np.ndarray, rng: np.random.Gen
 
 
 def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2e-3, held_out: float = 0.1,
-          caption_weight: float = 0.5, log_every: int = 100, init: Path | None = None) -> tuple[MiniVQA, dict]:
+          caption_weight: float = 0.5, log_every: int = 100, init: Path | None = None,
+          segment_weight: float = 0.0) -> tuple[MiniVQA, dict]:
     """Fact losses (counts, sizes, positions) plus the caption loss through :func:`caption_log_prob`, then calibration.
 
-    ``init``: a judge folder to start from (fine-tuning) instead of random weights."""
+    ``init``: a judge folder to start from (fine-tuning) instead of random weights. ``segment_weight`` > 0 adds a
+    per-pixel class loss on the render's class map (data made with it) through a head the judge does not use."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images = _images(data["shown"])
     targets = {k: torch.from_numpy(data[f"target_{k}"]) for k in ("count", "size", "column", "bottom")}
     train_idx, held_idx = _split(data, held_out)
-    model = load(init).requires_grad_(True) if init else MiniVQA()
+    if segment_weight > 0 and "seg" not in data:
+        raise ValueError("segment_weight needs data with class maps (made by this version of make_data)")
+    seg = torch.from_numpy(data["seg"]).long() if segment_weight > 0 else None
+    model = load(init).requires_grad_(True) if init else MiniVQA(segment=segment_weight > 0)
     if isinstance(model, JudgeEnsemble):
         raise ValueError(f"{init} is an ensemble; train starts from one of its members' folders")
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -562,8 +580,11 @@ def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2
         idx = rng.choice(train_idx, batch)
         x, text, label = _batch(data, images, idx, rng)
         x = x + 0.02 * torch.randn_like(x)
-        facts = model.facts(x)
+        features = model.features(x)
+        facts = model.facts(x, features)
         fact_loss = _fact_loss(facts, {k: v[idx] for k, v in targets.items()})
+        if seg is not None:
+            fact_loss = fact_loss + segment_weight * F.cross_entropy(model.segment_head(features), seg[idx])
         lp = caption_log_prob(facts, caption_tensors(text)).clamp(max=-1e-6)
         odds = lp - torch.log(-torch.expm1(lp))
         caption_loss = F.binary_cross_entropy_with_logits(odds, label)
@@ -589,6 +610,8 @@ def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2
               "examples": len(train_idx), "held_out": len(held_idx), **report}
     if init:
         record["init"] = str(init)
+    if segment_weight > 0:
+        record["segment_weight"] = segment_weight
     return model, record
 
 
@@ -687,6 +710,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", type=float, nargs=2, default=(0.1, 0.6), metavar=("LOW", "HIGH"),
                         help="data: the sigma a finished image starts from, uniform in [LOW, HIGH]")
     parser.add_argument("--init", type=Path, default=None, help="train: start from this judge folder")
+    parser.add_argument("--segment", type=float, default=0.0, metavar="WEIGHT",
+                        help="train: add a per-pixel class loss of this weight (data with class maps)")
     parser.add_argument("--members", type=Path, nargs="+", default=None, help="ensemble: the judge folders to join")
     args = parser.parse_args(argv)
     if args.threads:
@@ -699,7 +724,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "ensemble":
         model, record = ensemble(args.members, data, args.seed)
     else:
-        model, record = train(data, args.minutes, args.seed, args.batch, args.lr, init=args.init)
+        model, record = train(data, args.minutes, args.seed, args.batch, args.lr, init=args.init,
+                              segment_weight=args.segment)
     record["data"] = json.loads(str(data["meta"]))
     record["command"] = "python -m poelang.stdlib.mini.vqa " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(record, indent=1))

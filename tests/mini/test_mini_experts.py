@@ -90,6 +90,18 @@ def test_segmenter_and_rules_agree_with_ground_truth_on_held_out_scenes():
     assert agree / n >= 0.85, f"{agree}/{n}"
 
 
+def test_a_segmenter_saved_elsewhere_checks_as_a_twin_and_leaves_the_checker_alone(tmp_path):
+    checker = judges.load("segmenter")
+    shipped = (judges.WEIGHTS / "segmenter" / "model.safetensors").read_bytes()
+    twin = judges.load_segmenter(judges.save(checker, "segmenter", {"seed": 0}, tmp_path / "twin"))
+    assert (judges.WEIGHTS / "segmenter" / "model.safetensors").read_bytes() == shipped
+    scene = world.sample_scene(np.random.default_rng(7))
+    image = torch.from_numpy(world.render_scene(scene).rgb).permute(2, 0, 1).float()[None] / 127.5 - 1
+    text = world.caption(scene, np.random.default_rng(7))
+    assert (judges.segment(image, twin) == judges.segment(image)).all()
+    assert judges.check(image, text, twin) == judges.check(image, text)
+
+
 def test_a_word_outside_the_vocabulary_lists_the_vocabulary(tmp_path, capsys):
     program = tmp_path / "dog.poe"
     program.write_text('x ~ mini_flux("a red dog")\nsave x to "dog.png"\n')

@@ -202,6 +202,14 @@ def test_training_records_its_run_and_the_saved_judge_loads(tmp_path):
     reloaded = vqa.load(vqa.save(joined, joined_record, tmp_path / "joined"))
     assert isinstance(reloaded, vqa.JudgeEnsemble)
     assert torch.allclose(reloaded(x, spec), joined(x, spec), rtol=0.01, atol=0.05)
+    # a member trained with the per-pixel class loss keeps its head through save and load, and says so in its record
+    with pytest.raises(ValueError, match="class maps"):
+        vqa.train(data, minutes=0.01, seed=2, batch=8, segment_weight=1.0)
+    seg_model, seg_record = vqa.train({**data, "seg": index}, minutes=0.02, seed=2, batch=8, segment_weight=1.0)
+    assert seg_record["segment_weight"] == 1.0 and seg_model.config["segment"]
+    seg_loaded = vqa.load(vqa.save(seg_model, seg_record, tmp_path / "seg"))
+    assert hasattr(seg_loaded, "segment_head")
+    assert torch.allclose(seg_loaded(x, spec), seg_model(x, spec), rtol=0.01, atol=0.05)
 
 
 def test_training_data_shows_each_render_as_the_sampler_would_and_keeps_its_facts(tmp_path):
@@ -213,6 +221,10 @@ def test_training_data_shows_each_render_as_the_sampler_would_and_keeps_its_fact
     assert len(data["captions"]) == 24 and set(data["view"]) == {0, 1, 2}
     clean = data["view"] == 0
     assert (data["shown"][clean] == data["rgb"][clean]).all() and (data["sigma"][clean] == 0).all()
+    assert data["seg"].shape == (24, 32, 32)  # each render's class per pixel
+    for i, objects in enumerate(data["objects_json"]):
+        classes = {rules.class_index(o["color"], o["shape"]) for o in json.loads(objects)}
+        assert set(np.unique(data["seg"][i])) <= classes | {0} and (data["seg"][i] > 0).any()
     finished = data["view"] == 2
     assert (data["sigma"][finished] >= 0.1).all() and (data["sigma"][finished] <= 0.6).all()
     gap = np.abs(data["shown"][finished].astype(float) - data["rgb"][finished]).mean()
