@@ -104,6 +104,46 @@ def rescore(cases: list[dict], images: Path, judge: Path) -> None:
         c["scores"] = [model(torch.from_numpy(x).float() / 127.5 - 1, spec).tolist() for x in x0_hat]
 
 
+def complaint(caption: str, facts) -> str:
+    """The checker's first reason to call an image false of its caption (rules.satisfies' order)."""
+    from poelang.stdlib.mini import rules
+
+    named = set()
+    for clause in rules.parse_caption(caption):
+        phrases = [clause.subject] + ([clause.object] if clause.object else [])
+        for p in phrases:
+            found = rules.matching(facts, p.color, p.shape)
+            if len(found) > p.count:
+                return "one object too many"
+            if len(found) < p.count:
+                return "a named object read as another shape or colour"
+            if p.size is not None and not all(rules.is_large(f) == (p.size == "large") for f in found):
+                return "a wrong size"
+        named.update((p.color, p.shape) for p in phrases)
+        if clause.relation and not rules.RELATION_RULES[clause.relation](
+                facts, (clause.subject.color, clause.subject.shape), (clause.object.color, clause.object.shape)):
+            return "a wrong relation"
+    extra = [f for f in facts if (f.color, f.shape) not in named]
+    small = all(f.area < 8 for f in extra)
+    return "a fragment of an unnamed class (< 8 pixels)" if small else "an object of an unnamed class"
+
+
+def judge_misses(cases: list[dict], images: Path, hits: np.ndarray, scores: np.ndarray) -> None:
+    """Why the judge's argmax among all L is a miss where a hit was there to pick, by the checker's complaint."""
+    from collections import Counter
+
+    from poelang.stdlib.mini import rules
+
+    reasons = Counter()
+    for c, h, s in zip(cases, hits, scores):
+        best = int(np.argmax(s))
+        if h.any() and not h[best]:
+            final = torch.from_numpy(np.load(images / c["images"])["x0_hat"][-1, best:best + 1]).float() / 127.5 - 1
+            reasons[complaint(c["caption"], rules.facts_from_segmentation(judges.segment(final)[0]))] += 1
+    print(f"\nThe judge's argmax is a miss beside a hit in {sum(reasons.values())} of {len(cases)} captions; the "
+          "checker's complaint: " + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+
+
 def twin_verdicts(cases: list[dict], images: Path, twin: Path) -> np.ndarray:
     """The twin checker's verdict on every particle's final image [n, L]."""
     segmenter = judges.load_segmenter(twin)
@@ -168,6 +208,7 @@ def summarize(files: list[Path], images: Path | None = None, judge: Path | None 
                            rows)
     if twin:
         twin_table(hits, twin_verdicts(cases, images, twin), scores[:, -1])
+        judge_misses(cases, images, hits, scores[:, -1])
 
 
 def main(argv: list[str] | None = None) -> None:
