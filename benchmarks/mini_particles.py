@@ -116,7 +116,7 @@ def complaint(caption: str, facts) -> str:
             if len(found) > p.count:
                 return "one object too many"
             if len(found) < p.count:
-                return "a named object read as another shape or colour"
+                return "a named object missing (read as another shape or colour, or not drawn)"
             if p.size is not None and not all(rules.is_large(f) == (p.size == "large") for f in found):
                 return "a wrong size"
         named.update((p.color, p.shape) for p in phrases)
