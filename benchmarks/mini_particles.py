@@ -104,28 +104,22 @@ def rescore(cases: list[dict], images: Path, judge: Path) -> None:
         c["scores"] = [model(torch.from_numpy(x).float() / 127.5 - 1, spec).tolist() for x in x0_hat]
 
 
+FAULT_WORDS = {"missing": "a named object missing (read as another shape or colour, or not drawn)",
+               "too many": "one object too many", "size": "a wrong size", "relation": "a wrong relation",
+               "unnamed": "an object of an unnamed class"}
+
+
 def complaint(caption: str, facts) -> str:
-    """The checker's first reason to call an image false of its caption (rules.satisfies' order)."""
+    """The checker's first reason to call an image false of its caption, in words; an unnamed object under 8 pixels
+    is called a fragment (a segmenter's speck rather than an object drawn)."""
     from poelang.stdlib.mini import rules
 
-    named = set()
-    for clause in rules.parse_caption(caption):
-        phrases = [clause.subject] + ([clause.object] if clause.object else [])
-        for p in phrases:
-            found = rules.matching(facts, p.color, p.shape)
-            if len(found) > p.count:
-                return "one object too many"
-            if len(found) < p.count:
-                return "a named object missing (read as another shape or colour, or not drawn)"
-            if p.size is not None and not all(rules.is_large(f) == (p.size == "large") for f in found):
-                return "a wrong size"
-        named.update((p.color, p.shape) for p in phrases)
-        if clause.relation and not rules.RELATION_RULES[clause.relation](
-                facts, (clause.subject.color, clause.subject.shape), (clause.object.color, clause.object.shape)):
-            return "a wrong relation"
-    extra = [f for f in facts if (f.color, f.shape) not in named]
-    small = all(f.area < 8 for f in extra)
-    return "a fragment of an unnamed class (< 8 pixels)" if small else "an object of an unnamed class"
+    fault = rules.first_fault(caption, facts)
+    if fault == "unnamed":
+        named = {(p.color, p.shape) for c in rules.parse_caption(caption) for p in (c.subject, c.object) if p}
+        if all(f.area < 8 for f in facts if (f.color, f.shape) not in named):
+            return "a fragment of an unnamed class (< 8 pixels)"
+    return FAULT_WORDS[fault]
 
 
 def judge_misses(cases: list[dict], images: Path, hits: np.ndarray, scores: np.ndarray) -> None:

@@ -250,33 +250,46 @@ def parse_caption(text: str) -> list[Clause]:
     return clauses
 
 
-def _phrase_holds(phrase: Phrase, facts) -> bool:
-    """Exactly `count` objects of the phrase's colour and shape, all of its size when it names one."""
+def _phrase_fault(phrase: Phrase, facts) -> str | None:
+    """Why the phrase does not hold: not exactly `count` objects of its colour and shape, or not all of its size."""
     found = matching(facts, phrase.color, phrase.shape)
     if len(found) != phrase.count:
-        return False
-    return phrase.size is None or all(is_large(f) == (phrase.size == "large") for f in found)
+        return "too many" if len(found) > phrase.count else "missing"
+    if phrase.size is not None and not all(is_large(f) == (phrase.size == "large") for f in found):
+        return "size"
+    return None
 
 
-def satisfies(caption: str, facts, exhaustive: bool = True) -> bool:
-    """Whether the objects `facts` describe make the caption true.
+FAULTS = ("missing", "too many", "size", "relation", "unnamed")  # what first_fault may answer
+
+
+def first_fault(caption: str, facts, exhaustive: bool = True) -> str | None:
+    """Why the objects `facts` describe make the caption false (one of FAULTS, the first the rules meet), or None.
 
     Counts are exact ('two red cubes' is false with three). With `exhaustive` (the default, as the world's captions
-    name every object), an object of a colour and shape the caption never names also makes it false.
+    name every object), an object of a colour and shape the caption never names also makes it false ('unnamed').
     """
-    clauses = parse_caption(caption)
     named = set()
-    for clause in clauses:
+    for clause in parse_caption(caption):
         phrases = [clause.subject] + ([clause.object] if clause.object else [])
-        if not all(_phrase_holds(p, facts) for p in phrases):
-            return False
+        for p in phrases:
+            fault = _phrase_fault(p, facts)
+            if fault:
+                return fault
         named.update((p.color, p.shape) for p in phrases)
         if clause.relation is not None:
             a = (clause.subject.color, clause.subject.shape)
             b = (clause.object.color, clause.object.shape)
             if not RELATION_RULES[clause.relation](facts, a, b):
-                return False
-    return not exhaustive or all((f.color, f.shape) in named for f in facts)
+                return "relation"
+    if exhaustive and any((f.color, f.shape) not in named for f in facts):
+        return "unnamed"
+    return None
+
+
+def satisfies(caption: str, facts, exhaustive: bool = True) -> bool:
+    """Whether the objects `facts` describe make the caption true (:func:`first_fault` finds nothing)."""
+    return first_fault(caption, facts, exhaustive) is None
 
 
 __all__ = [
@@ -285,6 +298,7 @@ __all__ = [
     "Clause",
     "Fact",
     "Phrase",
+    "FAULTS",
     "behind",
     "class_index",
     "class_name",
@@ -293,6 +307,7 @@ __all__ = [
     "exists",
     "facts_from_render",
     "facts_from_segmentation",
+    "first_fault",
     "in_front_of",
     "is_large",
     "labels_from_index_map",

@@ -428,12 +428,15 @@ class GuidedFlux:
                step: float = 0.05) -> torch.Tensor:
         """The sampler's final image from images noised to sigma: Euler steps of the guided flow down to 0."""
         x = self._noised(images, sigma, noise)
-        text = self.encode(prompts)
-        now = sigma.clone()
+        embeds, pooled = self.encode(prompts)  # rows: the prompts, then as many empty ones (the unguided half)
+        now, b = sigma.clone(), len(prompts)
         while bool((now > 0).any()):
-            nxt = (now - step).clamp(min=0)
-            x = x + (nxt - now).view(-1, 1, 1, 1) * self.velocity(x, now, text)
-            now = nxt
+            rows = torch.nonzero(now > 0).flatten()  # rows already at sigma = 0 are done: no velocity for them
+            both = torch.cat([rows, rows + b])
+            nxt = (now[rows] - step).clamp(min=0)
+            v = self.velocity(x[rows], now[rows], (embeds[both], pooled[both]))
+            x[rows] = x[rows] + (nxt - now[rows]).view(-1, 1, 1, 1) * v
+            now[rows] = nxt
         return self.codec.decode(x).clamp(-1, 1)
 
 

@@ -211,6 +211,17 @@ def test_rules_on_a_hand_drawn_segmentation():
     assert not rules.satisfies("two red cubes", facts)  # the blue cone goes unnamed
     assert rules.satisfies("two red cubes", facts, exhaustive=False)
     assert not rules.satisfies("three red cubes and a blue cone", facts)
+    # why a caption is false: the first rule it breaks
+    assert rules.first_fault("two red cubes and a blue cone", facts) is None
+    assert rules.first_fault("two red cubes", facts) == "unnamed"
+    assert rules.first_fault("three red cubes and a blue cone", facts) == "missing"
+    assert rules.first_fault("a red cube and a blue cone", facts) == "too many"
+    assert rules.first_fault("two large red cubes and a blue cone", facts) == "size"
+    assert rules.first_fault("a blue cone in front of a red sphere", facts) == "missing"
+    seg[20:26, 12:18] = 0  # one red cube left of the blue cone
+    single = rules.facts_from_segmentation(seg)
+    assert rules.first_fault("a red cube left of a blue cone", single) is None
+    assert rules.first_fault("a red cube right of a blue cone", single) == "relation"
     assert rules.class_name(red_cube) == ("red", "cube")
 
 
