@@ -23,7 +23,7 @@ setup(
     ],
     package_dir={LIBRARY: "stdlib_experts", EXAMPLES: "programs"},
     package_data={
-        "poelang": ["grammar/*.lark", "py.typed"],
+        "poelang": ["grammar/*.lark", "grammar/*.tables", "py.typed"],
         LIBRARY: ["mini/weights/*/*", "mini/weights/*/*/*"],
         EXAMPLES: ["*.poe", "**/*.poe", "**/*.csv", "assets/*"],  # *.csv: example sweep tables
     },

@@ -340,12 +340,13 @@ def test_examples_list_and_copy(capsys, tmp_path):
     assert run_cli(capsys, "examples", "nonsense")[0] == 2
 
 
-def test_the_wheel_ships_the_library_the_examples_and_the_typing_marker():
+def test_the_wheel_ships_the_library_the_examples_the_grammar_and_the_typing_marker():
     """setup.py's package list: stdlib_experts/ becomes poelang.stdlib with its weights, programs/ becomes
     poelang._examples with every program and asset, and nothing installs as a top-level package but poelang."""
     import json
     import subprocess
     import sys
+    from fnmatch import fnmatch
 
     # in a subprocess: importing setuptools in the test process would disturb distutils for later tests
     code = ("import json, runpy, sys; from unittest import mock; captured = {}\n"
@@ -360,9 +361,10 @@ def test_the_wheel_ships_the_library_the_examples_and_the_typing_marker():
     assert {p.split(".")[0] for p in captured["packages"]} == {"poelang"}
     assert "poelang.stdlib.mini" in captured["packages"] and "poelang.stdlib.scene" in captured["packages"]
     assert "py.typed" in captured["package_data"]["poelang"]
+    grammar = {p.relative_to(ROOT / "poelang") for p in (ROOT / "poelang" / "grammar").iterdir()}
+    assert {"grammar/poelang.lark", "grammar/poelang.tables"} <= {str(p) for p in grammar}
+    assert all(any(fnmatch(str(p), pat) for pat in captured["package_data"]["poelang"]) for p in grammar)
     shipped = {p.relative_to(ROOT / "programs") for p in (ROOT / "programs").rglob("*") if p.is_file()}
-    from fnmatch import fnmatch
-
     patterns = captured["package_data"]["poelang._examples"]
     assert all(any(fnmatch(str(p), pat) or fnmatch(p.name, pat) for pat in patterns) for p in shipped)
     weights = {p.relative_to(ROOT / "stdlib_experts") for p in (ROOT / "stdlib_experts" / "mini" / "weights").rglob("*")

@@ -1,7 +1,7 @@
 """Source text → :class:`~poelang.syntax.ast.Module`, or diagnostics.
 
 The grammar (`grammar/poelang.lark`) is parsed by Lark's LALR parser with
-``strict=True``. A small post-lexer drops newlines inside brackets and merges
+``strict=True``, loaded from tables built ahead (:mod:`poelang.syntax.tables`). A small post-lexer drops newlines inside brackets and merges
 blank and comment lines. Lark's exceptions are turned into poelang
 diagnostics here and go no further; after a syntax error the parser blanks out
 the broken statement and parses again, so one run reports every broken
@@ -17,10 +17,10 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from poelang.diagnostics import UNCLOSED, Diagnostic, Span
-from poelang.syntax import ast
+from poelang.syntax import ast, tables
+from poelang.syntax.tables import GRAMMAR_PATH
 from poelang.syntax.to_ast import EscapeError, ToAst
 
-GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammar" / "poelang.lark"
 MAX_SYNTAX_ERRORS = 20
 
 _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
@@ -74,15 +74,7 @@ class _PostLexer:
 
 @functools.lru_cache(maxsize=1)
 def _lark() -> Lark:
-    return Lark(
-        GRAMMAR_PATH.read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="basic",  # the post-lexer holds newlines back, which the contextual lexer cannot follow
-        strict=True,
-        propagate_positions=True,
-        maybe_placeholders=True,
-        postlex=_PostLexer(),
-    )
+    return tables.load(postlex=_PostLexer())
 
 
 def parse_module(source: str, file: str = "<string>") -> tuple[ast.Module | None, list[Diagnostic]]:

@@ -19,7 +19,8 @@ from typing import Any, Iterator
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 
-from poelang.syntax.parser import GRAMMAR_PATH, _lark
+from poelang.syntax import tables
+from poelang.syntax.parser import _lark
 
 __all__ = ["Tok", "OPENERS", "CLOSERS", "keywords", "expected", "scan", "split_number", "string_parts"]
 
@@ -49,7 +50,7 @@ class Tok:
 @functools.lru_cache(maxsize=1)
 def _lexer() -> Lark:
     # the same grammar without the parser's post-lexer, so that ignored text (spaces, `\` continuations) is kept
-    return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", lexer="basic")
+    return tables.load()
 
 
 @functools.lru_cache(maxsize=1)
