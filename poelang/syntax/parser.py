@@ -1,8 +1,8 @@
 """Source text → :class:`~poelang.syntax.ast.Module`, or diagnostics.
 
 The grammar (`grammar/poelang.lark`) is parsed by Lark's LALR parser with
-``strict=True``, loaded from tables built ahead (:mod:`poelang.syntax.tables`). A small post-lexer drops newlines inside brackets and merges
-blank and comment lines. Lark's exceptions are turned into poelang
+``strict=True``, loaded from tables built ahead (:mod:`poelang.syntax.tables`).
+A small post-lexer drops newlines inside brackets and merges blank and comment lines. Lark's exceptions are turned into poelang
 diagnostics here and go no further; after a syntax error the parser blanks out
 the broken statement and parses again, so one run reports every broken
 statement, not only the first. The tree becomes the AST in :mod:`poelang.syntax.to_ast`.
@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from poelang.diagnostics import UNCLOSED, Diagnostic, Span
 from poelang.syntax import ast, tables
-from poelang.syntax.tables import GRAMMAR_PATH
 from poelang.syntax.to_ast import EscapeError, ToAst
 
 MAX_SYNTAX_ERRORS = 20

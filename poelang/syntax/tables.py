@@ -71,10 +71,9 @@ def _canonical(table: dict) -> dict:
     queue = deque([table["start_states"][k] for k in sorted(table["start_states"])])
     while queue:
         state = queue.popleft()
-        if state in order:
-            continue
-        order.append(state)
-        queue.extend(arg for _, (action, arg) in by_name(states[state]) if action == 0)
+        if state not in order:
+            order.append(state)
+            queue.extend(arg for _, (action, arg) in by_name(states[state]) if action == 0)
     order += [state for state in states if state not in order]  # none: every LALR state is reached by shifts
     renumber = {old: new for new, old in enumerate(order)}
     return {
@@ -95,8 +94,8 @@ def serialize() -> str:
     """The text of the tables file for the grammar and Lark installed now."""
     data, memo = build().memo_serialize([TerminalDef, Rule])
     data["parser"]["parser"] = _canonical(data["parser"]["parser"])
-    tables = {"grammar_sha256": grammar_sha256(), "lark": lark.__version__, "data": data, "memo": memo}
-    return _HEADER + pprint.pformat(tables, width=120, sort_dicts=True) + "\n"
+    stored = {"grammar_sha256": grammar_sha256(), "lark": lark.__version__, "data": data, "memo": memo}
+    return _HEADER + pprint.pformat(stored, width=120, sort_dicts=True) + "\n"
 
 
 def _read_current() -> dict | None:
@@ -106,23 +105,23 @@ def _read_current() -> dict | None:
     except OSError:
         return None
     try:
-        tables = ast.literal_eval(text.partition("\n")[2])
+        stored = ast.literal_eval(text.partition("\n")[2])
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
-    if not isinstance(tables, dict):
+    if not isinstance(stored, dict):
         return None
-    if tables.get("lark") != lark.__version__ or tables.get("grammar_sha256") != grammar_sha256():
+    if stored.get("lark") != lark.__version__ or stored.get("grammar_sha256") != grammar_sha256():
         return None
-    return tables
+    return stored
 
 
 def load(postlex: Any = None) -> Lark:
     """The parser: from the stored tables when they are current, else built from the grammar."""
-    tables = _read_current()
-    if tables is None:
+    stored = _read_current()
+    if stored is None:
         return build(postlex)
-    # the loader Lark's standalone parsers use; the version check above pins its format
-    return Lark._load_from_dict(tables["data"], tables["memo"], postlex=postlex)
+    # the loader of Lark's standalone parsers; _read_current's version check pins its format
+    return Lark._load_from_dict(stored["data"], stored["memo"], postlex=postlex)
 
 
 def is_current() -> bool:
