@@ -212,7 +212,7 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
             fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
         print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[0])}" for k, v in results.items()),
               file=sys.stderr, flush=True)
-        out.write(json.dumps({"case": i, "caption": text, "levels": levels, "weight": weight,
+        out.write(json.dumps({"case": i, "seed": seed, "caption": text, "levels": levels, "weight": weight,
                               "smc": " ".join(smc.split()), "results": results, "fk_min_ess": fk_ess}) + "\n")
         out.flush()
     out.close()
@@ -268,14 +268,15 @@ def summarize_a(files: list[Path]) -> None:
     import json
 
     cases = {}
-    for f in files:  # files may hold different methods of the same captions: merged per caption
+    for f in files:  # files may hold different methods of the same captions (merged) or other seeds' captions
         for line in Path(f).read_text().splitlines():
             case = json.loads(line)
-            if case["case"] in cases:
-                cases[case["case"]]["results"].update(case["results"])
-                cases[case["case"]].setdefault("fk_min_ess", {}).update(case.get("fk_min_ess", {}))
+            key = (case["case"], case["caption"])  # a case index alone repeats across --seed
+            if key in cases:
+                cases[key]["results"].update(case["results"])
+                cases[key].setdefault("fk_min_ess", {}).update(case.get("fk_min_ess", {}))
             else:
-                cases[case["case"]] = case
+                cases[key] = case
     cases = [cases[k] for k in sorted(cases)]
     methods = [{method(k) for k in c["results"]} for c in cases]
     cases = [c for c, m in zip(cases, methods) if m == set.union(*methods)]  # the captions that have every method
