@@ -122,30 +122,31 @@ def complaint(caption: str, facts) -> str:
     return FAULT_WORDS[fault]
 
 
-def judge_misses(cases: list[dict], images: Path, hits: np.ndarray, scores: np.ndarray) -> None:
+def final_images(cases: list[dict], images: Path) -> list[torch.Tensor]:
+    """Every particle's final image [L, 3, H, W] in [-1, 1], per caption, from the folder --images kept."""
+    return [torch.from_numpy(np.load(images / c["images"])["x0_hat"][-1]).float() / 127.5 - 1 for c in cases]
+
+
+def judge_misses(cases: list[dict], finals: list[torch.Tensor], hits: np.ndarray, scores: np.ndarray) -> None:
     """Why the judge's argmax among all L is a miss where a hit was there to pick, by the checker's complaint."""
     from collections import Counter
 
     from poelang.stdlib.mini import rules
 
     reasons = Counter()
-    for c, h, s in zip(cases, hits, scores):
+    for c, final, h, s in zip(cases, finals, hits, scores):
         best = int(np.argmax(s))
         if h.any() and not h[best]:
-            final = torch.from_numpy(np.load(images / c["images"])["x0_hat"][-1, best:best + 1]).float() / 127.5 - 1
-            reasons[complaint(c["caption"], rules.facts_from_segmentation(judges.segment(final)[0]))] += 1
+            facts = rules.facts_from_segmentation(judges.segment(final[best:best + 1])[0])
+            reasons[complaint(c["caption"], facts)] += 1
     print(f"\nThe judge's argmax is a miss beside a hit in {sum(reasons.values())} of {len(cases)} captions; the "
           "checker's complaint: " + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
 
 
-def twin_verdicts(cases: list[dict], images: Path, twin: Path) -> np.ndarray:
+def twin_verdicts(cases: list[dict], finals: list[torch.Tensor], twin: Path) -> np.ndarray:
     """The twin checker's verdict on every particle's final image [n, L]."""
     segmenter = judges.load_segmenter(twin)
-    verdicts = []
-    for c in cases:
-        final = torch.from_numpy(np.load(images / c["images"])["x0_hat"][-1]).float() / 127.5 - 1
-        verdicts.append(judges.check(final, c["caption"], segmenter))
-    return np.array(verdicts, bool)
+    return np.array([judges.check(final, c["caption"], segmenter) for c, final in zip(cases, finals)], bool)
 
 
 def twin_table(hits: np.ndarray, twin: np.ndarray, scores: np.ndarray) -> None:
@@ -201,8 +202,9 @@ def summarize(files: list[Path], images: Path | None = None, judge: Path | None 
                            f"{hits.mean():.2f})", ("σ", "within-caption AUC", "argmax is a hit", "hit rate of the top half"),
                            rows)
     if twin:
-        twin_table(hits, twin_verdicts(cases, images, twin), scores[:, -1])
-        judge_misses(cases, images, hits, scores[:, -1])
+        finals = final_images(cases, images)
+        twin_table(hits, twin_verdicts(cases, finals, twin), scores[:, -1])
+        judge_misses(cases, finals, hits, scores[:, -1])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,19 +78,15 @@ def bytecode_cache(tmp_path_factory):
     every module it imports, the registry's plugins inside the timed check among them (about 70 ms of it
     here): a cost no user with Python's default settings pays after the first run. The timings below are of
     poelang, not of that setting."""
-    global _ENV
-    _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    _ENV["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
-    _python("-c", "import poelang.cli, poelang.program")  # compiles and caches the modules a check imports
-    yield
-    _ENV = None
-
-
-_ENV: dict | None = None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        patch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path_factory.mktemp("pycache")))
+        _python("-c", "import poelang.cli, poelang.program")  # compiles and caches the modules a check imports
+        yield
 
 
 def _python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=120, env=_ENV)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def _best_wall(args: list[str], runs: int = 3) -> float:

@@ -99,23 +99,30 @@ def save(model: nn.Module, name: str, extra: dict, folder: Path | None = None) -
     return folder
 
 
+_KEYS = {Segmenter: ("classes", "width"), PatchVQA: ("vocab", "dim", "layers", "text_length", "size")}
+
+
+def _from_folder(cls: type[nn.Module], folder: Path) -> nn.Module:
+    """A model of ``cls`` saved by :func:`save` under ``folder``, float32, eval mode."""
+    from safetensors.torch import load_file
+
+    config = json.loads((folder / "config.json").read_text())
+    model = cls(**{k: config[k] for k in _KEYS[cls]})
+    model.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
+    return model.eval().requires_grad_(False)
+
+
 def load(name: str) -> nn.Module:
     """A judge, float32, eval mode, once per process: 'segmenter', 'mini_vqa' or the baseline 'mini_vqa_v1'."""
     if name not in _LOADED:
-        from safetensors.torch import load_file
-
         if name == "mini_vqa":
             from poelang.stdlib.mini import vqa
 
             _LOADED[name] = vqa.load(WEIGHTS / name)
-            return _LOADED[name]
-        folder = BASELINES / name if name == "mini_vqa_v1" else WEIGHTS / name
-        config = json.loads((folder / "config.json").read_text())
-        cls = {"segmenter": Segmenter, "mini_vqa_v1": PatchVQA}[name]
-        keys = {"segmenter": ("classes", "width"), "mini_vqa_v1": ("vocab", "dim", "layers", "text_length", "size")}[name]
-        model = cls(**{k: config[k] for k in keys})
-        model.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
-        _LOADED[name] = model.eval().requires_grad_(False)
+        elif name == "mini_vqa_v1":
+            _LOADED[name] = _from_folder(PatchVQA, BASELINES / name)
+        else:
+            _LOADED[name] = _from_folder({"segmenter": Segmenter}[name], WEIGHTS / name)
     return _LOADED[name]
 
 
@@ -124,12 +131,7 @@ _LOADED: dict[str, nn.Module] = {}
 
 def load_segmenter(folder: Path) -> Segmenter:
     """A segmenter saved under ``folder`` (another than the checker's, e.g. one trained with another seed)."""
-    from safetensors.torch import load_file
-
-    config = json.loads((Path(folder) / "config.json").read_text())
-    model = Segmenter(config["classes"], config["width"])
-    model.load_state_dict({k: v.float() for k, v in load_file(Path(folder) / "model.safetensors").items()})
-    return model.eval().requires_grad_(False)
+    return _from_folder(Segmenter, Path(folder))
 
 
 @functools.lru_cache(maxsize=1)

@@ -335,8 +335,9 @@ def save(model: MiniVQA | JudgeEnsemble, record: dict, folder: Path | None = Non
     return folder
 
 
-def _member(config: dict) -> MiniVQA:
-    return MiniVQA(**{k: config[k] for k in ("width", "hidden", "size")}, segment=config.get("segment", False))
+def _member(config: dict, calibrated: bool = False) -> MiniVQA:
+    keys = ("width", "hidden", "size") + (("scale", "bias") if calibrated else ())
+    return MiniVQA(**{k: config[k] for k in keys}, segment=config.get("segment", False))
 
 
 def load(folder: Path) -> MiniVQA | JudgeEnsemble:
@@ -347,8 +348,7 @@ def load(folder: Path) -> MiniVQA | JudgeEnsemble:
     if "members" in config:
         model = JudgeEnsemble([_member(c) for c in config["members"]], config["scale"], config["bias"])
     else:
-        model = MiniVQA(**{k: config[k] for k in ("width", "hidden", "size", "scale", "bias")},
-                        segment=config.get("segment", False))
+        model = _member(config, calibrated=True)
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in load_file(Path(folder) / "model.safetensors").items()}
     calibrations = {k: v for k, v in model.state_dict().items() if k.endswith("calibration")}
