@@ -96,7 +96,7 @@ def sample(text: str, n: int, levels: int, seed: int):
 
 
 def new_score(images: torch.Tensor, text: str) -> np.ndarray:
-    spec = {k: v.expand(len(images), *v.shape[1:]) for k, v in vqa.caption_tensors([text]).items()}
+    spec = vqa.repeat_spec(vqa.caption_tensors([text]), len(images))
     with torch.no_grad():
         return F.logsigmoid(judges.load("mini_vqa")(images, spec)).numpy()
 

@@ -163,16 +163,20 @@ FK = """
 
 def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: float = 2.0,
            shard: tuple[int, int] = (0, 1), records: Path | None = None, fk: bool = False,
-           fk_particles: tuple[int, ...] = (), smc: str = smc_settings(), with_best_of: bool = True) -> None:
+           fk_particles: tuple[int, ...] = (), smc: str = smc_settings(), with_best_of: bool = True,
+           recheck: Path | None = None) -> None:
     """Success per method on n held-out captions; best-of-N beside each L at that L's generative compute.
 
     ``shard`` (i, k) runs every k-th caption from the i-th, so that k processes share the work; each writes its
-    cases to ``records`` (JSON lines) and ``--summarize`` prints the table of them all.
+    cases to ``records`` (JSON lines) and ``--summarize`` prints the table of them all. ``recheck``: a second
+    segmenter (a twin of the checker's, trained apart) also judges every output, its verdict recorded beside the
+    checker's: a gain that shows by both is not one the reward found in the checker's own quirks.
     """
     import json
     import tempfile
 
     cases = held_out(n, seed, keep=counting_or_relation)
+    twin = judges.load_segmenter(recheck) if recheck else None
     if records is None:
         records = Path(tempfile.mkdtemp()) / "task_a.jsonl"
     out = open(records, "a")
@@ -183,7 +187,8 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
         results, fk_ess = {}, {}
 
         def record(name, images, tokens, started):
-            results[name] = [bool(judges.check(images[:1], text)[0]), tokens, time.perf_counter() - started]
+            results[name] = verdicts(images[:1], text, twin)[:1] + [tokens, time.perf_counter() - started] + \
+                verdicts(images[:1], text, twin)[1:]
 
         started = time.perf_counter()
         images, vanilla_tokens = run(f'x ~ mini_flux("{text}") with {{\n    levels = {levels}\n    particles = 1\n'
@@ -203,7 +208,7 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
                 fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
         if with_best_of and particles:
             results.update(best_of_n(text, weight, levels, case_seed,
-                                     {L: max(1, round(poe_tokens[L] / vanilla_tokens)) for L in particles}))
+                                     {L: max(1, round(poe_tokens[L] / vanilla_tokens)) for L in particles}, twin))
         for L in fk_particles:  # fk alone at more particles (e.g. the compute of the paper's path at fewer)
             started = time.perf_counter()
             images, fk_tokens = run(regional_product(text, weight) +
@@ -220,7 +225,13 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
         summarize_a([records])
 
 
-def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[int, int]) -> dict[str, list]:
+def verdicts(image: torch.Tensor, text: str, twin=None) -> list[bool]:
+    """[the checker's verdict] on one image, and the twin checker's after it when there is one."""
+    return [bool(judges.check(image, text)[0])] + ([bool(judges.check(image, text, twin)[0])] if twin else [])
+
+
+def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[int, int],
+              twin=None) -> dict[str, list]:
     """Best-of-N by mini_vqa beside each L (N = best_of[L]): one run of the largest N; each smaller N is the best of
     its first N samples, which are N independent draws as a run of N would be (tokens and time counted pro rata)."""
     most = max(best_of.values())
@@ -234,8 +245,8 @@ def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[in
     results = {}
     for L, k in best_of.items():
         best = int(np.argmax(scores[:k]))
-        results[f"best-of-{k} (L = {L}'s compute)"] = [bool(judges.check(sample.samples[best:best + 1], text)[0]),
-                                                       tokens * k / most, seconds * k / most]
+        checked = verdicts(sample.samples[best:best + 1], text, twin)
+        results[f"best-of-{k} (L = {L}'s compute)"] = checked[:1] + [tokens * k / most, seconds * k / most] + checked[1:]
     return results
 
 
@@ -282,45 +293,57 @@ def summarize_a(files: list[Path]) -> None:
     cases = [c for c, m in zip(cases, methods) if m == set.union(*methods)]  # the captions that have every method
     n = len(cases)
 
+    # [checker's verdict, tokens, seconds] per method, and the twin checker's verdict where every record has one
+    rechecked = all(len(r) == 4 for c in cases for r in c["results"].values())
     table: dict[str, np.ndarray] = {}
     for case in cases:
-        for name, (ok, tokens, seconds) in case["results"].items():
-            table.setdefault(method(name), []).append((ok, tokens, seconds))
+        for name, result in case["results"].items():
+            table.setdefault(method(name), []).append(result[:4 if rechecked else 3])
     table = {k: np.array(v, float) for k, v in table.items()}
     vanilla = table["vanilla mini_flux"][:, 1].mean()
+    mean_se = lambda v: f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(n):.2f}"  # noqa: E731
     rows = []
     for name, v in table.items():
-        rows.append((name, f"{v[:, 0].mean():.2f} ± {v[:, 0].std(ddof=1) / np.sqrt(n):.2f}",
-                     f"{v[:, 1].mean() / vanilla:.1f}", f"{v[:, 2].mean():.1f}"))
+        rows.append((name, mean_se(v[:, 0]), f"{v[:, 1].mean() / vanilla:.1f}", f"{v[:, 2].mean():.1f}") +
+                    ((mean_se(v[:, 3]),) if rechecked else ()))
     print_table(f"(a) regional text-to-image, {n} held-out captions, {cases[0]['levels']} levels, reward weight "
                 f"{cases[0]['weight']}, {cases[0].get('smc', 'median at 0.25, 0.5, 0.75')}: success by the rule "
                 "checker (best-of-N: N ODE samples of mini_flux at the compute of PoE with L particles, the best by "
                 "mini_vqa)",
-                ("method", "success", "compute (× vanilla)", "s / caption"), rows)
-    pairs = []
-    ls = sorted(int(k.split("= ")[1]) for k in table if k.startswith("PoE, L"))
-    for L in ls[1:]:
-        pairs.append((f"PoE L = {L} − PoE L = {ls[0]}", table[f"PoE, L = {L}"][:, 0] - table[f"PoE, L = {ls[0]}"][:, 0]))
-    for L in (L for L in ls if f"best-of-N (L = {L}'s compute)" in table):
-        pairs.append((f"PoE L = {L} − best-of-N at its compute", table[f"PoE, L = {L}"][:, 0] - table[f"best-of-N (L = {L}'s compute)"][:, 0]))
-    for name in sorted((k for k in table if k.startswith("PoE fk, L")), key=lambda k: int(k.split("= ")[1])):
-        L, fk_success = int(name.split("= ")[1]), table[name][:, 0]
-        for poe in (L, L // 2):  # the paper's path at the same particles, and at about the same compute
-            if f"PoE, L = {poe}" in table:
-                pairs.append((f"PoE fk L = {L} − PoE L = {poe}", fk_success - table[f"PoE, L = {poe}"][:, 0]))
-            if f"best-of-N (L = {poe}'s compute)" in table:
-                pairs.append((f"PoE fk L = {L} − best-of-N at PoE L = {poe}'s compute",
-                              fk_success - table[f"best-of-N (L = {poe}'s compute)"][:, 0]))
-        pairs.append((f"PoE fk L = {L} − vanilla", fk_success - table["vanilla mini_flux"][:, 0]))
+                ("method", "success", "compute (× vanilla)", "s / caption") +
+                (("success by the twin checker",) if rechecked else ()), rows)
     for name in cases[0].get("fk_min_ess", {}):
         print(f"{name}: min ESS / L over the levels, mean over captions "
               f"{np.mean([c['fk_min_ess'][name] for c in cases]):.3f}")
+    paired_differences({k: v[:, 0] for k, v in table.items()}, "")
+    if rechecked:
+        paired_differences({k: v[:, 3] for k, v in table.items()}, " by the twin checker")
+
+
+def paired_differences(success: dict[str, np.ndarray], judged: str) -> None:
+    """The claims' paired differences of success (each method's verdicts, one per caption, in the same order)."""
+    pairs = []
+    ls = sorted(int(k.split("= ")[1]) for k in success if k.startswith("PoE, L"))
+    for L in ls[1:]:
+        pairs.append((f"PoE L = {L} − PoE L = {ls[0]}", success[f"PoE, L = {L}"] - success[f"PoE, L = {ls[0]}"]))
+    for L in (L for L in ls if f"best-of-N (L = {L}'s compute)" in success):
+        pairs.append((f"PoE L = {L} − best-of-N at its compute",
+                      success[f"PoE, L = {L}"] - success[f"best-of-N (L = {L}'s compute)"]))
+    for name in sorted((k for k in success if k.startswith("PoE fk, L")), key=lambda k: int(k.split("= ")[1])):
+        L, fk_success = int(name.split("= ")[1]), success[name]
+        for poe in (L, L // 2):  # the paper's path at the same particles, and at about the same compute
+            if f"PoE, L = {poe}" in success:
+                pairs.append((f"PoE fk L = {L} − PoE L = {poe}", fk_success - success[f"PoE, L = {poe}"]))
+            if f"best-of-N (L = {poe}'s compute)" in success:
+                pairs.append((f"PoE fk L = {L} − best-of-N at PoE L = {poe}'s compute",
+                              fk_success - success[f"best-of-N (L = {poe}'s compute)"]))
+        pairs.append((f"PoE fk L = {L} − vanilla", fk_success - success["vanilla mini_flux"]))
     if not pairs:  # one L without best-of-N: nothing to pair
         return
-    print_table("Paired differences of success (same captions and seeds): mean ± SE, and the mean in SEs",
+    se = lambda d: d.std(ddof=1) / np.sqrt(len(d))  # noqa: E731
+    print_table(f"Paired differences of success{judged} (same captions and seeds): mean ± SE, and the mean in SEs",
                 ("difference", "mean ± SE", "SEs"),
-                [(k, f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(n):.2f}",
-                  f"{d.mean() / max(d.std(ddof=1) / np.sqrt(n), 1e-9):.1f}") for k, d in pairs])
+                [(k, f"{d.mean():+.2f} ± {se(d):.2f}", f"{d.mean() / max(se(d), 1e-9):.1f}") for k, d in pairs])
 
 
 # --- (b) object insertion ---------------------------------------------------------------------------------------
@@ -667,6 +690,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fk", action="store_true", help="(a, b): also the PoE on annealing = fk (issue #17)")
     parser.add_argument("--fk-particles", type=int, nargs="*", default=[],
                         help="(a): the PoE on annealing = fk alone at these particle counts (no paper's path beside)")
+    parser.add_argument("--recheck", type=Path, default=None, metavar="SEGMENTER",
+                        help="(a): also judge every output by this twin of the checker's segmenter (trained apart)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -679,7 +704,7 @@ def main(argv: list[str] | None = None) -> None:
     if "a" in args.task:
         task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
                args.fk, tuple(args.fk_particles), smc_settings(tuple(args.resample_times), args.resample),
-               not args.skip_best_of)
+               not args.skip_best_of, args.recheck)
     if "b" in args.task:
         task_b(args.n, args.levels, args.seed, args.fk, tuple(args.shard), args.records)
     if "c" in args.task:

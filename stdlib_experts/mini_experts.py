@@ -135,7 +135,9 @@ class MiniVQAScore:
         import torch
         import torch.nn.functional as F
 
-        spec = {k: v.expand(x0.shape[0], *v.shape[1:]) for k, v in self.spec.items()}
+        from poelang.stdlib.mini import vqa
+
+        spec = vqa.repeat_spec(self.spec, x0.shape[0])
         with torch.no_grad():
             logits = self.model(x0.float().cpu(), spec)
         return F.logsigmoid(logits).to(x0.device)

@@ -23,23 +23,29 @@ run to 0 by the guided flow (what the best output is picked from, with the gener
 textures). mini_flux is prompted by the true caption and
 the labels are the render's facts, so the judge never learns to read facts through what a wrong prompt drew.
 
-The shipped judge is two such models trained apart on two data sets, their log-odds averaged and calibrated
-together (:class:`JudgeEnsemble`; ``stdlib_experts/mini/weights/mini_vqa/training.json`` records every run). The
-second also learns each pixel's class from the render's class map (``--segment``, a head the judge does not use):
-that teaches its trunk to read an object's shape where it is drawn, and it ranks a caption's generated particles
-better than the same model trained without it (docs/results.md, issue 16):
+The shipped judge is two such models trained apart on two data sets and a *reader*, calibrated together
+(:class:`JudgeEnsemble`; ``stdlib_experts/mini/weights/mini_vqa/training.json`` records every run). The second model
+also learns each pixel's class from the render's class map (``--segment``, a head the judge does not use): that
+teaches its trunk to read an object's shape where it is drawn. The reader (:func:`train_reader`) labels each pixel
+with its class, learned from clean renders and their class maps, and the world's rules judge the caption on the
+objects it finds: a 0/1 verdict that sees a cube drawn for a cylinder or a stray object the caption does not name,
+the near misses of one caption that the per-class summaries blur. The judge's logit is
+scale · (the models' mean log-odds) + bias + reader_weight · verdict, the three fitted on held-out pairs
+(docs/results.md, issue 16):
 
     python -m poelang.stdlib.mini.vqa data --out build/vqa_data2 --images 40000 --seed 12 --threads 1 --shard I 2
     python -m poelang.stdlib.mini.vqa data --out build/vqa_data4 --images 40000 --seed 13 --threads 1 --shard I 2
     python -m poelang.stdlib.mini.vqa train --data build/vqa_data2 --minutes 40 --threads 1 --out build/judgeA
     python -m poelang.stdlib.mini.vqa train --data build/vqa_data4 --minutes 40 --threads 1 --seed 21 \
         --segment 1.0 --out build/judgeC
+    python -m poelang.stdlib.mini.vqa reader --data build/vqa_data4 --minutes 12 --threads 1 --seed 42 \
+        --out build/readerR2
     python -m poelang.stdlib.mini.vqa ensemble --data build/vqa_data2 build/vqa_data4 \
-        --members build/judgeA build/judgeC --out stdlib_experts/mini/weights/mini_vqa
+        --members build/judgeA build/judgeC --reader build/readerR2 --out stdlib_experts/mini/weights/mini_vqa
 
-(I = 0, 1: one process per core; 13 minutes per data set and 40 of training.) ``train`` and ``ensemble`` hold out
-the last 10% of each data folder to fit the calibration and save the weights (safetensors), the config with the
-calibration and ``training.json``.
+(I = 0, 1: one process per core; 13 minutes per data set, 40 of training per model, 12 for the reader.) ``train``,
+``reader`` and ``ensemble`` hold out the last 10% of each data folder to fit the calibration and report, and save
+the weights (safetensors), the config with the calibration and ``training.json``.
 """
 from __future__ import annotations
 
@@ -105,11 +111,17 @@ def caption_tensors(captions: list[str]) -> dict[str, torch.Tensor]:
         for r, triple in enumerate(relations):
             rel[i, r] = torch.tensor(triple)
     return {
+        "text": tuple(captions),  # for the reader, which judges a caption by the world's rules
         "need": torch.tensor([s[0] for s in specs], dtype=torch.long),
         "size": torch.tensor([s[1] for s in specs], dtype=torch.long),
         "relations": rel,
         "possible": torch.tensor([s[3] for s in specs], dtype=torch.bool),
     }
+
+
+def repeat_spec(spec: dict, n: int) -> dict:
+    """The spec of one caption (from :func:`caption_tensors`) for a batch of n images."""
+    return {k: v * n if k == "text" else v.expand(n, *v.shape[1:]) for k, v in spec.items()}
 
 
 # --- hard negatives -------------------------------------------------------------------------------------------------
@@ -296,23 +308,41 @@ def caption_log_prob(facts: dict[str, torch.Tensor], spec: dict[str, torch.Tenso
 
 
 class JudgeEnsemble(nn.Module):
-    """Several MiniVQA trained apart, their log-odds averaged, then calibrated as one judge.
+    """Several MiniVQA trained apart, their log-odds averaged, and optionally a reader's verdict, calibrated as one
+    judge: logit P(yes) = scale · mean log-odds + bias + reader_weight · verdict.
 
     Members trained from different starts disagree on the generator's ambiguous objects more than on clear ones, so
-    the average ranks a caption's particles better than either alone (docs/results.md, issue 16)."""
+    the average ranks a caption's particles better than either alone. The reader labels each pixel with its class and
+    the world's rules judge the caption on the objects it finds (1 true, 0 false): it sees a shape where it is drawn
+    and a stray object the caption does not name, the near misses the members' per-class summaries blur
+    (docs/results.md, issue 16)."""
 
-    def __init__(self, members: list[MiniVQA], scale: float = 1.0, bias: float = 0.0):
+    def __init__(self, members: list[MiniVQA], scale: float = 1.0, bias: float = 0.0, reader: nn.Module | None = None,
+                 reader_weight: float = 0.0):
         super().__init__()
         self.members = nn.ModuleList(members)
-        self.config = {"members": [m.config for m in members]}
-        self.register_buffer("calibration", torch.tensor([scale, bias]))
+        self.reader = reader
+        self.config = {"members": [m.config for m in members], **({"reader": reader.config} if reader else {})}
+        self.register_buffer("calibration", torch.tensor([scale, bias] + ([reader_weight] if reader else [])))
 
     def log_odds(self, images: torch.Tensor, spec: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The members' mean log-odds (the reader's verdict is not in it: see :meth:`verdict`)."""
         return torch.stack([m.log_odds(images, spec) for m in self.members]).mean(0)
 
-    def forward(self, images: torch.Tensor, spec: dict[str, torch.Tensor]) -> torch.Tensor:
-        scale, bias = self.calibration
-        return scale * self.log_odds(images, spec) + bias
+    def verdict(self, images: torch.Tensor, spec: dict) -> torch.Tensor:
+        """1.0 where the rules find the caption true of the reader's class map, else 0.0 (0 without a reader)."""
+        if self.reader is None:
+            return torch.zeros(len(images))
+        from poelang.stdlib.mini import judges
+
+        return torch.tensor(judges.check(images, list(spec["text"]), self.reader), dtype=torch.float32)
+
+    def forward(self, images: torch.Tensor, spec: dict) -> torch.Tensor:
+        logit = self.calibration[0] * self.log_odds(images, spec) + self.calibration[1]
+        return logit + self.calibration[2] * self.verdict(images, spec) if self.reader is not None else logit
+
+
+CALIBRATION = ("scale", "bias", "reader_weight")  # the calibration's entries, in its buffer's order
 
 
 def save(model: MiniVQA | JudgeEnsemble, record: dict, folder: Path | None = None) -> Path:
@@ -324,8 +354,11 @@ def save(model: MiniVQA | JudgeEnsemble, record: dict, folder: Path | None = Non
     state = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v).contiguous()
              for k, v in model.state_dict().items() if not k.endswith("calibration")}  # calibrations: config.json
     save_file(state, tmp / "model.safetensors")
-    scale, bias = (float(v) for v in model.calibration)
-    config = {**model.config, "scale": round(scale, 5), "bias": round(bias, 5), "kind": "facts"}
+    if hasattr(model, "calibration"):
+        config = {**model.config, **dict(zip(CALIBRATION, (round(float(v), 5) for v in model.calibration))),
+                  "kind": "facts"}
+    else:  # a reader (train_reader): a segmenter, joined to a judge by ensemble
+        config = {**model.config, "kind": "reader"}
     (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     (tmp / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     import shutil
@@ -346,7 +379,11 @@ def load(folder: Path) -> MiniVQA | JudgeEnsemble:
 
     config = json.loads((Path(folder) / "config.json").read_text())
     if "members" in config:
-        model = JudgeEnsemble([_member(c) for c in config["members"]], config["scale"], config["bias"])
+        from poelang.stdlib.mini.judges import Segmenter
+
+        reader = Segmenter(**config["reader"]) if "reader" in config else None
+        model = JudgeEnsemble([_member(c) for c in config["members"]], config["scale"], config["bias"], reader,
+                              config.get("reader_weight", 0.0))
     else:
         model = _member(config, calibrated=True)
     state = {k: v.float() if v.is_floating_point() else v
@@ -610,8 +647,8 @@ def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2
             print(f"vqa step {step} facts {f:.4f} caption {c:.4f} "
                   f"({(time.perf_counter() - started) / step:.2f} s/step)", flush=True)
     model.eval()
-    scale, bias, report = calibrate(model, data, images, held_idx, seed)
-    model.calibration.copy_(torch.tensor([scale, bias]))
+    fitted, report = calibrate(model, data, images, held_idx, seed)
+    model.calibration.copy_(torch.tensor(fitted))
     f, c = np.mean(losses[-200:], 0)
     record = {"kind": "mini_vqa", "seed": seed, "minutes": minutes, "batch": batch, "lr": lr, "steps": step,
               "final_fact_loss": round(float(f), 5), "final_caption_loss": round(float(c), 5),
@@ -623,42 +660,124 @@ def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2
     return model, record
 
 
+READER_INPUTS = ("renders", "shown", "both")
+
+
+def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: float = 2e-3, held_out: float = 0.1,
+                 inputs: str = "renders", noise: float = 0.05) -> tuple[nn.Module, dict]:
+    """The judge's reader: each pixel's class (a :class:`~poelang.stdlib.mini.judges.Segmenter`), learned from each
+    render's class map, the world's ground truth (no checker label or weight), with Gaussian ``noise`` added to its
+    inputs: the clean renders (``inputs`` 'renders', ``data['rgb']``), the images the judge is shown ('shown':
+    clean, x0_hat and finished, ``data['shown']``) or both (half each). The judge reads its class map through the
+    world's rules (:meth:`JudgeEnsemble.verdict`). The report is on the held-out rows of ``data['shown']`` either way.
+
+    Learning from clean renders ranks a caption's generated particles best (docs/results.md, issue 16): the labels of
+    an x0_hat or a finished image are the render's, which the generator may have redrawn."""
+    from poelang.stdlib.mini import judges
+
+    if "seg" not in data:
+        raise ValueError("the reader needs data with class maps (made by this version of make_data)")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images = _images(data["shown"])
+    renders = _images(data["rgb"]) if inputs != "shown" else images
+    seg = torch.from_numpy(data["seg"]).long()
+    train_idx, held_idx = _split(data, held_out)
+    model = judges.Segmenter(rules.N_CLASSES)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    started, step, losses = time.perf_counter(), 0, []
+    while time.perf_counter() - started < minutes * 60:
+        idx = rng.choice(train_idx, batch)
+        if inputs == "both":
+            x = torch.where(torch.from_numpy(rng.random(batch) < 0.5).view(-1, 1, 1, 1), renders[idx], images[idx])
+        else:
+            x = (renders if inputs == "renders" else images)[idx]
+        loss = F.cross_entropy(model(x + noise * torch.randn_like(x)), seg[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        left = max(0.0, 1 - (time.perf_counter() - started) / (minutes * 60))
+        for group in optimizer.param_groups:  # warm-up, then linear decay to zero when the time is up
+            group["lr"] = lr * min(1.0, (step + 1) / 100) * left
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        if step % 100 == 0:
+            print(f"reader step {step} loss {np.mean(losses[-100:]):.4f}", flush=True)
+    model.eval().requires_grad_(False)
+    record = {"kind": "mini_vqa reader", "seed": seed, "minutes": minutes, "batch": batch, "lr": lr, "steps": step,
+              "inputs": inputs, "noise": noise,
+              "final_loss": round(float(np.mean(losses[-200:])), 5), "examples": len(train_idx),
+              "held_out": len(held_idx), **_reader_report(model, data, images, held_idx)}
+    return model, record
+
+
 @torch.no_grad()
-def _held_out_odds(model: MiniVQA | JudgeEnsemble, data: dict, images: torch.Tensor, idx: np.ndarray, seed: int):
+def _reader_report(reader: nn.Module, data: dict, images: torch.Tensor, idx: np.ndarray) -> dict:
+    """Per view: pixel accuracy, and how often the rules on the reader's class map pass the true caption and the
+    hard negative."""
+    from poelang.stdlib.mini import judges
+
+    report = {}
+    views = data["view"][idx]
+    for v, name in enumerate(VIEWS):
+        rows = idx[views == v]
+        if not len(rows):
+            continue
+        x = images[rows]
+        report[f"pixel_accuracy_{name}"] = round(float((reader(x).argmax(1).numpy() == data["seg"][rows]).mean()), 4)
+        report[f"passes_true_{name}"] = round(float(np.mean(judges.check(x, [str(c) for c in data["captions"][rows]],
+                                                                          reader))), 4)
+        report[f"passes_negative_{name}"] = round(float(np.mean(
+            judges.check(x, [str(c) for c in data["negatives"][rows]], reader))), 4)
+    return report
+
+
+@torch.no_grad()
+def _held_out_evidence(model: MiniVQA | JudgeEnsemble, data: dict, images: torch.Tensor, idx: np.ndarray, seed: int):
+    """(evidence [N, 2]: log-odds and the reader's verdict (0 without one), labels [N]) on held-out pairs."""
     rng = np.random.default_rng([seed, 1])
-    odds, labels = [], []
+    evidence, labels = [], []
     for start in range(0, len(idx), 256):
         rows = idx[start:start + 256]
         x, text, label = _batch(data, images, rows, rng)
-        odds.append(model.log_odds(x, caption_tensors(text)))
+        spec = caption_tensors(text)
+        verdict = model.verdict(x, spec) if isinstance(model, JudgeEnsemble) else torch.zeros(len(x))
+        evidence.append(torch.stack([model.log_odds(x, spec), verdict], 1))
         labels.append(label)
-    return torch.cat(odds), torch.cat(labels)
+    return torch.cat(evidence), torch.cat(labels)
 
 
 def calibrate(model: MiniVQA | JudgeEnsemble, data: dict, images: torch.Tensor, idx: np.ndarray,
-              seed: int) -> tuple[float, float, dict]:
-    """Temperature scaling: (scale, bias) minimising the log loss of sigmoid(scale · log-odds + bias) on held-out
-    pairs; the report gives the held-out AUC per view (clean, x0_hat, finished)."""
-    odds, labels = _held_out_odds(model, data, images, idx, seed)
-    params = torch.tensor([1.0, 0.0], requires_grad=True)
+              seed: int) -> tuple[list[float], dict]:
+    """Platt scaling: (scale, bias[, reader_weight]) minimising the log loss of sigmoid(scale · log-odds + bias
+    [+ reader_weight · verdict]) on held-out pairs; the report gives the held-out AUC per view (clean, x0_hat,
+    finished)."""
+    evidence, labels = _held_out_evidence(model, data, images, idx, seed)
+    with_reader = getattr(model, "reader", None) is not None
+    params = torch.tensor([1.0, 0.0, 0.0], requires_grad=True)
     opt = torch.optim.LBFGS([params], max_iter=200)
+
+    def logit(p):
+        return p[0] * evidence[:, 0] + p[1] + (p[2] * evidence[:, 1] if with_reader else 0.0)
 
     def closure():
         opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(params[0] * odds + params[1], labels)
+        loss = F.binary_cross_entropy_with_logits(logit(params), labels)
         loss.backward()
         return loss
 
     opt.step(closure)
-    scale, bias = (float(v) for v in params.detach())
-    p = torch.sigmoid(scale * odds + bias)
+    fitted = [float(v) for v in params.detach()[:3 if with_reader else 2]]
+    p = torch.sigmoid(logit(params.detach()))
     views = torch.from_numpy(data["view"][idx])
     report = {"held_out_auc": round(auc(p.numpy(), labels.numpy()), 4),
               **{f"held_out_auc_{name}": round(auc(p[views == v].numpy(), labels[views == v].numpy()), 4)
                  for v, name in enumerate(VIEWS)},
               "held_out_log_loss": round(float(F.binary_cross_entropy(p, labels)), 4),
               "calibration_error": round(expected_calibration_error(p.numpy(), labels.numpy()), 4)}
-    return scale, bias, report
+    if with_reader:
+        report["reader_weight"] = round(fitted[2], 4)
+    return fitted, report
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -687,21 +806,27 @@ def expected_calibration_error(p: np.ndarray, labels: np.ndarray, bins: int = 10
     return float(error)
 
 
-def ensemble(folders: list[Path], data: dict, seed: int) -> tuple[JudgeEnsemble, dict]:
-    """The judges saved under folders as one, its calibration fitted on the held-out rows of data."""
-    model = JudgeEnsemble([load(f) for f in folders])
+def ensemble(folders: list[Path], data: dict, seed: int, reader: Path | None = None) -> tuple[JudgeEnsemble, dict]:
+    """The judges saved under folders (and the reader saved under ``reader``) as one, its calibration fitted on the
+    held-out rows of data."""
+    from poelang.stdlib.mini.judges import load_segmenter
+
+    model = JudgeEnsemble([load(f) for f in folders], reader=load_segmenter(reader) if reader else None)
     _, held_idx = _split(data, 0.1)
-    scale, bias, report = calibrate(model, data, _images(data["shown"]), held_idx, seed)
-    model.calibration.copy_(torch.tensor([scale, bias]))
+    fitted, report = calibrate(model, data, _images(data["shown"]), held_idx, seed)
+    model.calibration.copy_(torch.tensor(fitted))
     members = [json.loads((Path(f) / "training.json").read_text()) for f in folders]
-    return model, {"kind": "mini_vqa ensemble", "held_out": len(held_idx), **report, "members": members}
+    record = {"kind": "mini_vqa ensemble", "held_out": len(held_idx), **report, "members": members}
+    if reader:
+        record["reader"] = json.loads((Path(reader) / "training.json").read_text())
+    return model, record
 
 
 def main(argv: list[str] | None = None) -> None:
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m poelang.stdlib.mini.vqa")
-    parser.add_argument("what", choices=["data", "train", "ensemble"])
+    parser.add_argument("what", choices=["data", "train", "reader", "ensemble"])
     parser.add_argument("--data", type=Path, nargs="+", default=[Path("build/vqa_data")],
                         help="data: the folder to write; train, ensemble: the folders to read")
     parser.add_argument("--out", type=Path, default=None)
@@ -720,7 +845,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", type=Path, default=None, help="train: start from this judge folder")
     parser.add_argument("--segment", type=float, default=0.0, metavar="WEIGHT",
                         help="train: add a per-pixel class loss of this weight (data with class maps)")
+    parser.add_argument("--inputs", choices=READER_INPUTS, default="renders",
+                        help="reader: learn from the clean renders, the judge's inputs, or both")
+    parser.add_argument("--noise", type=float, default=0.05, help="reader: Gaussian noise added to its inputs")
     parser.add_argument("--members", type=Path, nargs="+", default=None, help="ensemble: the judge folders to join")
+    parser.add_argument("--reader", type=Path, default=None, help="ensemble: join this reader (made by 'reader') too")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -730,7 +859,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     data = load_data(args.data)
     if args.what == "ensemble":
-        model, record = ensemble(args.members, data, args.seed)
+        model, record = ensemble(args.members, data, args.seed, args.reader)
+    elif args.what == "reader":
+        model, record = train_reader(data, args.minutes, args.seed, inputs=args.inputs, noise=args.noise)
     else:
         model, record = train(data, args.minutes, args.seed, args.batch, args.lr, init=args.init,
                               segment_weight=args.segment)
