@@ -8,7 +8,10 @@
 * ``mini_vqa`` (:mod:`poelang.stdlib.mini.vqa`) answers "does this image show
   <caption>?" with a calibrated probability. It is the *reward* programs steer
   with (``exp(mini_vqa("..."))``), a different model trained without the
-  checker's labels, so that steering cannot game the judge.
+  checker's labels, so that steering cannot game the judge. Its reader is a
+  :class:`Segmenter` too, trained apart on other renders: the checker's
+  weights and labels never reach it, and ``benchmarks/mini_paper.py
+  --recheck`` judges the outputs by a third segmenter as well.
 * :class:`PatchVQA` is the first mini_vqa (image patches and caption words
   through a small transformer, trained on clean renders only), kept under
   ``stdlib_experts/mini/baselines`` as the baseline ``benchmarks/mini_judge.py``
