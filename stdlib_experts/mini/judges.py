@@ -33,33 +33,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from poelang.stdlib.mini import segmentation
+from poelang.stdlib.mini.segmentation import Segmenter
+
 WEIGHTS = Path(__file__).parent / "weights"
 BASELINES = Path(__file__).parent / "baselines"
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU(),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(8, cout), nn.SiLU())
-
-
-class Segmenter(nn.Module):
-    """A two-level U-Net over 32-64 px images in [-1, 1] → class logits per pixel."""
-
-    def __init__(self, classes: int, width: int = 32):
-        super().__init__()
-        self.config = {"classes": classes, "width": width}
-        self.down1, self.down2 = _block(3, width), _block(width, 2 * width)
-        self.mid = _block(2 * width, 2 * width)
-        self.up2, self.up1 = _block(4 * width, width), _block(2 * width, width)
-        self.head = nn.Conv2d(width, classes, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.down1(x)
-        b = self.down2(F.avg_pool2d(a, 2))
-        m = self.mid(F.avg_pool2d(b, 2))
-        b = self.up2(torch.cat([b, F.interpolate(m, scale_factor=2)], 1))
-        a = self.up1(torch.cat([a, F.interpolate(b, scale_factor=2)], 1))
-        return self.head(a)
 
 
 class PatchVQA(nn.Module):
@@ -102,15 +80,12 @@ def save(model: nn.Module, name: str, extra: dict, folder: Path | None = None) -
     return folder
 
 
-_KEYS = {Segmenter: ("classes", "width"), PatchVQA: ("vocab", "dim", "layers", "text_length", "size")}
-
-
-def _from_folder(cls: type[nn.Module], folder: Path) -> nn.Module:
-    """A model of ``cls`` saved by :func:`save` under ``folder``, float32, eval mode."""
+def _patch_vqa(folder: Path) -> PatchVQA:
+    """The baseline saved by :func:`save` under ``folder``, float32, eval mode."""
     from safetensors.torch import load_file
 
     config = json.loads((folder / "config.json").read_text())
-    model = cls(**{k: config[k] for k in _KEYS[cls]})
+    model = PatchVQA(**{k: config[k] for k in ("vocab", "dim", "layers", "text_length", "size")})
     model.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
     return model.eval().requires_grad_(False)
 
@@ -123,9 +98,11 @@ def load(name: str) -> nn.Module:
 
             _LOADED[name] = vqa.load(WEIGHTS / name)
         elif name == "mini_vqa_v1":
-            _LOADED[name] = _from_folder(PatchVQA, BASELINES / name)
+            _LOADED[name] = _patch_vqa(BASELINES / name)
+        elif name == "segmenter":
+            _LOADED[name] = segmentation.load(WEIGHTS / name)
         else:
-            _LOADED[name] = _from_folder({"segmenter": Segmenter}[name], WEIGHTS / name)
+            raise KeyError(name)
     return _LOADED[name]
 
 
@@ -134,7 +111,7 @@ _LOADED: dict[str, nn.Module] = {}
 
 def load_segmenter(folder: Path) -> Segmenter:
     """A segmenter saved under ``folder`` (another than the checker's, e.g. one trained with another seed)."""
-    return _from_folder(Segmenter, Path(folder))
+    return segmentation.load(Path(folder))
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,19 +126,16 @@ def caption_ids(captions: list[str]) -> torch.Tensor:
     return tokenizer()(captions, padding="max_length", max_length=16, truncation=True, return_tensors="pt").input_ids
 
 
-@torch.no_grad()
 def segment(images: torch.Tensor, segmenter: Segmenter | None = None) -> np.ndarray:
     """Class maps ``[B, H, W]`` of images ``[B, 3, H, W]`` in [-1, 1] (by the checker's segmenter by default)."""
-    return (segmenter or load("segmenter"))(images.float()).argmax(1).numpy()
+    return segmentation.class_maps(images, segmenter or load("segmenter"))
 
 
 def check(images: torch.Tensor, captions: list[str] | str, segmenter: Segmenter | None = None) -> list[bool]:
     """The rule checker on generated images: segment, extract objects, judge each caption by rules. Another
     ``segmenter`` makes a twin checker (how reproducible the checker's verdicts are)."""
-    from poelang.stdlib.mini import rules
-
     captions = [captions] * len(images) if isinstance(captions, str) else captions
-    return [rules.satisfies(c, rules.facts_from_segmentation(s)) for c, s in zip(captions, segment(images, segmenter))]
+    return segmentation.verdicts(images, captions, segmenter or load("segmenter"))
 
 
 # --- training ----------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from poelang.stdlib.mini import rules, world
+from poelang.stdlib.mini import rules, segmentation, world
 
 WEIGHTS = Path(__file__).parent / "weights"
 CLASSES = len(world.COLORS) * len(world.SHAPES)  # facts are per (colour, shape): rules.class_index - 1
@@ -333,9 +333,7 @@ class JudgeEnsemble(nn.Module):
         """1.0 where the rules find the caption true of the reader's class map, else 0.0 (0 without a reader)."""
         if self.reader is None:
             return torch.zeros(len(images))
-        from poelang.stdlib.mini import judges
-
-        return torch.tensor(judges.check(images, list(spec["text"]), self.reader), dtype=torch.float32)
+        return torch.tensor(segmentation.verdicts(images, list(spec["text"]), self.reader), dtype=torch.float32)
 
     def forward(self, images: torch.Tensor, spec: dict) -> torch.Tensor:
         logit = self.calibration[0] * self.log_odds(images, spec) + self.calibration[1]
@@ -379,9 +377,7 @@ def load(folder: Path) -> MiniVQA | JudgeEnsemble:
 
     config = json.loads((Path(folder) / "config.json").read_text())
     if "members" in config:
-        from poelang.stdlib.mini.judges import Segmenter
-
-        reader = Segmenter(**config["reader"]) if "reader" in config else None
+        reader = segmentation.Segmenter(**config["reader"]) if "reader" in config else None
         model = JudgeEnsemble([_member(c) for c in config["members"]], config["scale"], config["bias"], reader,
                               config.get("reader_weight", 0.0))
     else:
@@ -665,7 +661,7 @@ READER_INPUTS = ("renders", "shown", "both")
 
 def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: float = 2e-3, held_out: float = 0.1,
                  inputs: str = "renders", noise: float = 0.05) -> tuple[nn.Module, dict]:
-    """The judge's reader: each pixel's class (a :class:`~poelang.stdlib.mini.judges.Segmenter`), learned from each
+    """The judge's reader: each pixel's class (a :class:`~poelang.stdlib.mini.segmentation.Segmenter`), learned from each
     render's class map, the world's ground truth (no checker label or weight), with Gaussian ``noise`` added to its
     inputs: the clean renders (``inputs`` 'renders', ``data['rgb']``), the images the judge is shown ('shown':
     clean, x0_hat and finished, ``data['shown']``) or both (half each). The judge reads its class map through the
@@ -673,8 +669,6 @@ def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: flo
 
     Learning from clean renders ranks a caption's generated particles best (docs/results.md, issue 16): the labels of
     an x0_hat or a finished image are the render's, which the generator may have redrawn."""
-    from poelang.stdlib.mini import judges
-
     if "seg" not in data:
         raise ValueError("the reader needs data with class maps (made by this version of make_data)")
     torch.manual_seed(seed)
@@ -683,7 +677,7 @@ def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: flo
     renders = _images(data["rgb"]) if inputs != "shown" else images
     seg = torch.from_numpy(data["seg"]).long()
     train_idx, held_idx = _split(data, held_out)
-    model = judges.Segmenter(rules.N_CLASSES)
+    model = segmentation.Segmenter(rules.N_CLASSES)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     started, step, losses = time.perf_counter(), 0, []
     while time.perf_counter() - started < minutes * 60:
@@ -715,8 +709,6 @@ def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: flo
 def _reader_report(reader: nn.Module, data: dict, images: torch.Tensor, idx: np.ndarray) -> dict:
     """Per view: pixel accuracy, and how often the rules on the reader's class map pass the true caption and the
     hard negative."""
-    from poelang.stdlib.mini import judges
-
     report = {}
     views = data["view"][idx]
     for v, name in enumerate(VIEWS):
@@ -725,10 +717,9 @@ def _reader_report(reader: nn.Module, data: dict, images: torch.Tensor, idx: np.
             continue
         x = images[rows]
         report[f"pixel_accuracy_{name}"] = round(float((reader(x).argmax(1).numpy() == data["seg"][rows]).mean()), 4)
-        report[f"passes_true_{name}"] = round(float(np.mean(judges.check(x, [str(c) for c in data["captions"][rows]],
-                                                                          reader))), 4)
-        report[f"passes_negative_{name}"] = round(float(np.mean(
-            judges.check(x, [str(c) for c in data["negatives"][rows]], reader))), 4)
+        for kind, captions in (("true", data["captions"][rows]), ("negative", data["negatives"][rows])):
+            report[f"passes_{kind}_{name}"] = round(float(np.mean(segmentation.verdicts(x, list(map(str, captions)),
+                                                                                           reader))), 4)
     return report
 
 
@@ -809,9 +800,7 @@ def expected_calibration_error(p: np.ndarray, labels: np.ndarray, bins: int = 10
 def ensemble(folders: list[Path], data: dict, seed: int, reader: Path | None = None) -> tuple[JudgeEnsemble, dict]:
     """The judges saved under folders (and the reader saved under ``reader``) as one, its calibration fitted on the
     held-out rows of data."""
-    from poelang.stdlib.mini.judges import load_segmenter
-
-    model = JudgeEnsemble([load(f) for f in folders], reader=load_segmenter(reader) if reader else None)
+    model = JudgeEnsemble([load(f) for f in folders], reader=segmentation.load(reader) if reader else None)
     _, held_idx = _split(data, 0.1)
     fitted, report = calibrate(model, data, _images(data["shown"]), held_idx, seed)
     model.calibration.copy_(torch.tensor(fitted))
