@@ -19,7 +19,9 @@ gets. Success is judged by a model that is not steered on:
     largest N, each smaller N the best of its first N samples); paired
     differences with their standard errors. ``--resample-times`` and
     ``--resample`` set the PoE's resampling (median at 0.25, 0.5, 0.75 by
-    default); tune on another ``--seed`` than the table's.
+    default); tune on another ``--seed`` than the table's. ``--recheck
+    SEGMENTER`` also judges every output by a twin of the checker's segmenter
+    (trained apart), a column and paired differences of its own.
 (b) object insertion at a pose: background MSE outside the object and
     foreground IoU / MSE against the graphics engine's render of the object.
 (c) physics-instructed video: per-frame foreground IoU against the simulator.
@@ -187,8 +189,8 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
         results, fk_ess = {}, {}
 
         def record(name, images, tokens, started):
-            results[name] = verdicts(images[:1], text, twin)[:1] + [tokens, time.perf_counter() - started] + \
-                verdicts(images[:1], text, twin)[1:]
+            checked = verdicts(images[:1], text, twin)
+            results[name] = checked[:1] + [tokens, time.perf_counter() - started] + checked[1:]
 
         started = time.perf_counter()
         images, vanilla_tokens = run(f'x ~ mini_flux("{text}") with {{\n    levels = {levels}\n    particles = 1\n'
