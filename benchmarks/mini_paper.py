@@ -248,7 +248,8 @@ def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[in
     for L, k in best_of.items():
         best = int(np.argmax(scores[:k]))
         checked = verdicts(sample.samples[best:best + 1], text, twin)
-        results[f"best-of-{k} (L = {L}'s compute)"] = checked[:1] + [tokens * k / most, seconds * k / most] + checked[1:]
+        results[f"best-of-{k} (L = {L}'s compute)"] = \
+            checked[:1] + [tokens * k / most, seconds * k / most] + checked[1:]
     return results
 
 

@@ -60,4 +60,5 @@ def verdicts(images: torch.Tensor, captions: list[str], segmenter: Segmenter) ->
     """Whether the rules find each caption true of the objects in its image's class map."""
     from poelang.stdlib.mini import rules
 
-    return [rules.satisfies(c, rules.facts_from_segmentation(s)) for c, s in zip(captions, class_maps(images, segmenter))]
+    maps = class_maps(images, segmenter)
+    return [rules.satisfies(c, rules.facts_from_segmentation(s)) for c, s in zip(captions, maps)]

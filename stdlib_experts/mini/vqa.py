@@ -661,9 +661,9 @@ READER_INPUTS = ("renders", "shown", "both")
 
 def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: float = 2e-3, held_out: float = 0.1,
                  inputs: str = "renders", noise: float = 0.05) -> tuple[nn.Module, dict]:
-    """The judge's reader: each pixel's class (a :class:`~poelang.stdlib.mini.segmentation.Segmenter`), learned from each
-    render's class map, the world's ground truth (no checker label or weight), with Gaussian ``noise`` added to its
-    inputs: the clean renders (``inputs`` 'renders', ``data['rgb']``), the images the judge is shown ('shown':
+    """The judge's reader: each pixel's class (a :class:`~poelang.stdlib.mini.segmentation.Segmenter`), learned
+    from each render's class map, the world's ground truth (no checker label or weight), with Gaussian ``noise``
+    added to its inputs: the clean renders (``inputs`` 'renders', ``data['rgb']``), the images the judge is shown ('shown':
     clean, x0_hat and finished, ``data['shown']``) or both (half each). The judge reads its class map through the
     world's rules (:meth:`JudgeEnsemble.verdict`). The report is on the held-out rows of ``data['shown']`` either way.
 
@@ -671,6 +671,8 @@ def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: flo
     an x0_hat or a finished image are the render's, which the generator may have redrawn."""
     if "seg" not in data:
         raise ValueError("the reader needs data with class maps (made by this version of make_data)")
+    if inputs not in READER_INPUTS:
+        raise ValueError(f"inputs must be one of {READER_INPUTS}, not {inputs!r}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images = _images(data["shown"])
