@@ -58,7 +58,11 @@ def class_maps(images: torch.Tensor, segmenter: Segmenter) -> np.ndarray:
 
 def verdicts(images: torch.Tensor, captions: list[str], segmenter: Segmenter) -> list[bool]:
     """Whether the rules find each caption true of the objects in its image's class map."""
+    return judge_maps(class_maps(images, segmenter), captions)
+
+
+def judge_maps(maps: np.ndarray, captions: list[str]) -> list[bool]:
+    """Whether the rules find each caption true of the objects in its class map ``[B, H, W]``."""
     from poelang.stdlib.mini import rules
 
-    maps = class_maps(images, segmenter)
-    return [rules.satisfies(c, rules.facts_from_segmentation(s)) for c, s in zip(captions, maps)]
+    return [rules.satisfies(c, rules.facts_from_segmentation(m)) for c, m in zip(captions, maps)]

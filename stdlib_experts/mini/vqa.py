@@ -576,6 +576,17 @@ def _fact_loss(facts: dict, targets: dict[str, torch.Tensor]) -> torch.Tensor:
     return loss
 
 
+def _descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float, step: int, started: float,
+             minutes: float) -> None:
+    """One step down ``loss``: warm-up over 100 steps, then the rate decays linearly to zero when the time is up."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    left = max(0.0, 1 - (time.perf_counter() - started) / (minutes * 60))
+    for group in optimizer.param_groups:
+        group["lr"] = lr * min(1.0, (step + 1) / 100) * left
+    optimizer.step()
+
+
 def _split(data: dict, held_out: float) -> tuple[np.ndarray, np.ndarray]:
     """(training rows, held-out rows): the last ``held_out`` of each data folder is held out."""
     parts = data.get("part", np.zeros(len(data["captions"]), np.int64))
@@ -630,12 +641,7 @@ def train(data: dict, minutes: float, seed: int, batch: int = 128, lr: float = 2
         odds = lp - torch.log(-torch.expm1(lp))
         caption_loss = F.binary_cross_entropy_with_logits(odds, label)
         loss = fact_loss + caption_weight * caption_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        left = max(0.0, 1 - (time.perf_counter() - started) / (minutes * 60))
-        for group in optimizer.param_groups:  # warm-up, then linear decay to zero when the time is up
-            group["lr"] = lr * min(1.0, (step + 1) / 100) * left
-        optimizer.step()
+        _descend(optimizer, loss, lr, step, started, minutes)
         losses.append((float(fact_loss.detach()), float(caption_loss.detach())))
         step += 1
         if step % log_every == 0:
@@ -663,9 +669,10 @@ def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: flo
                  inputs: str = "renders", noise: float = 0.05) -> tuple[nn.Module, dict]:
     """The judge's reader: each pixel's class (a :class:`~poelang.stdlib.mini.segmentation.Segmenter`), learned
     from each render's class map, the world's ground truth (no checker label or weight), with Gaussian ``noise``
-    added to its inputs: the clean renders (``inputs`` 'renders', ``data['rgb']``), the images the judge is shown ('shown':
-    clean, x0_hat and finished, ``data['shown']``) or both (half each). The judge reads its class map through the
-    world's rules (:meth:`JudgeEnsemble.verdict`). The report is on the held-out rows of ``data['shown']`` either way.
+    added to its inputs: the clean renders (``inputs`` 'renders', ``data['rgb']``), the images the judge is shown
+    ('shown': clean, x0_hat and finished, ``data['shown']``) or both (half each). The judge reads its class map
+    through the world's rules (:meth:`JudgeEnsemble.verdict`). The report is on the held-out rows of
+    ``data['shown']`` either way.
 
     Learning from clean renders ranks a caption's generated particles best (docs/results.md, issue 16): the labels of
     an x0_hat or a finished image are the render's, which the generator may have redrawn."""
@@ -689,12 +696,7 @@ def train_reader(data: dict, minutes: float, seed: int, batch: int = 64, lr: flo
         else:
             x = (renders if inputs == "renders" else images)[idx]
         loss = F.cross_entropy(model(x + noise * torch.randn_like(x)), seg[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        left = max(0.0, 1 - (time.perf_counter() - started) / (minutes * 60))
-        for group in optimizer.param_groups:  # warm-up, then linear decay to zero when the time is up
-            group["lr"] = lr * min(1.0, (step + 1) / 100) * left
-        optimizer.step()
+        _descend(optimizer, loss, lr, step, started, minutes)
         losses.append(float(loss.detach()))
         step += 1
         if step % 100 == 0:
@@ -717,11 +719,11 @@ def _reader_report(reader: nn.Module, data: dict, images: torch.Tensor, idx: np.
         rows = idx[views == v]
         if not len(rows):
             continue
-        x = images[rows]
-        report[f"pixel_accuracy_{name}"] = round(float((reader(x).argmax(1).numpy() == data["seg"][rows]).mean()), 4)
+        maps = segmentation.class_maps(images[rows], reader)  # once: both captions are judged on the same map
+        report[f"pixel_accuracy_{name}"] = round(float((maps == data["seg"][rows]).mean()), 4)
         for kind, captions in (("true", data["captions"][rows]), ("negative", data["negatives"][rows])):
-            report[f"passes_{kind}_{name}"] = round(float(np.mean(segmentation.verdicts(x, list(map(str, captions)),
-                                                                                           reader))), 4)
+            passed = segmentation.judge_maps(maps, list(map(str, captions)))
+            report[f"passes_{kind}_{name}"] = round(float(np.mean(passed)), 4)
     return report
 
 
