@@ -4,7 +4,7 @@
     python benchmarks/mini_paper.py --task a --n 100 --particles 1 4 16 --shard 0 2 --records a0.jsonl &
     python benchmarks/mini_paper.py --task a --n 100 --particles 1 4 16 --shard 1 2 --records a1.jsonl
     python benchmarks/mini_paper.py --summarize a0.jsonl a1.jsonl
-    python benchmarks/mini_paper.py --task a --n 24 --seed 1 --particles 16 --resample-times 0.5 0.75   # tuning
+    python benchmarks/mini_paper.py --task a --n 48 --seed 1 --particles 16 --skip-best-of --set fk_noise=0.5   # tuning
 
 Every case is held out: captions whose hash puts them in the test split
 (``world.split_of``), scenes drawn from seeds no training set used. Every
@@ -17,9 +17,12 @@ gets. Success is judged by a model that is not steered on:
     each L best-of-N at equal compute (N picked so that generative-expert
     compute matches PoE with that L; the best by mini_vqa; one run of the
     largest N, each smaller N the best of its first N samples); paired
-    differences with their standard errors. ``--resample-times`` and
-    ``--resample`` set the PoE's resampling (median at 0.25, 0.5, 0.75 by
-    default); tune on another ``--seed`` than the table's. ``--recheck
+    differences with their standard errors. The PoE samples with the mini
+    examples' settings (``EXAMPLES_SMC``: fk transport, greedy ranking,
+    systematic resampling at 0.25, 0.5, 0.75, w = 4); ``--set KEY=VALUE``,
+    ``--resample-times`` and ``--resample`` change them (``--set
+    annealing=flow --set mcmc=auto``: the paper's path). Tune on another
+    ``--seed`` than the table's. ``--recheck
     SEGMENTER`` also judges every output by a twin of the checker's segmenter
     (trained apart), a column and paired differences of its own.
 (b) object insertion at a pose: background MSE outside the object and
@@ -131,13 +134,21 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
 
 # --- (a) regional text-to-image ---------------------------------------------------------------------------------
 
-def smc_settings(times: tuple[float, ...] = (0.25, 0.5, 0.75), scheme: str = "median") -> str:
-    """The product's SMC settings: greedy weights, resampling at the given fractions of the schedule."""
-    return ("\n    weighting = greedy\n    resample = " + scheme + "\n    resample_when = times\n"
-            "    resample_times = [" + ", ".join(str(t) for t in times) + "]")
+EXAMPLES_SMC = {"annealing": "fk", "fk_noise": "0.25", "mcmc": "none", "weighting": "greedy", "resample": "systematic",
+                "resample_when": "times", "resample_times": "[0.25, 0.5, 0.75]"}
+"""Task (a)'s PoE settings by default, those of the mini examples (programs/quickstart.poe, mini/captioned.poe):
+stochastic transport (annealing = fk: an SDE step per level, so that the copies of a resampled particle part ways;
+noise η = 0.25, as η = 1 leaves grain) rather than the ODE with a Langevin move (the same at twice the expert calls),
+the particles ranked by the reward (greedy) and drawn anew in proportion to exp(w · reward) at a quarter, half and
+three quarters of the way."""
 
 
-def regional_product(text: str, weight: float = 2.0) -> str:
+def smc_settings(changes: dict[str, str] | None = None) -> str:
+    """The PoE's `with { }` lines after levels and particles: EXAMPLES_SMC with ``changes`` ({"mcmc_steps": "2"})."""
+    return "".join(f"\n    {key} = {value}" for key, value in {**EXAMPLES_SMC, **(changes or {})}.items())
+
+
+def regional_product(text: str, weight: float = 4.0) -> str:
     """The PoE of task (a): the scene expert, regional experts for a left/right pair, the VQA judge."""
     lines = [f'scene = mini_flux("{text}")', f'judge = mini_vqa("{text}")']
     factors = ["scene"]
@@ -163,7 +174,7 @@ FK = """
     mcmc = none"""
 
 
-def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: float = 2.0,
+def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: float = 4.0,
            shard: tuple[int, int] = (0, 1), records: Path | None = None, fk: bool = False,
            fk_particles: tuple[int, ...] = (), smc: str = smc_settings(), with_best_of: bool = True,
            recheck: Path | None = None) -> None:
@@ -186,11 +197,12 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
         if i % shard[1] != shard[0]:
             continue
         case_seed = seed * 1000 + i
-        results, fk_ess = {}, {}
+        results, fk_ess, grains = {}, {}, {}
 
         def record(name, images, tokens, started):
             checked = verdicts(images[:1], text, twin)
             results[name] = checked[:1] + [tokens, time.perf_counter() - started] + checked[1:]
+            grains[name] = grain(images[0])
 
         started = time.perf_counter()
         images, vanilla_tokens = run(f'x ~ mini_flux("{text}") with {{\n    levels = {levels}\n    particles = 1\n'
@@ -209,8 +221,10 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
                 record(f"PoE fk, L = {L}", images, fk_tokens, started)
                 fk_ess[f"PoE fk, L = {L}"] = LAST_MIN_ESS[0]
         if with_best_of and particles:
-            results.update(best_of_n(text, weight, levels, case_seed,
-                                     {L: max(1, round(poe_tokens[L] / vanilla_tokens)) for L in particles}, twin))
+            chosen, chosen_grains = best_of_n(text, weight, levels, case_seed,
+                                              {L: max(1, round(poe_tokens[L] / vanilla_tokens)) for L in particles}, twin)
+            results.update(chosen)
+            grains.update(chosen_grains)
         for L in fk_particles:  # fk alone at more particles (e.g. the compute of the paper's path at fewer)
             started = time.perf_counter()
             images, fk_tokens = run(regional_product(text, weight) +
@@ -220,7 +234,8 @@ def task_a(n: int, levels: int, seed: int, particles: tuple[int, ...], weight: f
         print(f"  [{i + 1}/{len(cases)}] {text}: " + ", ".join(f"{k.split(' (')[0]}={int(v[0])}" for k, v in results.items()),
               file=sys.stderr, flush=True)
         out.write(json.dumps({"case": i, "seed": seed, "caption": text, "levels": levels, "weight": weight,
-                              "smc": " ".join(smc.split()), "results": results, "fk_min_ess": fk_ess}) + "\n")
+                              "smc": " ".join(smc.split()), "results": results, "fk_min_ess": fk_ess,
+                              "grain": grains}) + "\n")
         out.flush()
     out.close()
     if shard[1] == 1:
@@ -232,10 +247,19 @@ def verdicts(image: torch.Tensor, text: str, twin=None) -> list[bool]:
     return [bool(judges.check(image, text)[0])] + ([bool(judges.check(image, text, twin)[0])] if twin else [])
 
 
+def grain(image: torch.Tensor) -> float:
+    """Mean |discrete Laplacian| of an image [3, H, W] in [-1, 1]: its high-frequency content, where noise that a
+    stochastic path leaves would show (beside vanilla mini_flux's, an ODE sample's)."""
+    x = image.double()
+    laplacian = (4 * x[:, 1:-1, 1:-1] - x[:, :-2, 1:-1] - x[:, 2:, 1:-1] - x[:, 1:-1, :-2] - x[:, 1:-1, 2:])
+    return float(laplacian.abs().mean())
+
+
 def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[int, int],
-              twin=None) -> dict[str, list]:
+              twin=None) -> tuple[dict[str, list], dict[str, float]]:
     """Best-of-N by mini_vqa beside each L (N = best_of[L]): one run of the largest N; each smaller N is the best of
-    its first N samples, which are N independent draws as a run of N would be (tokens and time counted pro rata)."""
+    its first N samples, which are N independent draws as a run of N would be (tokens and time counted pro rata).
+    Returns the results and each output's grain, by method name."""
     most = max(best_of.values())
     started = time.perf_counter()
     sample, tokens = run_sample(f'judge = mini_vqa("{text}")\nx ~ mini_flux("{text}") * exp({weight} * judge) with {{\n'
@@ -244,13 +268,14 @@ def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[in
                                 "    output = all\n}", seed)
     seconds = time.perf_counter() - started
     scores = sample.scores.double().numpy()
-    results = {}
+    results, grains = {}, {}
     for L, k in best_of.items():
         best = int(np.argmax(scores[:k]))
         checked = verdicts(sample.samples[best:best + 1], text, twin)
-        results[f"best-of-{k} (L = {L}'s compute)"] = \
-            checked[:1] + [tokens * k / most, seconds * k / most] + checked[1:]
-    return results
+        name = f"best-of-{k} (L = {L}'s compute)"
+        grains[name] = grain(sample.samples[best])
+        results[name] = checked[:1] + [tokens * k / most, seconds * k / most] + checked[1:]
+    return results, grains
 
 
 def load_records(files: list[Path]) -> dict[int, dict]:
@@ -303,18 +328,23 @@ def summarize_a(files: list[Path]) -> None:
         for name, result in case["results"].items():
             table.setdefault(method(name), []).append(result[:4 if rechecked else 3])
     table = {k: np.array(v, float) for k, v in table.items()}
+    grained = all(set(c.get("grain", {})) == set(c["results"]) for c in cases)
+    grains = {method(name): [c["grain"][k] for c in cases for k in c["results"] if method(k) == method(name)]
+              for name in cases[0]["results"]} if grained else {}
     vanilla = table["vanilla mini_flux"][:, 1].mean()
     mean_se = lambda v: f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(n):.2f}"  # noqa: E731
     rows = []
     for name, v in table.items():
         rows.append((name, mean_se(v[:, 0]), f"{v[:, 1].mean() / vanilla:.1f}", f"{v[:, 2].mean():.1f}") +
-                    ((mean_se(v[:, 3]),) if rechecked else ()))
+                    ((mean_se(v[:, 3]),) if rechecked else ()) + ((f"{np.mean(grains[name]):.3f}",) if grained else ()))
     print_table(f"(a) regional text-to-image, {n} held-out captions, {cases[0]['levels']} levels, reward weight "
                 f"{cases[0]['weight']}, {cases[0].get('smc', 'median at 0.25, 0.5, 0.75')}: success by the rule "
                 "checker (best-of-N: N ODE samples of mini_flux at the compute of PoE with L particles, the best by "
                 "mini_vqa)",
                 ("method", "success", "compute (× vanilla)", "s / caption") +
-                (("success by the twin checker",) if rechecked else ()), rows)
+                (("success by the twin checker",) if rechecked else ()) + (("grain",) if grained else ()), rows)
+    if grained:
+        print("grain: mean |Laplacian| of the output image in [-1, 1] (noise a stochastic path leaves would raise it)")
     for name in cases[0].get("fk_min_ess", {}):
         print(f"{name}: min ESS / L over the levels, mean over captions "
               f"{np.mean([c['fk_min_ess'][name] for c in cases]):.3f}")
@@ -671,6 +701,22 @@ def program_value(program, result, op: str):
     return Interpreter(program).value(node.id).numpy() > 0.5
 
 
+def key_value(text: str) -> str:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return text
+
+
+def settings_changes(args: argparse.Namespace) -> dict[str, str]:
+    """The PoE settings the command line changes from EXAMPLES_SMC."""
+    changes = dict(kv.split("=", 1) for kv in args.settings)
+    if args.resample:
+        changes["resample"] = args.resample
+    if args.resample_times:
+        changes["resample_times"] = "[" + ", ".join(str(t) for t in args.resample_times) + "]"
+    return {key.strip(): value.strip() for key, value in changes.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", nargs="+", choices=["a", "b", "c", "d"], default=["a", "b", "c", "d"])
@@ -678,15 +724,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--particles", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32])
-    parser.add_argument("--weight", type=float, default=2.0, help="(a): the reward's weight w in exp(w · mini_vqa)")
+    parser.add_argument("--weight", type=float, default=4.0, help="(a): the reward's weight w in exp(w · mini_vqa)")
     parser.add_argument("--shard", type=int, nargs=2, default=[0, 1], metavar=("I", "K"),
                         help="(a, b): run every K-th case from the I-th (K processes share the work)")
     parser.add_argument("--records", type=Path, default=None, help="(a, b): append each case's results here (JSON lines)")
     parser.add_argument("--summarize", type=Path, nargs="+", default=None,
                         help="(a, b): print the table of these record files and exit")
-    parser.add_argument("--resample-times", type=float, nargs="+", default=[0.25, 0.5, 0.75],
-                        help="(a): the PoE's resampling times, fractions of the schedule")
-    parser.add_argument("--resample", default="median", help="(a): the PoE's resampling scheme (median, systematic, none)")
+    parser.add_argument("--resample-times", type=float, nargs="+", default=None,
+                        help="(a): the PoE's resampling times, fractions of the schedule (default 0.25 0.5 0.75)")
+    parser.add_argument("--resample", default=None,
+                        help="(a): the PoE's resampling scheme (median, systematic, none; default systematic)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", type=key_value,
+                        help="(a): a setting of the PoE's `with { }` other than the examples' (EXAMPLES_SMC), e.g. "
+                             "--set annealing=flow --set mcmc=auto for the paper's path; repeatable")
     parser.add_argument("--skip-best-of", action="store_true", help="(a): PoE only (to compare PoE settings)")
     parser.add_argument("--against", type=Path, nargs="+", default=None,
                         help="(a): with --summarize, the paired differences to these records (other settings)")
@@ -706,7 +756,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if "a" in args.task:
         task_a(args.n, args.levels, args.seed, tuple(args.particles), args.weight, tuple(args.shard), args.records,
-               args.fk, tuple(args.fk_particles), smc_settings(tuple(args.resample_times), args.resample),
+               args.fk, tuple(args.fk_particles), smc_settings(settings_changes(args)),
                not args.skip_best_of, args.recheck)
     if "b" in args.task:
         task_b(args.n, args.levels, args.seed, args.fk, tuple(args.shard), args.records)
