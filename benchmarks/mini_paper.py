@@ -4,7 +4,7 @@
     python benchmarks/mini_paper.py --task a --n 100 --particles 1 4 16 --shard 0 2 --records a0.jsonl &
     python benchmarks/mini_paper.py --task a --n 100 --particles 1 4 16 --shard 1 2 --records a1.jsonl
     python benchmarks/mini_paper.py --summarize a0.jsonl a1.jsonl
-    python benchmarks/mini_paper.py --task a --n 48 --seed 1 --particles 16 --skip-best-of --set fk_noise=0.5   # tuning
+    python benchmarks/mini_paper.py --task a --n 48 --seed 1 --particles 16 --skip-best-of --set step_size=1.0   # tuning
 
 Every case is held out: captions whose hash puts them in the test split
 (``world.split_of``), scenes drawn from seeds no training set used. Every
@@ -18,11 +18,11 @@ gets. Success is judged by a model that is not steered on:
     compute matches PoE with that L; the best by mini_vqa; one run of the
     largest N, each smaller N the best of its first N samples); paired
     differences with their standard errors. The PoE samples with the mini
-    examples' settings (``EXAMPLES_SMC``: fk transport, greedy ranking,
+    examples' settings (``EXAMPLES_SMC``: the paper's path, greedy ranking,
     systematic resampling at 0.25, 0.5, 0.75, w = 4); ``--set KEY=VALUE``,
     ``--resample-times`` and ``--resample`` change them (``--set
-    annealing=flow --set mcmc=auto``: the paper's path). Tune on another
-    ``--seed`` than the table's. ``--recheck
+    annealing=fk --set mcmc=none``: the SDE path without Langevin moves).
+    Tune on another ``--seed`` than the table's. ``--recheck
     SEGMENTER`` also judges every output by a twin of the checker's segmenter
     (trained apart), a column and paired differences of its own.
 (b) object insertion at a pose: background MSE outside the object and
@@ -134,13 +134,11 @@ def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
 
 # --- (a) regional text-to-image ---------------------------------------------------------------------------------
 
-EXAMPLES_SMC = {"annealing": "fk", "fk_noise": "0.25", "mcmc": "none", "weighting": "greedy", "resample": "systematic",
-                "resample_when": "times", "resample_times": "[0.25, 0.5, 0.75]"}
+EXAMPLES_SMC = {"weighting": "greedy", "resample": "systematic", "resample_when": "times",
+                "resample_times": "[0.25, 0.5, 0.75]"}
 """Task (a)'s PoE settings by default, those of the mini examples (programs/quickstart.poe, mini/captioned.poe):
-stochastic transport (annealing = fk: an SDE step per level, so that the copies of a resampled particle part ways;
-noise η = 0.25, as η = 1 leaves grain) rather than the ODE with a Langevin move (the same at twice the expert calls),
-the particles ranked by the reward (greedy) and drawn anew in proportion to exp(w · reward) at a quarter, half and
-three quarters of the way."""
+the paper's path (an Euler step along the average velocity and a Langevin move per level), the particles ranked by
+the reward (greedy) and drawn anew in proportion to exp(w · reward) at a quarter, half and three quarters of the way."""
 
 
 def smc_settings(changes: dict[str, str] | None = None) -> str:
@@ -736,7 +734,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="(a): the PoE's resampling scheme (median, systematic, none; default systematic)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", type=key_value,
                         help="(a): a setting of the PoE's `with { }` other than the examples' (EXAMPLES_SMC), e.g. "
-                             "--set annealing=flow --set mcmc=auto for the paper's path; repeatable")
+                             "--set mcmc_steps=2; repeatable")
     parser.add_argument("--skip-best-of", action="store_true", help="(a): PoE only (to compare PoE settings)")
     parser.add_argument("--against", type=Path, nargs="+", default=None,
                         help="(a): with --summarize, the paired differences to these records (other settings)")
