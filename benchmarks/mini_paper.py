@@ -276,20 +276,34 @@ def best_of_n(text: str, weight: float, levels: int, seed: int, best_of: dict[in
     return results, grains
 
 
-def load_records(files: list[Path]) -> dict[int, dict]:
-    """Task (a) records by case number."""
-    return {case["case"]: case for f in files for case in map(json.loads, Path(f).read_text().splitlines())}
+def load_records(files: list[Path]) -> dict[tuple[int, str], dict]:
+    """Task (a) records by (case number, caption): a case number alone repeats across --seed."""
+    return {(case["case"], case["caption"]): case
+            for f in files for case in map(json.loads, Path(f).read_text().splitlines())}
 
 
 def compare_a(files: list[Path], against: list[Path]) -> None:
-    """Paired differences of success, per PoE method both record sets ran, on the captions both ran."""
+    """Paired differences of success on the captions both record sets ran: per PoE method both ran (the same L),
+    and for each L of ``files`` against the method of ``against`` whose compute is nearest (equal compute)."""
     a, b = load_records(files), load_records(against)
     common = sorted(set(a) & set(b))
-    rows = []
-    for name in (n for n in a[common[0]]["results"] if n.startswith("PoE") and n in b[common[0]]["results"]):
-        d = np.array([a[k]["results"][name][0] - b[k]["results"][name][0] for k in common], float)
+    first_a, first_b = a[common[0]]["results"], b[common[0]]["results"]
+
+    def row(name_a, name_b):
+        d = np.array([a[k]["results"][name_a][0] - b[k]["results"][name_b][0] for k in common], float)
         se = d.std(ddof=1) / np.sqrt(len(d))
-        rows.append((name, f"{d.mean():+.2f} ± {se:.2f}", f"{d.mean() / max(se, 1e-9):.1f}"))
+        return f"{d.mean():+.2f} ± {se:.2f}", f"{d.mean() / max(se, 1e-9):.1f}"
+
+    def compute(records, name):
+        return np.mean([records[k]["results"][name][1] for k in common])
+
+    rows = [(name, *row(name, name)) for name in first_a if name.startswith("PoE") and name in first_b]
+    for name in (n for n in first_a if n.startswith("PoE")):
+        nearest = min((n for n in first_b if n.startswith("PoE")),
+                      key=lambda n: abs(np.log(compute(b, n) / compute(a, name))))
+        if nearest != name:
+            rows.append((f"{name} − their {nearest} (compute ×{compute(a, name) / compute(b, nearest):.2f})",
+                         *row(name, nearest)))
     print_table(f"Paired differences on {len(common)} captions: ({a[common[0]].get('smc')}, weight "
                 f"{a[common[0]]['weight']}) − ({b[common[0]].get('smc')}, weight {b[common[0]]['weight']})",
                 ("method", "mean ± SE", "SEs"), rows)
