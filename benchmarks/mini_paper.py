@@ -284,29 +284,38 @@ def load_records(files: list[Path]) -> dict[tuple[int, str], dict]:
 
 def compare_a(files: list[Path], against: list[Path]) -> None:
     """Paired differences of success on the captions both record sets ran: per PoE method both ran (the same L),
-    and for each L of ``files`` against the method of ``against`` whose compute is nearest (equal compute)."""
+    and for each L of ``files`` against the method of ``against`` whose compute is nearest (PoE or best-of-N); by the
+    checker, and by the twin checker too where both record sets have its verdicts."""
     a, b = load_records(files), load_records(against)
     common = sorted(set(a) & set(b))
     first_a, first_b = a[common[0]]["results"], b[common[0]]["results"]
 
-    def row(name_a, name_b):
-        d = np.array([a[k]["results"][name_a][0] - b[k]["results"][name_b][0] for k in common], float)
-        se = d.std(ddof=1) / np.sqrt(len(d))
-        return f"{d.mean():+.2f} ± {se:.2f}", f"{d.mean() / max(se, 1e-9):.1f}"
+    def result(records, key, name):  # by method name: best-of-N's N varies by caption
+        return next(v for k, v in records[key]["results"].items() if method(k) == name)
 
     def compute(records, name):
-        return np.mean([records[k]["results"][name][1] for k in common])
+        return np.mean([result(records, k, name)[1] for k in common])
 
-    rows = [(name, *row(name, name)) for name in first_a if name.startswith("PoE") and name in first_b]
-    for name in (n for n in first_a if n.startswith("PoE")):
-        nearest = min((n for n in first_b if n.startswith("PoE")),
-                      key=lambda n: abs(np.log(compute(b, n) / compute(a, name))))
-        if nearest != name:
-            rows.append((f"{name} − their {nearest} (compute ×{compute(a, name) / compute(b, nearest):.2f})",
-                         *row(name, nearest)))
-    print_table(f"Paired differences on {len(common)} captions: ({a[common[0]].get('smc')}, weight "
-                f"{a[common[0]]['weight']}) − ({b[common[0]].get('smc')}, weight {b[common[0]]['weight']})",
-                ("method", "mean ± SE", "SEs"), rows)
+    pairs = [(name, name) for name in first_a if name.startswith("PoE") and name in first_b]
+    theirs = [method(n) for n in first_b]
+    for kind in ("PoE", "best-of-N"):
+        candidates = [n for n in theirs if n.startswith(kind)]
+        for name in (n for n in first_a if n.startswith("PoE") and candidates):
+            nearest = min(candidates, key=lambda n: abs(np.log(compute(b, n) / compute(a, name))))
+            if nearest != name:
+                pairs.append((name, nearest))
+    rechecked = all(len(r) == 4 for records in (a, b) for k in common for r in records[k]["results"].values())
+    for column, judged in ((0, ""), (3, " by the twin checker"))[:2 if rechecked else 1]:
+        rows = []
+        for name_a, name_b in pairs:
+            d = np.array([result(a, k, name_a)[column] - result(b, k, name_b)[column] for k in common], float)
+            se = d.std(ddof=1) / np.sqrt(len(d))
+            label = name_a if name_a == name_b else \
+                f"{name_a} − their {name_b} (compute ×{compute(a, name_a) / compute(b, name_b):.2f})"
+            rows.append((label, f"{d.mean():+.2f} ± {se:.2f}", f"{d.mean() / max(se, 1e-9):.1f}"))
+        print_table(f"Paired differences{judged} on {len(common)} captions: ({a[common[0]].get('smc')}, weight "
+                    f"{a[common[0]]['weight']}) − ({b[common[0]].get('smc')}, weight {b[common[0]]['weight']})",
+                    ("method", "mean ± SE", "SEs"), rows)
 
 
 def method(name: str) -> str:
@@ -714,6 +723,7 @@ def program_value(program, result, op: str):
 
 
 def key_value(text: str) -> str:
+    """--set's argument type: a KEY=VALUE pair, as `poelang run --set` takes it."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
     return text
