@@ -345,14 +345,15 @@ def summarize_a(files: list[Path]) -> None:
 
     # [checker's verdict, tokens, seconds] per method, and the twin checker's verdict where every record has one
     rechecked = all(len(r) == 4 for c in cases for r in c["results"].values())
+    grained = all(set(c.get("grain", {})) == set(c["results"]) for c in cases)  # each output's grain, where recorded
     table: dict[str, np.ndarray] = {}
+    grains: dict[str, list[float]] = {}
     for case in cases:
         for name, result in case["results"].items():
             table.setdefault(method(name), []).append(result[:4 if rechecked else 3])
+            if grained:
+                grains.setdefault(method(name), []).append(case["grain"][name])
     table = {k: np.array(v, float) for k, v in table.items()}
-    grained = all(set(c.get("grain", {})) == set(c["results"]) for c in cases)
-    grains = {method(name): [c["grain"][k] for c in cases for k in c["results"] if method(k) == method(name)]
-              for name in cases[0]["results"]} if grained else {}
     vanilla = table["vanilla mini_flux"][:, 1].mean()
     mean_se = lambda v: f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(n):.2f}"  # noqa: E731
     rows = []
